@@ -1,0 +1,94 @@
+//! The checks: one module per kind of thing a manifest declares, each
+//! turning (manifest entries, disk) into findings. They never print and
+//! never change the disk; a fix they propose is data for the planner.
+//! `REGISTRY` is the one place a new kind is added.
+
+mod dirs;
+mod env;
+mod files;
+
+use std::path::Path;
+
+use crate::finding::{Findings, Severity};
+use crate::manifest::Manifest;
+
+/// Which command-line filter a check belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Files, directories, `.env`, runtime files (kept by `--fs-only`).
+    Files,
+    /// SQLite databases (kept by `--db-only`).
+    Database,
+    /// Tools and machine resources (dropped by both filters).
+    System,
+}
+
+/// Options that change what checks look at or may propose.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Table rebuilds for type/nullability/default changes may be proposed.
+    pub allow_rebuild: bool,
+    /// `[[command]]` entries are skipped entirely.
+    pub no_commands: bool,
+}
+
+/// What a check sees.
+pub struct CheckCtx<'a> {
+    pub manifest: &'a Manifest,
+    pub root: &'a Path,
+    pub options: &'a CheckOptions,
+}
+
+/// One kind of check.
+pub trait Check: Sync {
+    /// The manifest section it reads, e.g. `dir`.
+    fn name(&self) -> &'static str;
+    fn scope(&self) -> Scope;
+    /// Inspects the disk and pushes findings (and passes) into `out`.
+    /// An `Err` means the check could not run at all (for example, a schema
+    /// file named by the manifest does not load): the run stops with exit 1.
+    fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()>;
+}
+
+/// Every kind of check, in report order.
+pub const REGISTRY: &[&dyn Check] = &[&env::EnvCheck, &dirs::DirCheck, &files::FileCheck];
+
+/// Which checks and findings a run covers.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub db_only: bool,
+    pub fs_only: bool,
+    /// Finding IDs or prefixes; empty means all.
+    pub only: Vec<String>,
+}
+
+impl Selection {
+    fn includes_scope(&self, scope: Scope) -> bool {
+        match scope {
+            Scope::Database => !self.fs_only,
+            Scope::Files => !self.db_only,
+            Scope::System => !self.db_only && !self.fs_only,
+        }
+    }
+
+    /// An ID is selected when it equals an `--only` value or starts with it.
+    pub fn includes_id(&self, id: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| id.starts_with(p.as_str()))
+    }
+}
+
+/// Runs every selected check against the disk.
+pub fn run_all(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<Findings> {
+    let ctx = CheckCtx { manifest, root: &manifest.root, options };
+    let mut out = Findings::default();
+    for check in REGISTRY.iter().filter(|c| selection.includes_scope(c.scope())) {
+        check.run(&ctx, &mut out)?;
+    }
+    out.retain_ids(|id| selection.includes_id(id));
+    Ok(out)
+}
+
+/// The manifest's severity override, else the default.
+pub fn severity(declared: Option<Severity>, default: Severity) -> Severity {
+    declared.unwrap_or(default)
+}

@@ -1,0 +1,183 @@
+//! The applier: carries out operations under the safety rules. Every write
+//! is atomic, every replaced or removed original is copied to the run's
+//! quarantine first, and nothing outside the root is touched.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::fix::Op;
+use crate::fsutil;
+
+/// The tool's private folder inside the root.
+pub const STATE_DIR: &str = ".preflight";
+
+/// What an operation may use while it runs. Custom operations must go
+/// through these helpers for anything they write.
+pub struct ApplyCtx<'a> {
+    root: &'a Path,
+    run_id: &'a str,
+    /// Backups and quarantined copies made by the current action, relative
+    /// to the root, for the history.
+    saved: Vec<PathBuf>,
+}
+
+impl<'a> ApplyCtx<'a> {
+    pub fn new(root: &'a Path, run_id: &'a str) -> Self {
+        ApplyCtx { root, run_id, saved: Vec::new() }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root
+    }
+
+    pub fn run_id(&self) -> &str {
+        self.run_id
+    }
+
+    /// The absolute path of `rel`, refused when it would leave the root.
+    pub fn resolve(&self, rel: &Path) -> anyhow::Result<PathBuf> {
+        Ok(fsutil::resolve(self.root, rel)?)
+    }
+
+    /// Copies of what this action saved, drained for the history.
+    pub fn take_saved(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.saved)
+    }
+
+    /// `.preflight/<kind>/<run>/<rel>`, parents created private (0700).
+    fn private_path(&mut self, kind: &str, rel: &Path) -> anyhow::Result<PathBuf> {
+        let relative = Path::new(STATE_DIR).join(kind).join(self.run_id).join(rel);
+        let absolute = self.root.join(&relative);
+        let parent = fsutil::parent_dir(&absolute);
+        fsutil::create_private_dir(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        self.saved.push(relative);
+        Ok(absolute)
+    }
+
+    /// Copies the file at `rel`, byte for byte, into the run's quarantine.
+    /// Returns the copy's path, or `None` when there was nothing to keep.
+    pub fn quarantine(&mut self, rel: &Path) -> anyhow::Result<Option<PathBuf>> {
+        let source = self.resolve(rel)?;
+        match fs::symlink_metadata(&source) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => anyhow::bail!("{} is not a regular file; it is left alone", rel.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", rel.display())),
+        }
+        let target = self.private_path("quarantine", rel)?;
+        let copy = copy_private(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        Ok(Some(copy))
+    }
+
+    /// A path inside the run's quarantine for a new file, such as the bad
+    /// lines of a JSONL file (`name` relative to the quarantine folder).
+    pub fn quarantine_path(&mut self, name: &Path) -> anyhow::Result<PathBuf> {
+        self.private_path("quarantine", name)
+    }
+
+    /// A path inside the run's backup folder (`.preflight/backups/<run>/`).
+    pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
+        self.private_path("backups", rel)
+    }
+
+    /// Quarantines any original, then writes `contents` atomically.
+    pub fn write_file(&mut self, rel: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
+        self.quarantine(rel)?;
+        let path = self.resolve(rel)?;
+        create_parents(self.root, rel)?;
+        fsutil::atomic_write(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))
+    }
+
+    /// Runs one operation.
+    pub fn apply(&mut self, op: &Op) -> anyhow::Result<String> {
+        match op {
+            Op::CreateDir { path, mode } => self.create_dir(path, *mode),
+            Op::WriteFile { path, contents, mode, .. } => {
+                self.write_file(path, contents, *mode)?;
+                Ok(format!("wrote {} bytes", contents.len()))
+            }
+            Op::SetMode { path, mode } => {
+                let abs = self.resolve(path)?;
+                fs::set_permissions(&abs, fs::Permissions::from_mode(*mode))
+                    .with_context(|| format!("cannot chmod {}", path.display()))?;
+                Ok(format!("mode {mode:04o}"))
+            }
+            Op::RemoveFile { path, quarantine } => {
+                if *quarantine {
+                    self.quarantine(path)?;
+                }
+                let abs = self.resolve(path)?;
+                fs::remove_file(&abs).with_context(|| format!("cannot remove {}", path.display()))?;
+                fsutil::sync_dir(fsutil::parent_dir(&abs))?;
+                Ok("removed".into())
+            }
+            Op::Touch { path } => {
+                let abs = self.resolve(path)?;
+                create_parents(self.root, path)?;
+                let file = fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&abs)
+                    .with_context(|| format!("cannot touch {}", path.display()))?;
+                file.set_modified(std::time::SystemTime::now())?;
+                Ok("touched".into())
+            }
+            Op::Custom(custom) => custom.apply(self),
+        }
+    }
+
+    fn create_dir(&mut self, rel: &Path, mode: Option<u32>) -> anyhow::Result<String> {
+        let abs = self.resolve(rel)?;
+        create_parents(self.root, rel)?;
+        match fs::create_dir(&abs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && abs.is_dir() => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create directory {}", rel.display())),
+        }
+        if let Some(mode) = mode {
+            // Set explicitly: the umask would otherwise narrow it.
+            fs::set_permissions(&abs, fs::Permissions::from_mode(mode))?;
+        }
+        fsutil::sync_dir(fsutil::parent_dir(&abs))?;
+        Ok(match mode {
+            Some(m) => format!("created with mode {m:04o}"),
+            None => "created".into(),
+        })
+    }
+}
+
+/// Creates the missing parent folders of `rel`, checking each stays inside.
+fn create_parents(root: &Path, rel: &Path) -> anyhow::Result<()> {
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let abs = fsutil::resolve(root, parent)?;
+    fs::create_dir_all(&abs).with_context(|| format!("cannot create directory {}", parent.display()))
+}
+
+/// Copies a file so that only the owner can read the copy: originals may
+/// hold secrets. A name already taken in this run gets a numbered suffix.
+fn copy_private(source: &Path, target: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut input = fs::File::open(source)?;
+    for attempt in 0.. {
+        let candidate = match attempt {
+            0 => target.to_path_buf(),
+            n => PathBuf::from(format!("{}.{n}", target.display())),
+        };
+        match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&candidate) {
+            Ok(mut output) => {
+                io::copy(&mut input, &mut output)?;
+                output.sync_all()?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
+}

@@ -1,0 +1,127 @@
+//! The persisted log of healing actions, `.preflight/history.jsonl`: one
+//! JSON object per action, appended, bounded to the newest runs.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::apply::STATE_DIR;
+use crate::fsutil;
+
+/// Runs kept in the history; older ones are pruned.
+pub const MAX_RUNS: usize = 200;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub run: String,
+    pub time: String,
+    pub id: String,
+    pub action: String,
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saved: Vec<PathBuf>,
+}
+
+pub fn path(root: &Path) -> PathBuf {
+    root.join(STATE_DIR).join("history.jsonl")
+}
+
+/// Appends the entries of one run, then prunes old runs.
+pub fn append(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let file = path(root);
+    fsutil::create_private_dir(fsutil::parent_dir(&file))?;
+    let mut text = String::new();
+    for entry in entries {
+        text.push_str(&serde_json::to_string(entry)?);
+        text.push('\n');
+    }
+    let mut out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    out.write_all(text.as_bytes())?;
+    out.sync_all()?;
+    prune(&file, MAX_RUNS)
+}
+
+/// Every readable entry, oldest first. Lines that do not parse are skipped.
+pub fn read(root: &Path) -> anyhow::Result<Vec<Entry>> {
+    let file = path(root);
+    let text = match fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+}
+
+fn prune(file: &Path, keep_runs: usize) -> anyhow::Result<()> {
+    let text = fs::read_to_string(file)?;
+    let mut runs: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    let lines: Vec<(&str, Option<String>)> = text
+        .lines()
+        .map(|l| {
+            let run = serde_json::from_str::<Entry>(l).ok().map(|e| e.run);
+            (l, run)
+        })
+        .collect();
+    for (_, run) in &lines {
+        if let Some(run) = run {
+            if seen.insert(run.as_str()) {
+                runs.push(run.as_str());
+            }
+        }
+    }
+    if runs.len() <= keep_runs {
+        return Ok(());
+    }
+    let kept: HashSet<&str> = runs[runs.len() - keep_runs..].iter().copied().collect();
+    let mut out = String::new();
+    for (line, run) in &lines {
+        if run.as_deref().is_some_and(|r| kept.contains(r)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    fsutil::atomic_write(file, out.as_bytes(), Some(0o600))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(run: &str) -> Entry {
+        Entry {
+            run: run.into(),
+            time: "t".into(),
+            id: "dir:x".into(),
+            action: "a".into(),
+            outcome: "done".into(),
+            detail: String::new(),
+            saved: vec![],
+        }
+    }
+
+    #[test]
+    fn old_runs_are_pruned_beyond_the_bound() {
+        let root = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            append(root.path(), &[entry(&format!("r{i}")), entry(&format!("r{i}"))]).unwrap();
+        }
+        prune(&path(root.path()), 2).unwrap();
+        let runs: Vec<String> = read(root.path()).unwrap().into_iter().map(|e| e.run).collect();
+        assert_eq!(runs, ["r3", "r3", "r4", "r4"]);
+    }
+}

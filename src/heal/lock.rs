@@ -1,0 +1,44 @@
+//! One heal at a time per root: an exclusive lock on `.preflight/lock`,
+//! released when the guard is dropped (or the process dies).
+
+use std::fs::File;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::apply::STATE_DIR;
+use crate::fsutil;
+
+pub struct HealLock {
+    _file: File,
+}
+
+/// Waits up to `wait` for the lock.
+pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
+    let dir = root.join(STATE_DIR);
+    fsutil::create_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(HealLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => sleep(Duration::from_millis(50)),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another preflight heal holds {} and did not finish within {}s; try again when it is done",
+                path.display(),
+                wait.as_secs()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Heal: plan the fixes the findings propose, apply them under the safety
+//! rules, validate again. Nothing here knows any check by name.
+
+pub mod apply;
+pub mod fix;
+pub mod history;
+mod lock;
+
+use std::time::{Duration, SystemTime};
+
+pub use apply::{ApplyCtx, STATE_DIR};
+pub use fix::{CustomOp, Fix, Op, Phase};
+
+use crate::checks::{self, CheckOptions, Selection};
+use crate::finding::{Finding, Findings};
+use crate::manifest::Manifest;
+
+/// How long a heal waits for another one on the same root to finish.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Done,
+    Failed,
+}
+
+/// What happened to one planned fix.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActionRecord {
+    pub id: String,
+    pub action: String,
+    pub outcome: Outcome,
+    /// A short detail, or the error for a failed action. Never a secret.
+    pub detail: String,
+}
+
+/// The result of `heal`: the findings before, the actions, the findings after.
+pub struct HealResult {
+    pub before: Findings,
+    pub actions: Vec<ActionRecord>,
+    /// `None` when nothing was applied, so the disk is as `before` says.
+    pub after: Option<Findings>,
+    pub run_id: Option<String>,
+}
+
+impl HealResult {
+    /// The findings that describe the disk now.
+    pub fn current(&self) -> &Findings {
+        self.after.as_ref().unwrap_or(&self.before)
+    }
+}
+
+/// The fixable findings, in the order their fixes must run: by phase, then
+/// in the order the checks reported them.
+pub fn plan(findings: &Findings) -> Vec<&Finding> {
+    let mut planned: Vec<&Finding> = findings.problems.iter().filter(|f| f.fixable()).collect();
+    planned.sort_by_key(|f| f.fix.as_ref().map(|fix| fix.phase));
+    planned
+}
+
+/// Validates, applies every safe fix, validates again.
+pub fn heal(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<HealResult> {
+    let first = checks::run_all(manifest, options, selection)?;
+    if plan(&first).is_empty() {
+        return Ok(HealResult { before: first, actions: Vec::new(), after: None, run_id: None });
+    }
+    let _lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
+    // Another heal may have finished while this one waited: look again.
+    let before = checks::run_all(manifest, options, selection)?;
+    let run_id = new_run_id();
+    let actions = apply_plan(manifest, &before, &run_id)?;
+    let after = checks::run_all(manifest, options, selection)?;
+    Ok(HealResult { before, actions, after: Some(after), run_id: Some(run_id) })
+}
+
+fn apply_plan(manifest: &Manifest, findings: &Findings, run_id: &str) -> anyhow::Result<Vec<ActionRecord>> {
+    let mut ctx = ApplyCtx::new(&manifest.root, run_id);
+    let mut actions = Vec::new();
+    let mut entries = Vec::new();
+    for finding in plan(findings) {
+        let fix = finding.fix.as_ref().expect("planned findings have a fix");
+        let result = fix.ops.iter().try_fold(Vec::new(), |mut details, op| {
+            let detail = ctx.apply(op)?;
+            details.push(detail);
+            Ok::<_, anyhow::Error>(details)
+        });
+        let (outcome, detail) = match result {
+            Ok(details) => (Outcome::Done, details.join("; ")),
+            Err(e) => (Outcome::Failed, format!("{e:#}")),
+        };
+        entries.push(history::Entry {
+            run: run_id.to_string(),
+            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            id: finding.id.clone(),
+            action: fix.action.clone(),
+            outcome: match outcome {
+                Outcome::Done => "done".into(),
+                Outcome::Failed => "failed".into(),
+            },
+            detail: detail.clone(),
+            saved: ctx.take_saved(),
+        });
+        actions.push(ActionRecord { id: finding.id.clone(), action: fix.action.clone(), outcome, detail });
+    }
+    history::append(&manifest.root, &entries)?;
+    Ok(actions)
+}
+
+/// A run ID that sorts by time: `20261123T154200.123Z`.
+fn new_run_id() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string().replace(['-', ':'], "")
+}

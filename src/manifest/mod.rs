@@ -1,0 +1,177 @@
+//! The manifest, parsed once into typed structs. `load` finds and reads the
+//! file, `raw` mirrors its syntax, `validate` turns it into the typed
+//! `Manifest` the checks see. Every error names the file, line and column.
+
+mod error;
+mod locate;
+pub mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::ManifestError;
+pub use raw::{FileFormat, OnRunning};
+
+use crate::finding::Severity;
+
+/// The validated manifest. Paths are relative to `root`, normalised, and
+/// known not to leave it.
+#[derive(Debug)]
+pub struct Manifest {
+    /// The manifest file itself.
+    pub file: PathBuf,
+    /// The directory every declared path is relative to.
+    pub root: PathBuf,
+    pub env: Option<EnvSpec>,
+    pub dirs: Vec<DirSpec>,
+    pub files: Vec<FileSpec>,
+    pub heartbeats: Vec<HeartbeatSpec>,
+    pub locks: Vec<LockSpec>,
+    pub pidfiles: Vec<PidfileSpec>,
+    pub databases: Vec<DatabaseSpec>,
+    pub commands: Vec<CommandSpec>,
+    pub disk: Option<DiskSpec>,
+    pub prunes: Vec<PruneSpec>,
+}
+
+#[derive(Debug)]
+pub struct EnvSpec {
+    pub file: PathBuf,
+    pub template: Option<PathBuf>,
+    pub required: Vec<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct DirSpec {
+    pub path: PathBuf,
+    pub mode: Option<u32>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct FileSpec {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    pub default: Option<serde_json::Value>,
+    pub schema: Option<PathBuf>,
+    pub writable: bool,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct HeartbeatSpec {
+    pub path: PathBuf,
+    pub max_age: Duration,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct LockSpec {
+    /// Relative glob, `/`-separated.
+    pub glob: String,
+    pub stale_after: Duration,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct PidfileSpec {
+    pub path: PathBuf,
+    pub on_running: OnRunning,
+    pub match_pattern: Option<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct DatabaseSpec {
+    pub path: PathBuf,
+    pub schema: PathBuf,
+    pub checks: Vec<DataCheckSpec>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct DataCheckSpec {
+    pub name: String,
+    pub sql: String,
+    pub fix: Option<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub name: String,
+    pub run: String,
+    pub version: Option<String>,
+    pub fix: Option<String>,
+    pub timeout: Duration,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MinFree {
+    Bytes(u64),
+    Percent(f64),
+}
+
+#[derive(Debug)]
+pub struct DiskSpec {
+    pub min_free: MinFree,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug)]
+pub struct PruneSpec {
+    pub glob: String,
+    pub older_than: Duration,
+    pub keep_last: u32,
+    pub severity: Option<Severity>,
+}
+
+/// Manifest file names looked for, in order, when `-m` is not given.
+pub const DEFAULT_NAMES: [&str; 2] = ["preflight.toml", "preflight.json"];
+
+/// Finds the manifest: the given path, else `preflight.toml` then
+/// `preflight.json` in the current directory.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ManifestError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    DEFAULT_NAMES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| ManifestError::NotFound(DEFAULT_NAMES.join(" or ")))
+}
+
+/// Reads, parses and validates the manifest at `path`. `root` overrides the
+/// default root (the manifest's folder).
+pub fn load(path: &Path, root: Option<&Path>) -> Result<Manifest, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read { file: path.to_path_buf(), source })?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        let (line, col) = locate::line_col(&String::from_utf8_lossy(e.as_bytes()), e.utf8_error().valid_up_to());
+        ManifestError::at(path, line, col, "the manifest is not valid UTF-8".to_string())
+    })?;
+    let root = match root {
+        Some(r) => r.to_path_buf(),
+        None => match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+    };
+    let raw = validate::parse(path, &source)?;
+    validate::validate(path, &source, raw, &root)
+}
+
+/// Parses a manifest from text, for tests and fuzzing; `name` decides the
+/// syntax (`.json` means JSON, anything else TOML).
+pub fn load_str(name: &Path, source: &str, root: &Path) -> Result<Manifest, ManifestError> {
+    let raw = validate::parse(name, source)?;
+    validate::validate(name, source, raw, root)
+}
+
+/// The JSON Schema of the manifest, derived from the raw structs.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(raw::RawManifest)).expect("a schema always serialises")
+}

@@ -1,0 +1,192 @@
+//! The manifest as written: serde structs that mirror the TOML/JSON document
+//! key for key. They reject unknown keys and wrong types; everything that
+//! needs more than a type (paths, modes, durations, duplicates) is checked
+//! when they are turned into the typed manifest in `validate.rs`. The JSON
+//! Schema printed by `preflight schema` is derived from these structs.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::finding::Severity;
+
+/// A preflight manifest: what an application's working directory must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "preflight manifest")]
+pub struct RawManifest {
+    /// Manifest format version; must be 1.
+    pub version: i64,
+    /// The `.env` file.
+    pub env: Option<RawEnv>,
+    /// Directories that must exist.
+    #[serde(default)]
+    pub dir: Vec<RawDir>,
+    /// State files (JSON, JSON Lines, text).
+    #[serde(default)]
+    pub file: Vec<RawFile>,
+    /// Files an application touches periodically to say it is alive.
+    #[serde(default)]
+    pub heartbeat: Vec<RawHeartbeat>,
+    /// Lock files that may be left behind by a crash.
+    #[serde(default)]
+    pub lock: Vec<RawLock>,
+    /// Pid files of the application.
+    #[serde(default)]
+    pub pidfile: Vec<RawPidfile>,
+    /// SQLite databases and their desired schema.
+    #[serde(default)]
+    pub database: Vec<RawDatabase>,
+    /// Tools that must be installed.
+    #[serde(default)]
+    pub command: Vec<RawCommand>,
+    /// Free space required on the file system holding the root.
+    pub disk: Option<RawDisk>,
+    /// Disposable files removed once old enough.
+    #[serde(default)]
+    pub prune: Vec<RawPrune>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnv {
+    /// The env file, relative to the root. Default `.env`.
+    pub file: Option<String>,
+    /// Template copied (mode 0600) when the file is missing; its keys must all be present.
+    pub template: Option<String>,
+    /// Keys that must be present and non-empty. Never filled automatically.
+    #[serde(default)]
+    pub required: Vec<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDir {
+    pub path: String,
+    /// Octal permission bits, e.g. "0750". A wider mode on disk is a warning.
+    pub mode: Option<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    #[default]
+    Json,
+    Jsonl,
+    Text,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    pub path: String,
+    /// json (default), jsonl or text.
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Content written when the file is missing or empty. For json, an object
+    /// whose keys must all be present; for text, a string.
+    pub default: Option<serde_json::Value>,
+    /// JSON Schema file; violations are critical and never auto-fixed.
+    pub schema: Option<String>,
+    /// The application must be able to write the file. Default true.
+    pub writable: Option<bool>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub path: String,
+    /// Older than this is a warning, e.g. "10m".
+    pub max_age: String,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLock {
+    /// Glob of lock files, relative to the root, e.g. "state/*.lock".
+    pub glob: String,
+    /// A lock older than this, or naming a dead process, is stale.
+    pub stale_after: String,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRunning {
+    #[default]
+    Critical,
+    Terminate,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPidfile {
+    pub path: String,
+    /// What to do when the process named in the file is alive.
+    #[serde(default)]
+    pub on_running: OnRunning,
+    /// Pattern the process's command line must contain before it is terminated.
+    #[serde(rename = "match")]
+    pub match_: Option<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub path: String,
+    /// The desired schema as a SQL DDL file.
+    pub schema: String,
+    /// Data checks: a query whose rows are violations.
+    #[serde(default)]
+    pub check: Vec<RawDataCheck>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataCheck {
+    pub name: String,
+    /// A query; every row it returns is a violation.
+    pub sql: String,
+    /// SQL run by heal, in a transaction, after a backup.
+    pub fix: Option<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommand {
+    pub name: String,
+    /// Command line run to check the tool, e.g. "python3 --version".
+    pub run: String,
+    /// Version requirement, e.g. ">=3.8".
+    pub version: Option<String>,
+    /// Shell command run by heal when the check fails.
+    pub fix: Option<String>,
+    /// Time limit for `run` and `fix`, e.g. "10s". Default 10s.
+    pub timeout: Option<String>,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisk {
+    /// Minimum free space, e.g. "1GiB" or "5%".
+    pub min_free: String,
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrune {
+    pub glob: String,
+    /// Files older than this are removed, e.g. "14d".
+    pub older_than: String,
+    /// Always keep this many of the newest matching files.
+    pub keep_last: Option<u32>,
+    pub severity: Option<Severity>,
+}

@@ -1,0 +1,418 @@
+//! Raw manifest → typed manifest. Parsing errors come from the TOML or JSON
+//! parser with their position; the checks below add what types cannot say.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::locate::{find_key, find_value, line_col, line_text};
+use super::raw::*;
+use super::*;
+use crate::fsutil;
+
+/// Parses TOML or JSON (by extension) into the raw structs.
+pub fn parse(file: &Path, source: &str) -> Result<RawManifest, ManifestError> {
+    let is_json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        serde_json::from_str(source).map_err(|e| {
+            let message = strip_json_position(&e.to_string());
+            with_snippet(file, source, e.line().max(1), e.column().max(1), message)
+        })
+    } else {
+        toml::from_str(source).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(source, s.start));
+            with_snippet(file, source, line, col, e.message().trim().to_string())
+        })
+    }
+}
+
+fn strip_json_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn with_snippet(file: &Path, source: &str, line: usize, col: usize, message: String) -> ManifestError {
+    let message = match line_text(source, line) {
+        Some(text) if text.len() <= 200 => format!("{message}\n  {line} | {text}"),
+        _ => message,
+    };
+    ManifestError::at(file, line, col, message)
+}
+
+/// Carries the file and its text so every check can point at a line.
+struct Validator<'a> {
+    file: &'a Path,
+    source: &'a str,
+    root: &'a Path,
+    /// Normalised declared path → how many times seen, for duplicates.
+    seen: HashMap<PathBuf, usize>,
+    /// How many times each raw value was looked up, to point at the right one.
+    occurrences: HashMap<String, usize>,
+}
+
+impl Validator<'_> {
+    fn error_at_value(&mut self, value: &str, message: String) -> ManifestError {
+        let nth = self.occurrences.get(value).copied().unwrap_or(1).saturating_sub(1);
+        let offset = find_value(self.source, value, nth).or_else(|| find_value(self.source, value, 0));
+        let (line, col) = offset.map_or((1, 1), |o| line_col(self.source, o));
+        with_snippet(self.file, self.source, line, col, message)
+    }
+
+    fn error_at_key(&self, key: &str, message: String) -> ManifestError {
+        let (line, col) = find_key(self.source, key).map_or((1, 1), |o| line_col(self.source, o));
+        with_snippet(self.file, self.source, line, col, message)
+    }
+
+    fn note(&mut self, value: &str) {
+        *self.occurrences.entry(value.to_string()).or_default() += 1;
+    }
+
+    /// A relative path that stays inside the root, lexically and on disk.
+    fn path(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
+        self.note(value);
+        let path = self.relative(key, value)?;
+        if let Err(e) = fsutil::confine(self.root, &path) {
+            return Err(self.error_at_value(value, format!("`{key}` = {value:?} {e}; declare a path inside the root")));
+        }
+        Ok(path)
+    }
+
+    fn relative(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
+        if value.is_empty() {
+            return Err(self.error_at_key(key, format!("`{key}` is empty; give a path relative to the root")));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(self.error_at_value(value, format!("`{key}` contains a control character; rename the path")));
+        }
+        let mut normal = PathBuf::new();
+        for component in Path::new(value).components() {
+            match component {
+                Component::Normal(part) => normal.push(part),
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    return Err(self.error_at_value(
+                        value,
+                        format!("`{key}` = {value:?} uses `..` and leaves the root; declare a path inside the root"),
+                    ))
+                }
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(self.error_at_value(
+                        value,
+                        format!("`{key}` = {value:?} is absolute; write it relative to the root"),
+                    ))
+                }
+            }
+        }
+        if normal.as_os_str().is_empty() {
+            return Err(
+                self.error_at_value(value, format!("`{key}` = {value:?} names the root itself; give a path inside it"))
+            );
+        }
+        Ok(normal)
+    }
+
+    /// A declared path that must not be declared twice.
+    fn unique_path(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
+        let path = self.path(key, value)?;
+        let count = self.seen.entry(path.clone()).or_default();
+        *count += 1;
+        if *count > 1 {
+            return Err(self.error_at_value(
+                value,
+                format!("`{key}` = {value:?} is declared more than once; keep one entry per path"),
+            ));
+        }
+        Ok(path)
+    }
+
+    fn glob(&mut self, key: &str, value: &str) -> Result<String, ManifestError> {
+        self.note(value);
+        self.relative(key, value)?;
+        let prefix = literal_prefix(value);
+        if !prefix.is_empty() {
+            if let Err(e) = fsutil::confine(self.root, Path::new(&prefix)) {
+                return Err(
+                    self.error_at_value(value, format!("`{key}` = {value:?} {e}; declare a pattern inside the root"))
+                );
+            }
+        }
+        if let Err(e) = globset::Glob::new(value) {
+            return Err(self.error_at_value(value, format!("`{key}` = {value:?} is not a valid glob: {}", e.kind())));
+        }
+        Ok(value.trim_start_matches("./").to_string())
+    }
+
+    fn duration(&mut self, key: &str, value: &str) -> Result<Duration, ManifestError> {
+        self.note(value);
+        humantime::parse_duration(value).map_err(|e| {
+            self.error_at_value(
+                value,
+                format!("`{key}` = {value:?} is not a duration ({e}); write e.g. \"30s\", \"10m\", \"14d\""),
+            )
+        })
+    }
+
+    fn mode(&mut self, key: &str, value: &str) -> Result<u32, ManifestError> {
+        self.note(value);
+        let digits = value.strip_prefix("0o").unwrap_or(value);
+        match u32::from_str_radix(digits, 8) {
+            Ok(mode) if mode <= 0o7777 && !digits.is_empty() => Ok(mode),
+            _ => {
+                Err(self
+                    .error_at_value(value, format!("`{key}` = {value:?} is not an octal mode; write e.g. \"0750\"")))
+            }
+        }
+    }
+}
+
+/// The part of a glob before its first special character, up to a `/`.
+fn literal_prefix(glob: &str) -> String {
+    let end = glob.find(['*', '?', '[', '{']).unwrap_or(glob.len());
+    match glob[..end].rfind('/') {
+        Some(slash) if end < glob.len() => glob[..slash].to_string(),
+        _ if end < glob.len() => String::new(),
+        _ => glob.to_string(),
+    }
+}
+
+/// Checks everything the raw structs cannot and builds the typed manifest.
+pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Result<Manifest, ManifestError> {
+    let mut v = Validator { file, source, root, seen: HashMap::new(), occurrences: HashMap::new() };
+    if raw.version != 1 {
+        return Err(v.error_at_key(
+            "version",
+            format!("`version` = {} is not supported; this preflight reads version = 1", raw.version),
+        ));
+    }
+    let env = raw.env.map(|e| env_spec(&mut v, e)).transpose()?;
+    let dirs = raw
+        .dir
+        .into_iter()
+        .map(|d| {
+            Ok(DirSpec {
+                path: v.unique_path("path", &d.path)?,
+                mode: d.mode.map(|m| v.mode("mode", &m)).transpose()?,
+                severity: d.severity,
+            })
+        })
+        .collect::<Result<_, ManifestError>>()?;
+    let files = raw.file.into_iter().map(|f| file_spec(&mut v, f)).collect::<Result<_, _>>()?;
+    let heartbeats = raw
+        .heartbeat
+        .into_iter()
+        .map(|h| {
+            Ok(HeartbeatSpec {
+                path: v.unique_path("path", &h.path)?,
+                max_age: v.duration("max_age", &h.max_age)?,
+                severity: h.severity,
+            })
+        })
+        .collect::<Result<_, ManifestError>>()?;
+    let locks = raw
+        .lock
+        .into_iter()
+        .map(|l| {
+            Ok(LockSpec {
+                glob: v.glob("glob", &l.glob)?,
+                stale_after: v.duration("stale_after", &l.stale_after)?,
+                severity: l.severity,
+            })
+        })
+        .collect::<Result<_, ManifestError>>()?;
+    let pidfiles = raw
+        .pidfile
+        .into_iter()
+        .map(|p| {
+            Ok(PidfileSpec {
+                path: v.unique_path("path", &p.path)?,
+                on_running: p.on_running,
+                match_pattern: p.match_,
+                severity: p.severity,
+            })
+        })
+        .collect::<Result<_, ManifestError>>()?;
+    let databases = raw.database.into_iter().map(|d| database_spec(&mut v, d)).collect::<Result<_, _>>()?;
+    let commands = commands(&mut v, raw.command)?;
+    let disk = raw
+        .disk
+        .map(|d| Ok::<_, ManifestError>(DiskSpec { min_free: min_free(&mut v, &d.min_free)?, severity: d.severity }))
+        .transpose()?;
+    let prunes = raw
+        .prune
+        .into_iter()
+        .map(|p| {
+            Ok(PruneSpec {
+                glob: v.glob("glob", &p.glob)?,
+                older_than: v.duration("older_than", &p.older_than)?,
+                keep_last: p.keep_last.unwrap_or(0),
+                severity: p.severity,
+            })
+        })
+        .collect::<Result<_, ManifestError>>()?;
+    Ok(Manifest {
+        file: file.to_path_buf(),
+        root: root.to_path_buf(),
+        env,
+        dirs,
+        files,
+        heartbeats,
+        locks,
+        pidfiles,
+        databases,
+        commands,
+        disk,
+        prunes,
+    })
+}
+
+fn env_spec(v: &mut Validator, e: RawEnv) -> Result<EnvSpec, ManifestError> {
+    let file = v.unique_path("file", e.file.as_deref().unwrap_or(".env"))?;
+    let template = e.template.map(|t| v.path("template", &t)).transpose()?;
+    for key in &e.required {
+        v.note(key);
+        let valid =
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        if !valid {
+            return Err(v.error_at_value(
+                key,
+                format!("required key {key:?} is not a valid variable name; use letters, digits and `_`"),
+            ));
+        }
+    }
+    Ok(EnvSpec { file, template, required: e.required, severity: e.severity })
+}
+
+fn file_spec(v: &mut Validator, f: RawFile) -> Result<FileSpec, ManifestError> {
+    let path = v.unique_path("path", &f.path)?;
+    let schema = f.schema.map(|s| v.path("schema", &s)).transpose()?;
+    if let Some(default) = &f.default {
+        let ok = match f.format {
+            FileFormat::Text => default.is_string(),
+            FileFormat::Json => true,
+            FileFormat::Jsonl => default.is_array(),
+        };
+        if !ok {
+            let what = if f.format == FileFormat::Text { "a string" } else { "an array of lines (values)" };
+            return Err(
+                v.error_at_value(&f.path, format!("the `default` of {:?} must be {what} for this format", f.path))
+            );
+        }
+    }
+    Ok(FileSpec {
+        path,
+        format: f.format,
+        default: f.default,
+        schema,
+        writable: f.writable.unwrap_or(true),
+        severity: f.severity,
+    })
+}
+
+fn database_spec(v: &mut Validator, d: RawDatabase) -> Result<DatabaseSpec, ManifestError> {
+    let path = v.unique_path("path", &d.path)?;
+    let schema = v.path("schema", &d.schema)?;
+    let mut names = HashMap::new();
+    let checks = d
+        .check
+        .into_iter()
+        .map(|c| {
+            v.note(&c.name);
+            if c.name.trim().is_empty() || c.sql.trim().is_empty() {
+                return Err(
+                    v.error_at_key("sql", format!("a check of database {:?} has an empty `name` or `sql`", d.path))
+                );
+            }
+            if names.insert(c.name.clone(), ()).is_some() {
+                return Err(v.error_at_value(
+                    &c.name,
+                    format!("check {:?} is declared twice for database {:?}", c.name, d.path),
+                ));
+            }
+            Ok(DataCheckSpec { name: c.name, sql: c.sql, fix: c.fix, severity: c.severity })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(DatabaseSpec { path, schema, checks, severity: d.severity })
+}
+
+fn commands(v: &mut Validator, raw: Vec<RawCommand>) -> Result<Vec<CommandSpec>, ManifestError> {
+    let mut names = HashMap::new();
+    raw.into_iter()
+        .map(|c| {
+            v.note(&c.name);
+            if names.insert(c.name.clone(), ()).is_some() {
+                return Err(v.error_at_value(
+                    &c.name,
+                    format!("command {:?} is declared twice; keep one entry per name", c.name),
+                ));
+            }
+            if c.run.trim().is_empty() {
+                return Err(v.error_at_value(&c.name, format!("command {:?} has an empty `run`", c.name)));
+            }
+            let timeout = match &c.timeout {
+                Some(t) => v.duration("timeout", t)?,
+                None => Duration::from_secs(10),
+            };
+            Ok(CommandSpec { name: c.name, run: c.run, version: c.version, fix: c.fix, timeout, severity: c.severity })
+        })
+        .collect()
+}
+
+fn min_free(v: &mut Validator, value: &str) -> Result<MinFree, ManifestError> {
+    v.note(value);
+    parse_min_free(value).ok_or_else(|| {
+        v.error_at_value(
+            value,
+            format!("`min_free` = {value:?} is not a size; write e.g. \"1GiB\", \"500MB\" or \"5%\""),
+        )
+    })
+}
+
+/// `"1GiB"`, `"500 MB"`, `"1024"` (bytes) or `"5%"`.
+pub fn parse_min_free(value: &str) -> Option<MinFree> {
+    let value = value.trim();
+    if let Some(percent) = value.strip_suffix('%') {
+        let p: f64 = percent.trim().parse().ok()?;
+        return (0.0..=100.0).contains(&p).then_some(MinFree::Percent(p));
+    }
+    let split = value.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(value.len());
+    let number: f64 = value[..split].parse().ok()?;
+    let unit = value[split..].trim().to_ascii_lowercase();
+    let factor: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    let bytes = number * factor;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(MinFree::Bytes(bytes as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_prefix_stops_before_the_first_wildcard() {
+        assert_eq!(literal_prefix("state/*.lock"), "state");
+        assert_eq!(literal_prefix("*.lock"), "");
+        assert_eq!(literal_prefix("logs/app.log"), "logs/app.log");
+        assert_eq!(literal_prefix("a/b/**/c"), "a/b");
+    }
+
+    #[test]
+    fn min_free_reads_sizes_and_percentages() {
+        assert_eq!(parse_min_free("1GiB"), Some(MinFree::Bytes(1 << 30)));
+        assert_eq!(parse_min_free("500 MB"), Some(MinFree::Bytes(500_000_000)));
+        assert_eq!(parse_min_free("5%"), Some(MinFree::Percent(5.0)));
+        assert_eq!(parse_min_free("150%"), None);
+        assert_eq!(parse_min_free("lots"), None);
+    }
+}
