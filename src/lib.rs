@@ -8,4 +8,5 @@ pub mod checks;
 pub mod finding;
 pub mod fsutil;
 pub mod heal;
+pub mod json;
 pub mod manifest;
