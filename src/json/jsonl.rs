@@ -14,7 +14,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::scan;
+use super::scan::Validator;
 
 /// Bytes read per chunk. Lines longer than this grow the buffer.
 const CHUNK: usize = 4 << 20;
@@ -55,6 +55,17 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds the counts of the lines that follow; `offset` is added to the
+    /// other's line numbers when it numbered its lines from 1.
+    fn append(&mut self, other: Summary, offset: u64) {
+        self.lines += other.lines;
+        self.bytes += other.bytes;
+        self.bad += other.bad;
+        let room = SHOWN - self.first_bad.len().min(SHOWN);
+        self.first_bad.extend(other.first_bad.iter().take(room).map(|n| n + offset));
+        self.torn_last |= other.torn_last;
+    }
+
     fn count(&mut self, line: &Line) {
         self.lines += 1;
         self.bytes += line.text.len() as u64 + u64::from(line.terminated);
@@ -81,9 +92,10 @@ impl Summary {
     }
 }
 
-/// Classifies one line (without its `\n`).
-pub fn classify(text: &[u8]) -> Status {
-    if scan::is_valid(text) {
+/// Classifies one line (without its `\n`). `utf8_checked`: the caller
+/// has already validated UTF-8 over a buffer holding the line.
+pub fn classify(validator: &mut Validator, text: &[u8], utf8_checked: bool) -> Status {
+    if validator.is_valid(text, utf8_checked) {
         Status::Valid
     } else if text.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
         Status::Blank
@@ -92,40 +104,85 @@ pub fn classify(text: &[u8]) -> Status {
     }
 }
 
-/// Reads `reader` to its end, handing each classified line to `visit`.
-pub fn for_each_line<R: Read>(mut reader: R, mut visit: impl FnMut(&Line) -> io::Result<()>) -> io::Result<Summary> {
-    let mut summary = Summary::default();
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0;
-    let mut number = 0u64;
-    loop {
-        let read = read_some(&mut reader, &mut buf[filled..])?;
-        filled += read;
-        let mut pos = 0;
-        for newline in memchr::memchr_iter(b'\n', &buf[..filled]) {
-            number += 1;
-            let text = &buf[pos..newline];
-            let line = Line { number, text, terminated: true, status: classify(text) };
-            summary.count(&line);
-            visit(&line)?;
-            pos = newline + 1;
-        }
-        if read == 0 {
-            if pos < filled {
-                let text = &buf[pos..filled];
-                let line = Line { number: number + 1, text, terminated: false, status: classify(text) };
-                summary.count(&line);
-                visit(&line)?;
-            }
-            return Ok(summary);
-        }
-        buf.copy_within(pos..filled, 0);
-        filled -= pos;
-        if filled == buf.len() {
-            // One line longer than the buffer: grow to hold it.
-            buf.resize(buf.len() * 2, 0);
-        }
+/// Reads a stream in large chunks and hands out regions of whole lines
+/// (the last region may end with an unterminated line).
+struct Regions<R> {
+    reader: R,
+    buf: Vec<u8>,
+    filled: usize,
+    /// End of the region handed out last; consumed on the next call.
+    handed: usize,
+    done: bool,
+}
+
+impl<R: Read> Regions<R> {
+    fn new(reader: R) -> Self {
+        Regions { reader, buf: vec![0u8; CHUNK], filled: 0, handed: 0, done: false }
     }
+
+    /// The next region of whole lines, or `None` at the end.
+    fn next_region(&mut self) -> io::Result<Option<&[u8]>> {
+        self.buf.copy_within(self.handed..self.filled, 0);
+        self.filled -= self.handed;
+        self.handed = 0;
+        while !self.done {
+            if self.filled == self.buf.len() {
+                // One line longer than the buffer: grow to hold it.
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            let read = read_some(&mut self.reader, &mut self.buf[self.filled..])?;
+            self.filled += read;
+            self.done = read == 0;
+            if let Some(last) = memchr::memrchr(b'\n', &self.buf[..self.filled]) {
+                self.handed = last + 1;
+                break;
+            }
+        }
+        if self.done {
+            self.handed = self.filled;
+        }
+        Ok((self.handed > 0).then(|| &self.buf[..self.handed]))
+    }
+}
+
+/// Classifies the lines of one region, numbering them from `first`.
+fn scan_region(
+    region: &[u8],
+    first: u64,
+    validator: &mut Validator,
+    visit: &mut impl FnMut(&Line) -> io::Result<()>,
+) -> io::Result<Summary> {
+    let mut summary = Summary::default();
+    // One UTF-8 check over the region is cheaper than one per line.
+    let utf8 = std::str::from_utf8(region).is_ok();
+    let mut pos = 0;
+    let mut number = first;
+    let mut emit = |text: &[u8], terminated: bool, number: u64| {
+        let line = Line { number, text, terminated, status: classify(validator, text, utf8) };
+        summary.count(&line);
+        visit(&line)
+    };
+    for newline in memchr::memchr_iter(b'\n', region) {
+        emit(&region[pos..newline], true, number)?;
+        number += 1;
+        pos = newline + 1;
+    }
+    if pos < region.len() {
+        emit(&region[pos..], false, number)?;
+    }
+    Ok(summary)
+}
+
+/// Reads `reader` to its end, handing each classified line to `visit`.
+pub fn for_each_line<R: Read>(reader: R, mut visit: impl FnMut(&Line) -> io::Result<()>) -> io::Result<Summary> {
+    let mut regions = Regions::new(reader);
+    let mut validator = Validator::default();
+    let mut summary = Summary::default();
+    while let Some(region) = regions.next_region()? {
+        let part = scan_region(region, summary.lines + 1, &mut validator, &mut visit)?;
+        summary.append(part, 0);
+    }
+    Ok(summary)
 }
 
 /// Fills as much of `buf` as the reader gives before its end.
@@ -142,9 +199,51 @@ fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(total)
 }
 
-/// Validates a whole stream.
+/// Validates a whole stream, the lines of each chunk split among the
+/// available cores. Same result as `for_each_line` with no visitor.
 pub fn check<R: Read>(reader: R) -> io::Result<Summary> {
-    for_each_line(reader, |_| Ok(()))
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+    let mut regions = Regions::new(reader);
+    let mut summary = Summary::default();
+    while let Some(region) = regions.next_region()? {
+        let parts = split_at_newlines(region, threads);
+        let results: Vec<io::Result<Summary>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts[1..]
+                .iter()
+                .map(|part| scope.spawn(move || scan_region(part, 1, &mut Validator::default(), &mut |_| Ok(()))))
+                .collect();
+            let mut results = vec![scan_region(parts[0], 1, &mut Validator::default(), &mut |_| Ok(()))];
+            results.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("panic")))));
+            results
+        });
+        for part in results {
+            let offset = summary.lines;
+            summary.append(part?, offset);
+        }
+    }
+    Ok(summary)
+}
+
+/// At most this many threads validate one chunk.
+const MAX_THREADS: usize = 4;
+
+/// `region` cut into up to `n` pieces, each ending just after a `\n`
+/// (the last piece ends where the region does).
+fn split_at_newlines(region: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = (region.len() * k / n).max(start);
+        match memchr::memchr(b'\n', &region[target..]) {
+            Some(at) if target + at + 1 < region.len() => {
+                parts.push(&region[start..target + at + 1]);
+                start = target + at + 1;
+            }
+            _ => break,
+        }
+    }
+    parts.push(&region[start..]);
+    parts
 }
 
 /// Copies the valid and blank lines of `reader` to `kept`, byte for byte,
@@ -208,6 +307,37 @@ mod tests {
         let input = format!("1\n{long}oops\n");
         let summary = check(input.as_bytes()).unwrap();
         assert_eq!((summary.lines, summary.bad, summary.first_bad), (3, 1, vec![3]));
+    }
+
+    #[test]
+    fn the_parallel_check_agrees_with_the_sequential_reader() {
+        let mut input = Vec::new();
+        for i in 0..400_000u32 {
+            match i % 9973 {
+                0 => input.extend_from_slice(b"{\"torn\": \n"),
+                1 => input.extend_from_slice(b"\r\n"),
+                _ => input.extend_from_slice(format!("{{\"seq\":{i},\"s\":\"\u{e9}\"}}\n").as_bytes()),
+            }
+        }
+        input.extend_from_slice(b"[1,");
+        let parallel = check(input.as_slice()).unwrap();
+        let sequential = for_each_line(input.as_slice(), |_| Ok(())).unwrap();
+        assert!(input.len() > 2 * CHUNK);
+        assert_eq!(parallel, sequential);
+        assert_eq!(parallel.bad, 42);
+        assert_eq!(parallel.first_bad, vec![1, 9974, 19947, 29920, 39893]);
+        assert!(parallel.torn_last);
+        assert_eq!(parallel.bytes, input.len() as u64);
+    }
+
+    #[test]
+    fn regions_split_only_after_newlines() {
+        let region = b"a\nbb\nccc\nd";
+        for n in 1..6 {
+            let parts = split_at_newlines(region, n);
+            assert_eq!(parts.concat(), region);
+            assert!(parts[..parts.len() - 1].iter().all(|p| p.ends_with(b"\n")));
+        }
     }
 
     #[test]

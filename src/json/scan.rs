@@ -123,12 +123,31 @@ pub fn scan(input: &[u8]) -> Scan {
     }
 }
 
-/// Whether `input` is exactly one valid JSON document (no BOM allowed):
-/// the fast path for JSONL lines.
+/// Whether `input` is exactly one valid JSON document (no BOM allowed).
 pub fn is_valid(input: &[u8]) -> bool {
-    let mut scanner = Scanner::new(input, 0);
-    scanner.track = false;
-    scanner.run().is_ok()
+    Validator::default().is_valid(input, false)
+}
+
+/// A reusable validator for many small documents (JSONL lines): it keeps
+/// its container stack between calls, so a line costs no allocation.
+#[derive(Debug, Default)]
+pub struct Validator {
+    stack: Vec<Frame>,
+}
+
+impl Validator {
+    /// Whether `input` is exactly one valid JSON document (no BOM allowed).
+    /// `utf8_checked` skips the UTF-8 check when the caller already made it
+    /// over a larger buffer.
+    pub fn is_valid(&mut self, input: &[u8], utf8_checked: bool) -> bool {
+        let mut scanner = if utf8_checked { Scanner::over_utf8(input, 0) } else { Scanner::new(input, 0) };
+        self.stack.clear();
+        scanner.stack = std::mem::take(&mut self.stack);
+        scanner.track = false;
+        let valid = scanner.run().is_ok();
+        self.stack = scanner.stack;
+        valid
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,13 +206,17 @@ impl<'a> Scanner<'a> {
     fn new(input: &'a [u8], start: usize) -> Self {
         // Validating UTF-8 once up front is much faster than per string;
         // everything from the first bad byte on is damage anyway.
-        let (b, truncated) = match std::str::from_utf8(input) {
-            Ok(_) => (input, false),
-            Err(e) => (&input[..e.valid_up_to()], true),
-        };
+        match std::str::from_utf8(input) {
+            Ok(_) => Scanner::over_utf8(input, start),
+            Err(e) => Scanner { truncated: true, ..Scanner::over_utf8(&input[..e.valid_up_to()], start) },
+        }
+    }
+
+    /// A scanner over input known to be UTF-8.
+    fn over_utf8(b: &'a [u8], start: usize) -> Self {
         Scanner {
             b,
-            truncated,
+            truncated: false,
             i: start.min(b.len()),
             stack: Vec::new(),
             commit: None,
@@ -376,9 +399,7 @@ impl<'a> Scanner<'a> {
         let b = self.b;
         let mut j = self.i + 1;
         loop {
-            while j < b.len() && STRING_CLASS[b[j] as usize] == 0 {
-                j += 1;
-            }
+            j = string_stop(b, j);
             match b.get(j).map(|&c| STRING_CLASS[c as usize]) {
                 None => return Err(self.at_end()),
                 Some(1) => return Ok(j + 1),
@@ -486,6 +507,32 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// The offset of the first quote, backslash or control character at or
+/// after `j` (or the end). Eight bytes at a time: in each of the three
+/// zero-byte tests a false positive can only sit above a true one, so the
+/// lowest flagged byte is exact.
+fn string_stop(b: &[u8], mut j: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(j..).and_then(|rest| rest.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*chunk);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let flags = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (x.wrapping_sub(ONES * 0x20) & !x);
+        let flags = flags & HIGH;
+        if flags != 0 {
+            return j + (flags.trailing_zeros() / 8) as usize;
+        }
+        j += 8;
+    }
+    while j < b.len() && STRING_CLASS[b[j] as usize] == 0 {
+        j += 1;
+    }
+    j
+}
+
 fn digits(b: &[u8], mut j: usize) -> usize {
     while matches!(b.get(j), Some(b'0'..=b'9')) {
         j += 1;
@@ -569,6 +616,21 @@ mod tests {
         assert!(valid(&doc));
         let cut = scan(&doc.as_bytes()[..depth]);
         assert_eq!(cut.stack.len(), depth);
+    }
+
+    #[test]
+    fn string_stop_finds_the_first_special_byte_at_any_offset() {
+        for len in 0..40 {
+            for special in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+                let mut bytes = vec![b'a'; len];
+                bytes.extend_from_slice("é\u{7f}".as_bytes());
+                let at = bytes.len();
+                bytes.push(special);
+                bytes.extend_from_slice(b"\"\\\x01xyz");
+                assert_eq!(string_stop(&bytes, 0), at, "len {len}, byte {special:#x}");
+            }
+            assert_eq!(string_stop(&vec![b' '; len], 0), len);
+        }
     }
 
     #[test]
