@@ -2,6 +2,7 @@
 //! released when the guard is dropped (or the process dies).
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
