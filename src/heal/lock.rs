@@ -25,6 +25,7 @@ pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let deadline = Instant::now() + wait;
