@@ -43,7 +43,8 @@ fn concurrent_heals_apply_each_fix_exactly_once() {
         assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     }
     let history = t.read(".preflight/history.jsonl");
-    let mut ids: Vec<&str> = history.lines().map(|l| l.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap()).collect();
+    let mut ids: Vec<&str> =
+        history.lines().map(|l| l.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap()).collect();
     let total = ids.len();
     ids.sort_unstable();
     ids.dedup();
@@ -100,6 +101,7 @@ fn no_temporary_file_is_left_after_heal() {
     let t = TestDir::with_manifest(MANIFEST);
     t.write(".env.example", "A=1\n");
     assert_eq!(t.run(&["heal"]).code, 0);
-    let leftovers: Vec<_> = t.snapshot().into_keys().filter(|p| p.to_string_lossy().contains("preflight-tmp")).collect();
+    let leftovers: Vec<_> =
+        t.snapshot().into_keys().filter(|p| p.to_string_lossy().contains("preflight-tmp")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
