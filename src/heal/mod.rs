@@ -6,6 +6,7 @@ pub mod fix;
 pub mod history;
 mod lock;
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 pub use apply::{ApplyCtx, STATE_DIR};
@@ -13,6 +14,7 @@ pub use fix::{CustomOp, Fix, Op, Phase};
 
 use crate::checks::{self, CheckOptions, Selection};
 use crate::finding::{Finding, Findings};
+use crate::fsutil;
 use crate::manifest::Manifest;
 
 /// How long a heal waits for another one on the same root to finish.
@@ -66,6 +68,7 @@ pub fn heal(manifest: &Manifest, options: &CheckOptions, selection: &Selection) 
         return Ok(HealResult { before: first, actions: Vec::new(), after: None, run_id: None });
     }
     let _lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
+    sweep_interrupted_writes(manifest)?;
     // Another heal may have finished while this one waited: look again.
     let before = checks::run_all(manifest, options, selection)?;
     let run_id = new_run_id();
@@ -105,6 +108,20 @@ fn apply_plan(manifest: &Manifest, findings: &Findings, run_id: &str) -> anyhow:
     }
     history::append(&manifest.root, &entries)?;
     Ok(actions)
+}
+
+/// Removes temporary files a killed heal left next to the files it was
+/// replacing, in every folder that holds a declared path.
+fn sweep_interrupted_writes(manifest: &Manifest) -> anyhow::Result<()> {
+    let mut folders: Vec<&Path> = manifest.declared_paths().map(|p| p.parent().unwrap_or(Path::new(""))).collect();
+    folders.sort_unstable();
+    folders.dedup();
+    for folder in folders {
+        if let Ok(dir) = fsutil::resolve(&manifest.root, folder) {
+            fsutil::sweep_temp_files(&dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// A run ID that sorts by time: `20261123T154200.123Z`.
