@@ -86,9 +86,8 @@ fn content_finding(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
-            let message =
-                format!("is not valid JSON: {} (line {}, column {})", json_error_kind(&e), e.line(), e.column());
-            return Some(problem(&message));
+            let message = format!("{} (line {}, column {})", json_error_kind(&e), e.line(), e.column());
+            return super::json_integrity::unparseable(spec, bytes, critical, &message);
         }
     };
     let Some(Value::Object(default)) = &spec.default else {
@@ -196,7 +195,7 @@ fn reserialize(actual: &Map<String, Value>, additions: &[(&String, &Value)]) -> 
 }
 
 /// A file the application must write but cannot.
-fn writable_finding(spec: &FileSpec, path: &Path, meta: &Metadata, critical: Severity) -> Option<Finding> {
+pub(super) fn writable_finding(spec: &FileSpec, path: &Path, meta: &Metadata, critical: Severity) -> Option<Finding> {
     let mode = fsutil::mode_of(meta);
     let id = format!("{}:mode", id(spec));
     if meta.uid() == fsutil::current_uid() {

@@ -6,6 +6,8 @@
 mod dirs;
 mod env;
 mod files;
+mod json_integrity;
+mod jsonl;
 
 use std::path::Path;
 
@@ -53,7 +55,8 @@ pub trait Check: Sync {
 }
 
 /// Every kind of check, in report order.
-pub const REGISTRY: &[&dyn Check] = &[&env::EnvCheck, &dirs::DirCheck, &files::FileCheck];
+pub const REGISTRY: &[&dyn Check] =
+    &[&env::EnvCheck, &dirs::DirCheck, &files::FileCheck, &json_integrity::JsonSchemaCheck, &jsonl::JsonlCheck];
 
 /// Which checks and findings a run covers.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,148 @@
+//! JSON documents beyond presence and keys: salvage of a file that does
+//! not parse (called by the file check), and JSON Schema invariants.
+//!
+//! Finding IDs: a document that does not parse is reported on the file's
+//! own ID, `file:<path>`; schema violations on `file:<path>:schema`, so
+//! `--only file:<path>:schema` selects just the invariants.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::{severity, Check, CheckCtx, Scope};
+use crate::finding::{Area, Finding, Findings, Severity};
+use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::json::salvage::{self, Outcome, Salvage};
+use crate::json::scan::Kind;
+use crate::json::schema::{Schema, Violations};
+use crate::json::stream_write::AtomicWriter;
+use crate::manifest::{FileFormat, FileSpec};
+
+/// The finding for a JSON file that does not parse. `parse_error` is the
+/// strict parser's message. `None` when the strict scanner finds the file
+/// valid after all (nesting deeper than serde_json's limit): not damage.
+pub fn unparseable(spec: &FileSpec, bytes: &[u8], critical: Severity, parse_error: &str) -> Option<Finding> {
+    let Outcome::Damaged(mut salvage) = salvage::salvage(bytes) else {
+        return None;
+    };
+    let id = format!("file:{}", spec.path.display());
+    let default = default_of(spec);
+    let mut message = format!("is not valid JSON: {parse_error}");
+    if !salvage.merge_default(&default) {
+        message.push_str(&format!(
+            "; what can be salvaged is {}, but the default is an object: it may belong to another program, so it is left alone",
+            kind_name(salvage.top_kind)
+        ));
+        return Some(Finding::new(id, Area::Fs, critical, message));
+    }
+    message.push_str(&format!("; salvage: {}", salvage.summary()));
+    let op = SalvageOp { path: spec.path.clone(), default, plan: salvage };
+    Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
+        "salvage the valid prefix",
+        Phase::Files,
+        vec![Op::Custom(Box::new(op))],
+    )))
+}
+
+/// What salvage merges in: the manifest's default, else an empty object
+/// (the same fallback as writing a missing file).
+fn default_of(spec: &FileSpec) -> Value {
+    spec.default.clone().unwrap_or_else(|| Value::Object(serde_json::Map::new()))
+}
+
+fn kind_name(kind: Option<Kind>) -> &'static str {
+    match kind {
+        Some(Kind::Array) => "an array",
+        Some(Kind::Object) => "an object",
+        None => "a single value",
+    }
+}
+
+/// Quarantines the original byte for byte, then writes the salvaged and
+/// merged document atomically. The salvage is computed again from the
+/// quarantined copy, so what is written derives from exactly what is kept.
+struct SalvageOp {
+    path: PathBuf,
+    default: Value,
+    /// The salvage as the check saw it, for the plan.
+    plan: Salvage,
+}
+
+impl CustomOp for SalvageOp {
+    fn describe(&self) -> Vec<String> {
+        let kept = self.plan.head.len() + self.plan.tail.len();
+        vec![
+            format!("quarantine {} (byte for byte)", self.path.display()),
+            format!("write {} ({kept} bytes; {})", self.path.display(), self.plan.summary()),
+        ]
+    }
+
+    fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
+        let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be salvaged")?;
+        let bytes = std::fs::read(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
+        let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
+            return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
+        };
+        if !salvage.merge_default(&self.default) {
+            anyhow::bail!("the salvaged top level is not an object; the file is left alone");
+        }
+        let target = ctx.resolve(&self.path)?;
+        let mut writer =
+            AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
+        writer.write_all(&bytes[salvage.head.clone()])?;
+        writer.write_all(&salvage.tail)?;
+        writer.write_all(b"\n")?;
+        writer.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
+        let shown = copy.strip_prefix(ctx.root()).unwrap_or(&copy);
+        Ok(format!("{}; original kept at {}", salvage.summary(), shown.display()))
+    }
+}
+
+/// `schema = "…"` on a `format = "json"` file: violations are critical and
+/// never fixed. Files that are missing or do not parse are left to the
+/// file check; a schema that does not load stops the run.
+pub struct JsonSchemaCheck;
+
+impl Check for JsonSchemaCheck {
+    fn name(&self) -> &'static str {
+        "file.schema"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
+        for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Json) {
+            let Some(schema_path) = &spec.schema else { continue };
+            let schema = Schema::load(ctx.root, schema_path)?;
+            let Some(value) = read_json(ctx.root, &spec.path) else { continue };
+            let mut violations = Violations::default();
+            schema.check(&value, "", &mut violations);
+            push_schema_result(spec, &violations, out);
+        }
+        Ok(())
+    }
+}
+
+/// The finding (or pass) for a file's schema violations.
+pub fn push_schema_result(spec: &FileSpec, violations: &Violations, out: &mut Findings) {
+    let id = format!("file:{}:schema", spec.path.display());
+    if violations.total == 0 {
+        out.pass(id, Area::Fs);
+    } else {
+        let critical = severity(spec.severity, Severity::Critical);
+        out.push(Finding::new(id, Area::Fs, critical, violations.message()));
+    }
+}
+
+/// The parsed document, or `None` when it is missing or does not parse.
+fn read_json(root: &Path, rel: &Path) -> Option<Value> {
+    let path = crate::fsutil::resolve(root, rel).ok()?;
+    if !std::fs::metadata(&path).ok()?.is_file() {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+}

@@ -1,0 +1,167 @@
+//! `[[file]]` with `format = "jsonl"`: the file exists, is writable, every
+//! non-blank line parses, and with `schema` every line satisfies it. The
+//! file is streamed in constant memory, whatever its size.
+//!
+//! Finding IDs: `file:<path>` (missing, not a regular file), `file:<path>:mode`
+//! (not writable, from the file check's helper), `file:<path>:lines` (lines
+//! that do not parse; a warning), `file:<path>:schema` (violations; critical).
+
+use std::fs;
+use std::io::{BufWriter, ErrorKind};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::json_integrity::push_schema_result;
+use super::{files, severity, Check, CheckCtx, Scope};
+use crate::finding::{Area, Finding, Findings, Severity};
+use crate::fsutil;
+use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::json::jsonl::{self, Status, Summary};
+use crate::json::schema::{Schema, Violations};
+use crate::json::stream_write::AtomicWriter;
+use crate::manifest::{FileFormat, FileSpec};
+
+pub struct JsonlCheck;
+
+impl Check for JsonlCheck {
+    fn name(&self) -> &'static str {
+        "file.jsonl"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
+        for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Jsonl) {
+            let schema = spec.schema.as_ref().map(|s| Schema::load(ctx.root, s)).transpose()?;
+            check_file(ctx.root, spec, schema.as_ref(), out);
+        }
+        Ok(())
+    }
+}
+
+fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
+    let id = format!("file:{}", spec.path.display());
+    let critical = severity(spec.severity, Severity::Critical);
+    let problem = |message: String| Finding::new(id.clone(), Area::Fs, critical, message);
+    let path = match fsutil::resolve(root, &spec.path) {
+        Ok(p) => p,
+        Err(e) => return out.push(problem(format!("{e}; it is left alone"))),
+    };
+    let meta = match fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // An empty JSONL file is a valid one with no records.
+            let op = Op::WriteFile { path: spec.path.clone(), contents: Vec::new(), mode: None, secret: false };
+            let fix = Fix::new("create it empty", Phase::Files, vec![op]);
+            return out.push(problem("file is missing".into()).with_fix(fix));
+        }
+        Err(e) => return out.push(problem(format!("cannot inspect the file: {e}"))),
+    };
+    if !meta.is_file() {
+        return out.push(problem("exists but is not a regular file; preflight will not replace it".into()));
+    }
+    if spec.writable {
+        if let Some(finding) = files::writable_finding(spec, &path, &meta, critical) {
+            out.push(finding);
+        }
+    }
+    let result = fs::File::open(&path).and_then(|file| match schema {
+        None => jsonl::check(file).map(|summary| (summary, None)),
+        Some(schema) => check_with_schema(file, schema).map(|(summary, v)| (summary, Some(v))),
+    });
+    match result {
+        Ok((summary, violations)) => {
+            out.pass(id, Area::Fs);
+            push_lines_result(spec, &summary, out);
+            if let Some(violations) = violations {
+                push_schema_result(spec, &violations, out);
+            }
+        }
+        Err(e) => out.push(problem(format!("cannot read the file: {e}"))),
+    }
+}
+
+/// Validates every line and checks each valid one against the schema.
+fn check_with_schema(file: fs::File, schema: &Schema) -> std::io::Result<(Summary, Violations)> {
+    let mut violations = Violations::default();
+    let summary = jsonl::for_each_line(file, |line| {
+        if line.status == Status::Valid {
+            if let Ok(value) = serde_json::from_slice(line.text) {
+                schema.check(&value, &format!("line {}: ", line.number), &mut violations);
+            }
+        }
+        Ok(())
+    })?;
+    Ok((summary, violations))
+}
+
+fn push_lines_result(spec: &FileSpec, summary: &Summary, out: &mut Findings) {
+    let id = format!("file:{}:lines", spec.path.display());
+    if summary.bad == 0 {
+        return out.pass(id, Area::Fs);
+    }
+    let mut message = format!("{} of {} lines do not parse ({})", summary.bad, summary.lines, summary.bad_lines_text());
+    if summary.torn_last {
+        message.push_str("; the last line is torn (cut without its newline)");
+    }
+    let warning = severity(spec.severity, Severity::Warning);
+    let op = RepairOp { path: spec.path.clone(), bad: summary.bad, lines: summary.lines };
+    let fix = Fix::new("move bad lines to quarantine", Phase::Files, vec![Op::Custom(Box::new(op))]);
+    out.push(Finding::new(id, Area::Fs, warning, message).with_fix(fix));
+}
+
+/// The quarantine file for a JSONL file's bad lines.
+fn bad_lines_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".bad-lines");
+    PathBuf::from(name)
+}
+
+/// Streams the file once: valid and blank lines to an atomic replacement,
+/// bad lines (with their numbers) to the run's quarantine.
+struct RepairOp {
+    path: PathBuf,
+    bad: u64,
+    lines: u64,
+}
+
+impl CustomOp for RepairOp {
+    fn describe(&self) -> Vec<String> {
+        let quarantine = Path::new(crate::heal::STATE_DIR).join("quarantine/<run>").join(bad_lines_name(&self.path));
+        vec![
+            format!("move {} bad lines of {} to {}", self.bad, self.path.display(), quarantine.display()),
+            format!("rewrite {} keeping its {} other lines in order", self.path.display(), self.lines - self.bad),
+        ]
+    }
+
+    fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
+        let source = ctx.resolve(&self.path)?;
+        let input = fs::File::open(&source).with_context(|| format!("cannot read {}", self.path.display()))?;
+        let quarantine_path = ctx.quarantine_path(&bad_lines_name(&self.path))?;
+        let quarantine = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&quarantine_path)
+            .with_context(|| format!("cannot create {}", quarantine_path.display()))?;
+        let mut bad_lines = BufWriter::with_capacity(1 << 20, quarantine);
+        let mut kept =
+            AtomicWriter::create(&source).with_context(|| format!("cannot write {}", self.path.display()))?;
+        let summary = jsonl::repair(input, &mut kept, &mut bad_lines)?;
+        // The bad lines are durable before the file that lost them changes.
+        bad_lines.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        kept.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
+        let shown = quarantine_path.strip_prefix(ctx.root()).unwrap_or(&quarantine_path);
+        Ok(format!(
+            "kept {} lines, moved {} bad ({}) to {}",
+            summary.lines - summary.bad,
+            summary.bad,
+            summary.bad_lines_text(),
+            shown.display()
+        ))
+    }
+}
