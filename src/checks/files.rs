@@ -83,12 +83,16 @@ fn content_finding(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Some(problem("file is empty").with_fix(write_default(spec, "write the default")));
     }
+    // The strict scanner finds damage (and proposes the salvage) before
+    // any allocation: a corrupt file is never parsed into a `Value`.
+    if let Some(finding) = super::json_integrity::damaged(spec, bytes, critical) {
+        return Some(finding);
+    }
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
-        Err(e) => {
-            let message = format!("{} (line {}, column {})", json_error_kind(&e), e.line(), e.column());
-            return super::json_integrity::unparseable(spec, bytes, critical, &message);
-        }
+        // Valid to the scanner, so only nesting deeper than serde_json's
+        // limit gets here: a valid file, whose keys go unchecked.
+        Err(_) => return None,
     };
     let Some(Value::Object(default)) = &spec.default else {
         return None;
@@ -118,14 +122,6 @@ fn content_finding(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<
         vec![Op::WriteFile { path: spec.path.clone(), contents: merged.into_bytes(), mode: None, secret: false }],
     );
     Some(problem(&message).with_fix(fix))
-}
-
-fn json_error_kind(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -20,24 +20,31 @@ use crate::json::schema::{Schema, Violations};
 use crate::json::stream_write::AtomicWriter;
 use crate::manifest::{FileFormat, FileSpec};
 
-/// The finding for a JSON file that does not parse. `parse_error` is the
-/// strict parser's message. `None` when the strict scanner finds the file
-/// valid after all (nesting deeper than serde_json's limit): not damage.
-pub fn unparseable(spec: &FileSpec, bytes: &[u8], critical: Severity, parse_error: &str) -> Option<Finding> {
+/// The finding for a JSON file that the strict scanner finds damaged,
+/// with its salvage fix; `None` when the document is valid. It runs before
+/// any parse into a `Value`, so a corrupt file costs one pass over its
+/// bytes and no allocation per value.
+pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Finding> {
     let Outcome::Damaged(mut salvage) = salvage::salvage(bytes) else {
         return None;
     };
     let id = format!("file:{}", spec.path.display());
-    let default = default_of(spec);
-    let mut message = format!("is not valid JSON: {parse_error}");
-    if !salvage.merge_default(&default) {
+    let (line, column) = line_column(bytes, salvage.damage_offset);
+    let mut message = format!(
+        "is not valid JSON: {} at {} (line {line}, column {column})",
+        salvage.problem.describe(),
+        salvage::show_pointer(&salvage.pointer)
+    );
+    let default = spec.default.clone();
+    if !salvage.merge_default(default.as_ref()) {
         message.push_str(&format!(
-            "; what can be salvaged is {}, but the default is an object: it may belong to another program, so it is left alone",
-            kind_name(salvage.top_kind)
+            "; what can be salvaged is {}, but the default is {}: it may belong to another program, so it is left alone",
+            kind_name(salvage.top_kind),
+            default.as_ref().map_or("absent", value_kind)
         ));
         return Some(Finding::new(id, Area::Fs, critical, message));
     }
-    message.push_str(&format!("; salvage: {}", salvage.summary()));
+    message.push_str(&format!("; salvage {}", salvage.summary()));
     let op = SalvageOp { path: spec.path.clone(), default, plan: salvage };
     Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
         "salvage the valid prefix",
@@ -46,10 +53,20 @@ pub fn unparseable(spec: &FileSpec, bytes: &[u8], critical: Severity, parse_erro
     )))
 }
 
-/// What salvage merges in: the manifest's default, else an empty object
-/// (the same fallback as writing a missing file).
-fn default_of(spec: &FileSpec) -> Value {
-    spec.default.clone().unwrap_or_else(|| Value::Object(serde_json::Map::new()))
+/// 1-based line and byte column of `offset`.
+fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = memchr::memchr_iter(b'\n', before).count() + 1;
+    let column = before.len() - memchr::memrchr(b'\n', before).map_or(0, |nl| nl + 1) + 1;
+    (line, column)
+}
+
+fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "an object",
+        Value::Array(_) => "an array",
+        _ => "a single value",
+    }
 }
 
 fn kind_name(kind: Option<Kind>) -> &'static str {
@@ -65,7 +82,7 @@ fn kind_name(kind: Option<Kind>) -> &'static str {
 /// quarantined copy, so what is written derives from exactly what is kept.
 struct SalvageOp {
     path: PathBuf,
-    default: Value,
+    default: Option<Value>,
     /// The salvage as the check saw it, for the plan.
     plan: Salvage,
 }
@@ -85,7 +102,7 @@ impl CustomOp for SalvageOp {
         let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
             return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
         };
-        if !salvage.merge_default(&self.default) {
+        if !salvage.merge_default(self.default.as_ref()) {
             anyhow::bail!("the salvaged top level is not an object; the file is left alone");
         }
         let target = ctx.resolve(&self.path)?;

@@ -106,18 +106,29 @@ impl Salvage {
     /// Adds the top-level members of `default` that the salvaged object
     /// lacks, after the kept ones, without touching a kept byte. When no
     /// value was kept, the result is the default itself. Returns `false`
-    /// (and changes nothing) when the salvaged top level is not an object
-    /// while the default is: a file of another type is not ours to rewrite.
-    pub fn merge_default(&mut self, default: &Value) -> bool {
-        let Value::Object(defaults) = default else {
-            return self.kept_value || self.take_whole_default(default);
-        };
+    /// (and changes nothing) when the salvaged top level is not the kind
+    /// of container the default is: a file of another type is not ours to
+    /// rewrite. Without a default, a kept value stands as it is and an
+    /// empty salvage becomes `{}`.
+    pub fn merge_default(&mut self, default: Option<&Value>) -> bool {
+        let empty = Value::Object(serde_json::Map::new());
         if !self.kept_value {
-            return self.take_whole_default(default);
+            return self.take_whole_default(default.unwrap_or(&empty));
         }
-        if self.top_kind != Some(Kind::Object) {
+        let Some(default) = default else {
+            return true;
+        };
+        let wanted = match default {
+            Value::Object(_) => Some(Kind::Object),
+            Value::Array(_) => Some(Kind::Array),
+            _ => None,
+        };
+        if wanted.is_some() && wanted != self.top_kind {
             return false;
         }
+        let Value::Object(defaults) = default else {
+            return true;
+        };
         let mut insertion = Vec::new();
         let mut has_members = !self.top_keys.is_empty();
         for (key, value) in defaults {
@@ -163,10 +174,9 @@ impl Salvage {
             "removed a UTF-8 byte order mark".to_string()
         } else {
             format!(
-                "dropped {} bytes from offset {} ({}) at {}; kept {} keys",
+                "dropped {} bytes from offset {} at {}; kept {} keys",
                 self.bytes_dropped,
                 self.damage_offset,
-                self.problem.describe(),
                 show_pointer(&self.pointer),
                 self.members_kept
             )

@@ -82,7 +82,7 @@ fn invalid_utf8_in_a_string_drops_that_member() {
 fn whitespace_only_keeps_nothing_and_takes_the_default() {
     let mut s = damaged(b"  \n\0\0");
     assert!(!s.kept_value);
-    assert!(s.merge_default(&json!({"open": []})));
+    assert!(s.merge_default(Some(&json!({"open": []}))));
     let merged: Value = serde_json::from_slice(&s.to_bytes(b"")).unwrap();
     assert_eq!(merged, json!({"open": []}));
 }
@@ -91,12 +91,12 @@ fn whitespace_only_keeps_nothing_and_takes_the_default() {
 fn merge_adds_missing_default_keys_without_touching_kept_bytes() {
     let input = br#"{"open": [{"s": "A"}], "clo"#;
     let mut s = damaged(input);
-    assert!(s.merge_default(&json!({"open": [], "closed": [], "meta": {"v": 1}})));
+    assert!(s.merge_default(Some(&json!({"open": [], "closed": [], "meta": {"v": 1}}))));
     assert_eq!(s.to_bytes(input), br#"{"open": [{"s": "A"}],"closed":[],"meta":{"v":1}}"#);
     assert_eq!(s.added_keys, vec!["closed", "meta"]);
     let input = b"{}}";
     let mut s = damaged(input);
-    assert!(s.merge_default(&json!({"a": 1})));
+    assert!(s.merge_default(Some(&json!({"a": 1}))));
     assert_eq!(s.to_bytes(input), br#"{"a":1}"#);
 }
 
@@ -104,8 +104,21 @@ fn merge_adds_missing_default_keys_without_touching_kept_bytes() {
 fn a_top_level_of_another_type_is_not_merged() {
     let input = b"[1, 2";
     let mut s = damaged(input);
-    assert!(!s.merge_default(&json!({"a": 1})));
+    assert!(!s.merge_default(Some(&json!({"a": 1}))));
     assert_eq!(s.to_bytes(input), b"[1]");
+}
+
+#[test]
+fn without_a_default_any_kept_value_stands_and_nothing_becomes_an_empty_object() {
+    let input = b"[1, 2";
+    let mut s = damaged(input);
+    assert!(s.merge_default(None));
+    assert_eq!(s.to_bytes(input), b"[1]");
+    let mut s = damaged(b"\0\0");
+    assert!(s.merge_default(None));
+    assert_eq!(s.to_bytes(b""), b"{}");
+    let mut s = damaged(b"{\"a\": 1, ");
+    assert!(!s.merge_default(Some(&json!([]))), "an object is not an array");
 }
 
 #[test]

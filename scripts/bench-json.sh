@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# JSON and JSONL integrity, measured side by side in one run:
+#  1. checking a JSONL file of trading events (default 1 GiB): preflight
+#     validate vs `jq -c . >/dev/null` vs Python `json.loads` per line;
+#  2. repairing it (3 bad lines) with heal, against a plain `cp` of the file;
+#  3. salvaging a truncated, NUL-padded JSON document of about 100 MB.
+# Wall time and peak RSS come from /usr/bin/time. Sizes: JSONL_MIB and
+# JSON_MB in the environment (defaults 1024 and 100). Installs jq and
+# GNU time with apt-get when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JSONL_MIB=${JSONL_MIB:-1024}
+JSON_MB=${JSON_MB:-100}
+
+need() { command -v "$1" >/dev/null || { apt-get install -y "$2" >/dev/null 2>&1 || sudo apt-get install -y "$2"; }; }
+need jq jq
+[ -x /usr/bin/time ] || need /usr/bin/time time
+
+cargo build --release --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/preflight"
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/app/logs"
+
+# --- data -------------------------------------------------------------------
+python3 - "$work/app/logs/events.jsonl" "$JSONL_MIB" <<'EOF'
+import json, random, sys
+random.seed(7)
+path, size = sys.argv[1], int(sys.argv[2]) << 20
+symbols = ["EURUSD", "GBPUSD", "USDJPY", "BTCUSD", "ETHUSD", "AAPL", "MSFT", "ES_F"]
+lines = []
+for i in range(5000):
+    event = {"ts": f"2026-11-23T15:{i % 60:02d}:{i * 7 % 60:02d}.{i % 1000:03d}Z", "seq": 1000000 + i,
+             "type": random.choice(["fill", "order", "cancel", "quote"]), "symbol": random.choice(symbols),
+             "side": random.choice(["buy", "sell"]), "qty": random.randint(1, 100000),
+             "price": round(random.uniform(0.5, 70000), 5), "venue": "XLON", "note": "caf\u00e9 \"q\"",
+             "meta": {"strategy": "mean-revert-v3", "latency_us": random.randint(5, 900), "tags": ["live", "risk-ok"]}}
+    lines.append(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+block = ("\n".join(lines) + "\n").encode()
+with open(path, "wb") as f:
+    written = 0
+    while written < size:
+        f.write(block)
+        written += len(block)
+EOF
+
+python3 - "$work/app/logs/positions.json" "$JSON_MB" <<'EOF'
+import json, random, sys
+random.seed(11)
+path, size = sys.argv[1], int(sys.argv[2]) * 1000 * 1000
+with open(path, "wb") as f:
+    f.write(b'{"closed_positions": [], "open_positions": [\n')
+    written, i = 0, 0
+    while written < size:
+        p = {"id": i, "symbol": random.choice(["EURUSD", "AAPL", "BTCUSD"]), "side": "buy",
+             "qty": random.randint(1, 10**6), "entry_price": round(random.uniform(0.5, 70000), 5),
+             "opened": "2026-11-23T15:42:00Z", "tags": ["live"], "note": "t\u00e9st \\ \"x\""}
+        chunk = ("  " + json.dumps(p) + ",\n").encode()
+        f.write(chunk)
+        written += len(chunk)
+        i += 1
+    # Cut in the middle of a record, then the NUL padding of a crash.
+    f.write(b'  {"id": %d, "symbol": "EU' % i)
+    f.write(b"\0" * 65536)
+EOF
+
+# One manifest per file, so each measurement reads only its own file.
+printf 'version = 1\n[[file]]\npath = "logs/events.jsonl"\nformat = "jsonl"\n' >"$work/app/events.toml"
+printf 'version = 1\n[[file]]\npath = "logs/positions.json"\ndefault = { open_positions = [], closed_positions = [] }\n' \
+  >"$work/app/positions.toml"
+
+jsonl="$work/app/logs/events.jsonl"
+json="$work/app/logs/positions.json"
+jsonl_bytes=$(stat -c %s "$jsonl")
+json_bytes=$(stat -c %s "$json")
+
+# --- measuring --------------------------------------------------------------
+# measure NAME BYTES CMD...: runs CMD once, prints wall time, MB/s, peak RSS.
+declare -A SECONDS_OF RSS_OF
+measure() {
+  local name=$1 bytes=$2
+  shift 2
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || true
+  # GNU time puts "Command exited with non-zero status" first: the figures are last.
+  read -r secs rss_kb < <(tail -1 "$work/time")
+  SECONDS_OF[$name]=$secs
+  RSS_OF[$name]=$rss_kb
+  awk -v n="$name" -v s="$secs" -v b="$bytes" -v r="$rss_kb" \
+    'BEGIN { printf "%-40s %8.2f s %9.0f MB/s %8.1f MiB RSS\n", n, s, b / 1e6 / (s + 1e-4), r / 1024 }'
+}
+ratio() {
+  awk -v n="$1" -v a="${SECONDS_OF[$2]}" -v b="${SECONDS_OF[$3]}" 'BEGIN { printf "  %-50s %6.1fx\n", n, a / (b + 1e-4) }'
+}
+
+cat "$jsonl" "$json" >/dev/null   # warm the page cache for every contender alike
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "JSONL: $jsonl_bytes bytes, $(wc -l <"$jsonl") lines; JSON: $json_bytes bytes"
+echo
+echo "== JSONL check =="
+for run in 1 2 3; do measure "preflight validate (run $run)" "$jsonl_bytes" \
+  "$bin" validate -q -m "$work/app/events.toml"; done
+best=$(printf '%s\n' "${SECONDS_OF[preflight validate (run 1)]}" "${SECONDS_OF[preflight validate (run 2)]}" \
+  "${SECONDS_OF[preflight validate (run 3)]}" | sort -n | head -1)
+SECONDS_OF[preflight]=$best
+measure "jq -c . >/dev/null" "$jsonl_bytes" sh -c "jq -c . <'$jsonl' >/dev/null"
+measure "python json.loads per line" "$jsonl_bytes" python3 -c '
+import json, sys
+for line in sys.stdin.buffer:
+    if line.strip():
+        json.loads(line)' <"$jsonl"
+ratio "preflight vs jq (best preflight run)" "jq -c . >/dev/null" preflight
+ratio "preflight vs python" "python json.loads per line" preflight
+
+echo
+echo "== JSONL repair (3 bad lines, torn last line) =="
+python3 - "$jsonl" <<'EOF'
+import os, sys
+path = sys.argv[1]
+size = os.path.getsize(path)
+with open(path, "r+b") as f:
+    for at in (size // 3, 2 * size // 3):
+        f.seek(at)
+        f.write(b"\x00garbage\x00")
+with open(path, "ab") as f:
+    f.write(b'{"ts":"2026-11-2')
+EOF
+jsonl_bytes=$(stat -c %s "$jsonl")
+measure "cp (disk speed reference)" "$jsonl_bytes" cp "$jsonl" "$work/copy.jsonl"
+rm -f "$work/copy.jsonl"
+measure "preflight heal" "$jsonl_bytes" "$bin" heal -q -m "$work/app/events.toml"
+ratio "heal time / cp time (heal reads the file 3 times)" "preflight heal" "cp (disk speed reference)"
+
+echo
+echo "== salvage of a truncated ${JSON_MB} MB JSON =="
+measure "preflight validate (finds the damage)" "$json_bytes" \
+  "$bin" validate -q -m "$work/app/positions.toml"
+measure "preflight heal (salvage + rewrite)" "$json_bytes" \
+  "$bin" heal -q -m "$work/app/positions.toml"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("  salvaged:", len(d["open_positions"]), "positions kept")' "$json"
+awk -v r="${RSS_OF[preflight heal (salvage + rewrite)]}" -v b="$json_bytes" \
+  'BEGIN { printf "  heal peak RSS / file size: %.2f\n", r * 1024 / b }'
