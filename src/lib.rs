@@ -9,3 +9,4 @@ pub mod finding;
 pub mod fsutil;
 pub mod heal;
 pub mod manifest;
+pub mod runtime;
