@@ -10,5 +10,6 @@ pub mod host;
 pub mod process;
 pub mod remove;
 pub mod size;
+pub mod terminate;
 pub mod version;
 pub mod walk;
