@@ -9,4 +9,5 @@ pub mod finding;
 pub mod fsutil;
 pub mod heal;
 pub mod manifest;
+pub mod report;
 pub mod runtime;

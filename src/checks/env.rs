@@ -1,13 +1,270 @@
-use super::*;
+//! `[env]`: the `.env` file exists, parses, holds every required key with a
+//! value and every key of its template. Values are read only to test for
+//! emptiness; no value ever reaches a message.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::{severity, Check, CheckCtx, Scope};
+use crate::finding::{Area, Finding, Findings, Severity};
+use crate::fsutil;
+use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::manifest::EnvSpec;
+
 pub struct EnvCheck;
+
 impl Check for EnvCheck {
     fn name(&self) -> &'static str {
         "env"
     }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }
-    fn run(&self, _ctx: &CheckCtx, _out: &mut Findings) -> anyhow::Result<()> {
+
+    fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
+        if let Some(spec) = &ctx.manifest.env {
+            check_env(ctx.root, spec, out);
+        }
         Ok(())
+    }
+}
+
+/// A parsed env file: keys with their values, in file order.
+struct EnvFile {
+    entries: Vec<(String, String)>,
+    text: String,
+}
+
+impl EnvFile {
+    fn value(&self, key: &str) -> Option<&str> {
+        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why an env file could not be read; messages never quote its content.
+enum ReadError {
+    Missing,
+    Other(String),
+}
+
+fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
+    let critical = severity(spec.severity, Severity::Critical);
+    let file_id = format!("env:{}", spec.file.display());
+    let template = match spec.template.as_deref().map(|t| read_env(root, t)) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            let what = match e {
+                ReadError::Missing => "is missing".to_string(),
+                ReadError::Other(why) => why,
+            };
+            let template_path = spec.template.as_deref().unwrap_or(Path::new(""));
+            let message = format!("template {} {what}", template_path.display());
+            out.push(Finding::new(format!("env:{}", template_path.display()), Area::Env, critical, message));
+            None
+        }
+    };
+    let env = match read_env(root, &spec.file) {
+        Ok(env) => env,
+        Err(ReadError::Missing) => {
+            out.push(missing_file(spec, &file_id, critical, template.as_ref()));
+            for key in &spec.required {
+                let message = format!("required key {key} is not set ({} is missing)", spec.file.display());
+                out.push(Finding::new(format!("env:{key}"), Area::Env, critical, message));
+            }
+            return;
+        }
+        Err(ReadError::Other(why)) => {
+            out.push(Finding::new(file_id, Area::Env, critical, why));
+            return;
+        }
+    };
+    out.pass(file_id, Area::Env);
+    check_required(spec, &env, critical, out);
+    if let Some(template) = &template {
+        check_template_keys(spec, &env, template, out);
+    }
+}
+
+fn missing_file(spec: &EnvSpec, id: &str, critical: Severity, template: Option<&EnvFile>) -> Finding {
+    let finding = Finding::new(id, Area::Env, critical, format!("{} is missing", spec.file.display()));
+    match (template, &spec.template) {
+        (Some(t), Some(template_path)) => finding.with_fix(Fix::new(
+            format!("copy {} (mode 0600)", template_path.display()),
+            Phase::Files,
+            vec![Op::WriteFile {
+                path: spec.file.clone(),
+                contents: t.text.clone().into_bytes(),
+                mode: Some(0o600),
+                secret: true,
+            }],
+        )),
+        _ => finding,
+    }
+}
+
+fn check_required(spec: &EnvSpec, env: &EnvFile, critical: Severity, out: &mut Findings) {
+    for key in &spec.required {
+        let id = format!("env:{key}");
+        match env.value(key) {
+            Some(v) if !v.trim().is_empty() => out.pass(id, Area::Env),
+            Some(_) => out.push(Finding::new(
+                id,
+                Area::Env,
+                critical,
+                format!("required key {key} is empty; set it in {}", spec.file.display()),
+            )),
+            None => out.push(Finding::new(
+                id,
+                Area::Env,
+                critical,
+                format!("required key {key} is missing; add it to {}", spec.file.display()),
+            )),
+        }
+    }
+}
+
+fn check_template_keys(spec: &EnvSpec, env: &EnvFile, template: &EnvFile, out: &mut Findings) {
+    let warning = severity(spec.severity, Severity::Warning);
+    let template_path = spec.template.as_deref().unwrap_or(Path::new(""));
+    let mut seen = HashMap::new();
+    for (key, _) in &template.entries {
+        if seen.insert(key.as_str(), ()).is_some() || spec.required.contains(key) {
+            continue; // required keys are reported above, and never filled
+        }
+        let id = format!("env:{key}");
+        if env.value(key).is_some() {
+            out.pass(id, Area::Env);
+            continue;
+        }
+        let line = template_line(&template.text, key);
+        let message = format!("key {key} of {} is not in {}", template_path.display(), spec.file.display());
+        let op = AppendLine { path: spec.file.clone(), key: key.clone(), line };
+        let fix = Fix::new(
+            format!("append {key} from {}", template_path.display()),
+            Phase::Files,
+            vec![Op::Custom(Box::new(op))],
+        );
+        out.push(Finding::new(id, Area::Env, warning, message).with_fix(fix));
+    }
+}
+
+fn read_env(root: &Path, rel: &Path) -> Result<EnvFile, ReadError> {
+    let path = fsutil::resolve(root, rel).map_err(|e| ReadError::Other(e.to_string()))?;
+    let meta = match fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(ReadError::Missing),
+        Err(e) => return Err(ReadError::Other(format!("{}: {e}", rel.display()))),
+    };
+    if !meta.is_file() {
+        return Err(ReadError::Other(format!("{} is not a regular file", rel.display())));
+    }
+    let bytes = fs::read(&path).map_err(|e| ReadError::Other(format!("cannot read {}: {e}", rel.display())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        ReadError::Other(format!("{} is not valid UTF-8 (line {line})", rel.display()))
+    })?;
+    let entries =
+        parse(&text).map_err(|line| ReadError::Other(format!("syntax error in {} at line {line}", rel.display())))?;
+    Ok(EnvFile { entries, text })
+}
+
+/// Key/value pairs, or the 1-based line of the first syntax error.
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
+    let mut entries = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok(pair) => entries.push(pair),
+            Err(dotenvy::Error::LineParse(logical_line, _)) => return Err(line_of(text, &logical_line)),
+            Err(_) => return Err(1),
+        }
+    }
+    Ok(entries)
+}
+
+/// The line where `fragment` (a logical line dotenvy rejected) starts.
+fn line_of(text: &str, fragment: &str) -> usize {
+    let offset = text.find(fragment.trim_end()).unwrap_or(0);
+    text[..offset].matches('\n').count() + 1
+}
+
+/// The template's own line for `key`, so quoting and comments survive; a
+/// multi-line value falls back to `KEY=` with the value re-quoted.
+fn template_line(template: &str, key: &str) -> String {
+    let defines = |line: &str| {
+        let line = line.trim_start();
+        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    template
+        .lines()
+        .find(|line| defines(line) && parse(line).is_ok_and(|e| e.iter().any(|(k, _)| k == key)))
+        .map(|line| line.trim_end().to_string())
+        .unwrap_or_else(|| {
+            let value = parse(template).ok().and_then(|e| e.into_iter().find(|(k, _)| k == key)).map(|(_, v)| v);
+            format!("{key}={}", quote(&value.unwrap_or_default()))
+        })
+}
+
+fn quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+}
+
+/// Appends one `KEY=value` line to the env file as it is when heal runs, so
+/// several appends compose. The file is rewritten atomically and its
+/// original quarantined (once per run).
+struct AppendLine {
+    path: PathBuf,
+    key: String,
+    line: String,
+}
+
+impl CustomOp for AppendLine {
+    fn describe(&self) -> Vec<String> {
+        // The line holds the template's value: name the key only.
+        vec![format!("append {}=… to {}", self.key, self.path.display())]
+    }
+
+    fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
+        let abs = ctx.resolve(&self.path)?;
+        let mut text = fs::read(&abs)?;
+        if parse(&String::from_utf8_lossy(&text)).is_ok_and(|e| e.iter().any(|(k, _)| *k == self.key)) {
+            return Ok(format!("{} already present", self.key));
+        }
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(self.line.as_bytes());
+        text.push(b'\n');
+        ctx.write_file(&self.path, &text, None)?;
+        Ok(format!("appended {}", self.key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reports_the_line_of_a_syntax_error() {
+        assert_eq!(parse("A=1\nB=2\nC='open\n"), Err(3));
+        assert_eq!(parse("A=1\nB C\n"), Err(2));
+        assert_eq!(parse("A=1\n# c\nexport B=\"x y\"\n").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn template_line_keeps_the_template_text() {
+        let template = "# comment\nexport LOG_LEVEL='info' # level\nNAME=x\n";
+        assert_eq!(template_line(template, "LOG_LEVEL"), "export LOG_LEVEL='info' # level");
+        assert_eq!(template_line(template, "NAME"), "NAME=x");
+    }
+
+    #[test]
+    fn template_line_requotes_multi_line_values() {
+        let template = "CERT=\"a\nb\"\n";
+        assert_eq!(template_line(template, "CERT"), "CERT=\"a\\nb\"");
     }
 }

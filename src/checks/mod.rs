@@ -15,6 +15,8 @@ mod prune;
 
 use std::path::Path;
 
+pub use env::parse as parse_env;
+
 use crate::finding::{Findings, Severity};
 use crate::manifest::Manifest;
 

@@ -23,11 +23,13 @@ pub struct ApplyCtx<'a> {
     /// Backups and quarantined copies made by the current action, relative
     /// to the root, for the history.
     saved: Vec<PathBuf>,
+    /// Files already quarantined in this run: the first copy is the original.
+    quarantined: std::collections::HashSet<PathBuf>,
 }
 
 impl<'a> ApplyCtx<'a> {
     pub fn new(root: &'a Path, run_id: &'a str) -> Self {
-        ApplyCtx { root, run_id, saved: Vec::new() }
+        ApplyCtx { root, run_id, saved: Vec::new(), quarantined: Default::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -61,6 +63,9 @@ impl<'a> ApplyCtx<'a> {
     /// Copies the file at `rel`, byte for byte, into the run's quarantine.
     /// Returns the copy's path, or `None` when there was nothing to keep.
     pub fn quarantine(&mut self, rel: &Path) -> anyhow::Result<Option<PathBuf>> {
+        if self.quarantined.contains(rel) {
+            return Ok(None);
+        }
         let source = self.resolve(rel)?;
         match fs::symlink_metadata(&source) {
             Ok(meta) if meta.is_file() => {}
@@ -70,6 +75,7 @@ impl<'a> ApplyCtx<'a> {
         }
         let target = self.private_path("quarantine", rel)?;
         let copy = copy_private(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        self.quarantined.insert(rel.to_path_buf());
         Ok(Some(copy))
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -47,6 +48,7 @@ pub fn append(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
     let mut out = fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&file)
         .with_context(|| format!("cannot write {}", file.display()))?;
     out.write_all(text.as_bytes())?;

@@ -2,6 +2,7 @@
 //! released when the guard is dropped (or the process dies).
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let deadline = Instant::now() + wait;

@@ -1,0 +1,89 @@
+//! Reports: the only code that prints. A `Report` gathers what a command
+//! found and did; one renderer per format turns it into text.
+
+mod human;
+mod json;
+
+use std::io::{self, Write};
+
+use crate::finding::{exit_code, status_word, Findings};
+use crate::heal::{ActionRecord, HealResult};
+
+pub use human::render_error as human_error;
+pub use json::render_error as json_error;
+
+/// A planned fix, as `heal --dry-run` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct PlanEntry {
+    pub id: String,
+    pub action: String,
+    pub steps: Vec<String>,
+}
+
+/// Everything a command has to say.
+pub struct Report<'a> {
+    pub command: &'static str,
+    /// What validation found (for heal: before any fix).
+    pub findings: &'a Findings,
+    /// `heal --dry-run`: what would be done.
+    pub plan: Option<Vec<PlanEntry>>,
+    pub actions: &'a [ActionRecord],
+    /// For heal: the findings after the fixes, when any ran.
+    pub after: Option<&'a Findings>,
+    pub strict: bool,
+}
+
+impl<'a> Report<'a> {
+    pub fn validate(findings: &'a Findings, strict: bool) -> Self {
+        Report { command: "validate", findings, plan: None, actions: &[], after: None, strict }
+    }
+
+    pub fn dry_run(findings: &'a Findings, strict: bool) -> Self {
+        let plan = crate::heal::plan(findings)
+            .into_iter()
+            .filter_map(|f| {
+                let fix = f.fix.as_ref()?;
+                Some(PlanEntry { id: f.id.clone(), action: fix.action.clone(), steps: fix.describe() })
+            })
+            .collect();
+        Report { command: "heal", findings, plan: Some(plan), actions: &[], after: None, strict }
+    }
+
+    pub fn heal(result: &'a HealResult, strict: bool) -> Self {
+        Report {
+            command: "heal",
+            findings: &result.before,
+            plan: None,
+            actions: &result.actions,
+            after: result.after.as_ref(),
+            strict,
+        }
+    }
+
+    /// The findings that describe the disk as it is now.
+    pub fn current(&self) -> &Findings {
+        self.after.unwrap_or(self.findings)
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        exit_code(&self.current().problems, self.strict)
+    }
+
+    pub fn status(&self) -> &'static str {
+        status_word(self.exit_code())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human { quiet: bool },
+    Json,
+}
+
+/// Writes the report in the chosen format.
+pub fn render(report: &Report, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Human { quiet } => human::render(report, quiet, out),
+        Format::Json => json::render(report, out),
+    }
+}
