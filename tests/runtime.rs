@@ -1,36 +1,36 @@
 //! Runtime hygiene end to end, through the library: real files with real
 //! modification times, real child processes, real commands.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, SystemTime};
 
+use common::TestDir;
 use filetime::FileTime;
 use preflight::checks::{run_all, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
 use preflight::heal::{self, history, HealResult, Outcome};
 use preflight::manifest::{self, Manifest};
 
-/// A temporary root with a manifest.
+/// A temporary root; manifests are given as TOML bodies after `version = 1`.
 struct Root {
-    dir: tempfile::TempDir,
+    t: TestDir,
 }
 
 impl Root {
     fn new() -> Root {
-        Root { dir: tempfile::tempdir().unwrap() }
+        Root { t: TestDir::new() }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.t.path()
     }
 
-    fn write(&self, rel: &str, contents: &str) -> PathBuf {
-        let path = self.path().join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, contents).unwrap();
-        path
+    fn write(&self, rel: &str, contents: &str) {
+        self.t.write(rel, contents);
     }
 
     /// Sets the modification time of `rel` to now + `offset` seconds.
@@ -45,7 +45,13 @@ impl Root {
     }
 
     fn exists(&self, rel: &str) -> bool {
-        self.path().join(rel).exists()
+        self.t.exists(rel)
+    }
+
+    /// Runs the binary with the manifest `body`.
+    fn cli(&self, body: &str, args: &[&str]) -> common::Run {
+        self.write("preflight.toml", &format!("version = 1\n{body}"));
+        self.t.run(args)
     }
 
     fn manifest(&self, body: &str) -> Manifest {
@@ -491,7 +497,7 @@ mod prune {
         let found = root.validate(LOGS);
         let (severity, message) = find(&found, "prune:logs/*.log").unwrap();
         assert_eq!(severity, Severity::Warning);
-        assert!(message.starts_with("2991 files older than 14days"), "{message}");
+        assert!(message.starts_with("2991 files older than 14d"), "{message}");
         let plan = plan_lines(&found, "prune:logs/*.log");
         assert_eq!(plan.len(), 2991);
         assert!(plan.contains(&"remove logs/2999.log".to_string()));
@@ -557,5 +563,96 @@ mod scopes {
         assert!(ids(&root, Selection { db_only: true, ..Selection::default() }).is_empty());
         let all = ids(&root, Selection::default());
         assert!(all.contains(&"command:tool".to_string()) && all.contains(&"disk".to_string()));
+    }
+}
+
+/// The same rows through the real binary: exit codes, plan lines, JSON.
+mod cli {
+    use super::*;
+
+    const RUNTIME: &str = "[[lock]]\nglob = \"state/*.lock\"\nstale_after = \"5m\"\n\
+        [[heartbeat]]\npath = \"state/beat\"\nmax_age = \"10m\"\n\
+        [[pidfile]]\npath = \"run/app.pid\"\n\
+        [[prune]]\nglob = \"logs/*.log\"\nolder_than = \"14d\"\n";
+
+    fn messy(root: &Root) {
+        root.write("state/a.lock", &format!("{}\n", dead_pid()));
+        root.write("run/app.pid", &format!("{}\n", dead_pid()));
+        for i in 0..5 {
+            let rel = format!("logs/{i}.log");
+            root.write(&rel, "x");
+            root.age(&rel, -30 * 24 * 3600);
+        }
+    }
+
+    #[test]
+    fn dry_run_lists_every_file_and_changes_nothing() {
+        let root = Root::new();
+        messy(&root);
+        root.write("preflight.toml", &format!("version = 1\n{RUNTIME}"));
+        let before = root.t.snapshot();
+        let run = root.t.run(&["heal", "--dry-run", "--format", "json"]);
+        assert_eq!(run.code, 1, "a stale lock is critical: {}", run.all_output());
+        let plan = run.json()["plan"].to_string();
+        for i in 0..5 {
+            assert!(plan.contains(&format!("remove logs/{i}.log")), "{plan}");
+        }
+        assert!(plan.contains("touch state/beat") && plan.contains("remove state/a.lock"), "{plan}");
+        assert_eq!(before, root.t.snapshot());
+    }
+
+    #[test]
+    fn heal_clears_runtime_debris_then_changes_nothing_more() {
+        let root = Root::new();
+        messy(&root);
+        let run = root.cli(RUNTIME, &["validate", "--format", "json"]);
+        assert_eq!(run.code, 1);
+        let json = run.json();
+        let findings = json["findings"].as_array().unwrap();
+        assert!(findings.iter().all(|f| f["area"] == "runtime"));
+        assert!(findings.iter().any(|f| f["id"] == "lock:state/a.lock" && f["severity"] == "critical"));
+        let healed = root.cli(RUNTIME, &["heal"]);
+        assert_eq!(healed.code, 0, "{}", healed.all_output());
+        assert!(!root.exists("state/a.lock") && !root.exists("run/app.pid") && !root.exists("logs/0.log"));
+        let snapshot = root.t.snapshot();
+        assert_eq!(root.cli(RUNTIME, &["heal"]).code, 0);
+        assert_eq!(snapshot, root.t.snapshot(), "a second heal changes nothing");
+    }
+
+    #[test]
+    fn no_commands_and_fs_only_never_run_a_command() {
+        let root = Root::new();
+        let body = "[[command]]\nname = \"tool\"\nrun = \"sh -c 'touch ran; exit 1'\"\n";
+        assert_eq!(root.cli(body, &["validate", "--no-commands"]).code, 0);
+        assert_eq!(root.cli(body, &["validate", "--fs-only"]).code, 0);
+        assert!(!root.exists("ran"));
+        let run = root.cli(body, &["validate"]);
+        assert_eq!(run.code, 1);
+        assert!(run.stdout.contains("command:tool") && root.exists("ran"), "{}", run.stdout);
+    }
+
+    #[test]
+    fn a_live_pidfile_blocks_the_launch_until_terminated() {
+        let root = Root::new();
+        let mut child = Command::new("sleep").arg("62").spawn().unwrap();
+        root.write("run/app.pid", &child.id().to_string());
+        let critical = "[[pidfile]]\npath = \"run/app.pid\"\n";
+        assert_eq!(root.cli(critical, &["heal"]).code, 1);
+        let terminate = "[[pidfile]]\npath = \"run/app.pid\"\non_running = \"terminate\"\nmatch = \"sleep 62\"\n";
+        let run = root.cli(terminate, &["heal"]);
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        assert!(child.wait().unwrap().code().is_none(), "ended by a signal");
+    }
+
+    #[test]
+    fn the_example_fragment_loads_and_runs() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pricing-app");
+        let fragment = fs::read_to_string(example.join("runtime.toml.fragment")).unwrap();
+        let base = fs::read_to_string(example.join("preflight.toml")).unwrap();
+        let root = Root::new();
+        root.write("preflight.toml", &format!("{base}\n{fragment}"));
+        let run = root.t.run(&["heal", "--no-commands", "--fs-only", "--only", "heartbeat:", "--only", "lock:"]);
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        assert!(root.exists("state/heartbeats/engine"));
     }
 }

@@ -33,9 +33,27 @@ impl Age {
     }
 }
 
-/// A duration for messages, rounded to whole seconds: `1h 5m 3s`.
+/// A duration for messages: its two largest units, `30d 2h`, `1h 5m`,
+/// `42s` (a whole number of days shows alone: `14d`).
 pub fn human(duration: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
+    const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let mut left = duration.as_secs();
+    let mut parts = Vec::new();
+    for (size, name) in UNITS {
+        let count = left / size;
+        left %= size;
+        if count > 0 || !parts.is_empty() {
+            parts.push((count, name));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    let shown: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, u)| format!("{n}{u}")).collect();
+    if shown.is_empty() {
+        return "0s".into();
+    }
+    shown.join(" ")
 }
 
 #[cfg(test)]
@@ -59,7 +77,12 @@ mod tests {
     }
 
     #[test]
-    fn human_durations_drop_fractions() {
+    fn human_durations_keep_their_two_largest_units() {
         assert_eq!(human(Duration::from_millis(65_400)), "1m 5s");
+        assert_eq!(human(Duration::from_secs(14 * 86_400)), "14d");
+        assert_eq!(human(Duration::from_secs(30 * 86_400 + 3)), "30d");
+        assert_eq!(human(Duration::from_secs(3603)), "1h");
+        assert_eq!(human(Duration::from_secs(3723)), "1h 2m");
+        assert_eq!(human(Duration::from_millis(300)), "0s");
     }
 }
