@@ -529,11 +529,17 @@ mod prune {
     }
 
     #[test]
-    fn files_from_the_future_are_kept() {
+    fn files_from_the_future_are_kept_and_reported() {
         let root = Root::new();
         root.write("logs/a.log", "");
         root.age("logs/a.log", 30 * 24 * 3600);
-        assert!(passed(&root.validate(LOGS), "prune:logs/*.log"));
+        let found = root.validate(LOGS);
+        let (severity, message) = find(&found, "prune:logs/*.log").unwrap();
+        assert_eq!(severity, Severity::Warning);
+        assert!(message.contains("1 matching file is dated in the future"), "{message}");
+        assert!(plan_lines(&found, "prune:logs/*.log").is_empty());
+        root.heal(LOGS);
+        assert!(root.exists("logs/a.log"));
     }
 }
 

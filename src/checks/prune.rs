@@ -3,7 +3,8 @@
 //! rule with their count and total size; heal removes them without a
 //! quarantine copy (the manifest declared them disposable), and the plan
 //! lists each file. Symlinks are never matched or followed, the walk never
-//! leaves the root, and a file modified in the future counts as new.
+//! leaves the root. A file modified in the future counts as new and is
+//! reported: it would otherwise never age.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -35,27 +36,36 @@ impl Check for PruneCheck {
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         let now = SystemTime::now();
         for spec in &ctx.manifest.prunes {
-            let id = format!("prune:{}", spec.glob);
-            let severity = severity(spec.severity, Severity::Warning);
-            let found = match walk::matches(ctx.root, &spec.glob) {
-                Ok(found) => found,
-                Err(e) => {
-                    out.push(Finding::new(id, Area::Runtime, severity, format!("cannot look for files: {e:#}")));
-                    continue;
-                }
-            };
-            let files: Vec<Candidate> = found
-                .into_iter()
-                .map(|m| Candidate { mtime: m.meta.modified().unwrap_or(now), size: m.meta.len(), rel: m.rel })
-                .collect();
-            let old = select(files, spec, now);
-            if old.is_empty() {
-                out.pass(id, Area::Runtime);
-                continue;
-            }
-            out.push(finding(id, severity, spec, old));
+            check_rule(ctx.root, spec, now, out);
         }
         Ok(())
+    }
+}
+
+fn check_rule(root: &Path, spec: &PruneSpec, now: SystemTime, out: &mut Findings) {
+    let id = format!("prune:{}", spec.glob);
+    let severity = severity(spec.severity, Severity::Warning);
+    let found = match walk::matches(root, &spec.glob) {
+        Ok(found) => found,
+        Err(e) => {
+            out.push(Finding::new(id, Area::Runtime, severity, format!("cannot look for files: {e:#}")));
+            return;
+        }
+    };
+    let files: Vec<Candidate> = found
+        .into_iter()
+        .map(|m| Candidate { mtime: m.meta.modified().unwrap_or(now), size: m.meta.len(), rel: m.rel })
+        .collect();
+    let future = files.iter().filter(|f| matches!(Age::of(f.mtime, now), Age::Future(_))).count();
+    let skew = (future > 0).then(|| {
+        let (noun, verb) = if future == 1 { ("file", "is") } else { ("files", "are") };
+        format!("{future} matching {noun} {verb} dated in the future (a clock is skewed) and never age; kept")
+    });
+    let old = select(files, spec, now);
+    match (old.is_empty(), skew) {
+        (true, None) => out.pass(id, Area::Runtime),
+        (true, Some(skew)) => out.push(Finding::new(id, Area::Runtime, severity, skew)),
+        (false, skew) => out.push(finding(id, severity, spec, old, skew)),
     }
 }
 
@@ -80,10 +90,13 @@ fn select(mut files: Vec<Candidate>, spec: &PruneSpec, now: SystemTime) -> Vec<C
     old
 }
 
-fn finding(id: String, severity: Severity, spec: &PruneSpec, old: Vec<Candidate>) -> Finding {
+fn finding(id: String, severity: Severity, spec: &PruneSpec, old: Vec<Candidate>, skew: Option<String>) -> Finding {
     let total: u64 = old.iter().map(|f| f.size).sum();
     let noun = if old.len() == 1 { "file" } else { "files" };
-    let message = format!("{} {noun} older than {} ({})", old.len(), human(spec.older_than), human_bytes(total));
+    let mut message = format!("{} {noun} older than {} ({})", old.len(), human(spec.older_than), human_bytes(total));
+    if let Some(skew) = skew {
+        message.push_str(&format!("; {skew}"));
+    }
     let op = PruneFiles { files: old.into_iter().map(|f| f.rel).collect(), older_than: spec.older_than };
     Finding::new(id, Area::Runtime, severity, message).with_fix(Fix::new(
         "remove old files",

@@ -32,6 +32,9 @@ pub fn matches(root: &Path, glob: &str) -> anyhow::Result<Vec<Match>> {
         .with_context(|| format!("{glob:?} is not a valid glob"))?
         .compile_matcher();
     let (prefix, depth) = split(glob);
+    if prefix.starts_with(STATE_DIR) {
+        return Ok(Vec::new());
+    }
     let start = fsutil::resolve(root, &prefix)?;
     if !fs::symlink_metadata(&start).is_ok_and(|m| m.is_dir()) {
         return Ok(Vec::new()); // a missing folder (or a symlink to one) holds nothing
@@ -127,6 +130,9 @@ mod tests {
         touch(root.path(), ".preflight/quarantine/r/a.log");
         touch(root.path(), "a.log");
         assert_eq!(names(root.path(), "**/*.log"), ["a.log"]);
+        touch(root.path(), ".preflight/lock");
+        assert!(names(root.path(), ".preflight/*").is_empty());
+        assert!(names(root.path(), "*/lock").is_empty());
     }
 
     #[test]
