@@ -4,7 +4,9 @@
 //! naming a running process is kept whatever its age (a warning when old),
 //! even if the PID may have been reused: preflight cannot prove the holder
 //! is unrelated, and removing a live lock can corrupt data. A lock naming
-//! another host is only ever a warning. An mtime in the future is reported.
+//! another host is only ever a warning. A PID equal to preflight's own
+//! counts as not running: preflight holds no application lock, so that PID
+//! was reused. An mtime in the future is reported.
 //! Heal removes a stale lock only if it still holds what was inspected, and
 //! records its content in the history. A manifest `severity` applies to
 //! every finding of the entry.

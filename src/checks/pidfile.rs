@@ -1,6 +1,6 @@
 //! `[[pidfile]]`: the application's pid file. Missing is fine. A pid file
-//! naming a process that is not running → warning, heal removes it (only if
-//! unchanged). A running process → critical; with `on_running =
+//! naming a process that is not running (or preflight itself, which can
+//! only mean a reused PID) → warning, heal removes it (only if unchanged). A running process → critical; with `on_running =
 //! "terminate"`, heal stops it (see `runtime::terminate`), but only when its
 //! command line contains the `match` pattern, when one is given: a PID
 //! reused by an unrelated process is never signalled. Content that is not a

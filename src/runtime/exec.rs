@@ -94,9 +94,10 @@ pub enum ExecError {
 pub fn run(line: &str, cwd: &Path, timeout: Duration) -> Result<Outcome, ExecError> {
     let mut command = match Invocation::of(line) {
         Invocation::Direct { program, args } => {
-            let path = find_program(&program, cwd).ok_or(ExecError::NotFound(program))?;
+            let path = find_program(&program, cwd).ok_or_else(|| ExecError::NotFound(program.clone()))?;
             let mut c = Command::new(path);
-            c.args(args);
+            // The program sees its name as written, as it would from a shell.
+            c.arg0(&program).args(args);
             c
         }
         Invocation::Shell(line) => {
@@ -168,12 +169,16 @@ fn capture(pipe: Option<impl Read + Send + 'static>) -> Option<Captured> {
     thread::spawn(move || {
         let mut kept = Vec::new();
         let mut buf = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = MAX_CAPTURE.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
             }
-            let room = MAX_CAPTURE.saturating_sub(kept.len());
-            kept.extend_from_slice(&buf[..n.min(room)]);
         }
         let _ = send.send(kept);
     });
