@@ -105,3 +105,15 @@ fn no_temporary_file_is_left_after_heal() {
         t.snapshot().into_keys().filter(|p| p.to_string_lossy().contains("preflight-tmp")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn temporary_files_of_an_interrupted_heal_are_swept_by_the_next() {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\n");
+    t.write("logs/.preflight-tmp-Ab12Cd", "half a write");
+    t.write(".preflight-tmp-Zz99", "half a write");
+    t.write("logs/.keep-me", "not ours");
+    assert_eq!(t.run(&["heal"]).code, 0);
+    assert!(!t.exists("logs/.preflight-tmp-Ab12Cd") && !t.exists(".preflight-tmp-Zz99"));
+    assert!(t.exists("logs/.keep-me"));
+}
