@@ -452,7 +452,11 @@ mod commands {
         let root = Root::new();
         let source = format!("version = 1\n{}", command("true", "version = \"newest\"\n"));
         let err = manifest::load_str(Path::new("preflight.toml"), &source, root.path()).unwrap_err();
-        assert!(err.to_string().contains("not a version requirement"), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("preflight.toml:5:11: `version` = \"newest\" is not a version requirement"),
+            "{message}"
+        );
     }
 }
 

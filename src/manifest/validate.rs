@@ -363,9 +363,10 @@ fn commands(v: &mut Validator, raw: Vec<RawCommand>) -> Result<Vec<CommandSpec>,
                 return Err(v.error_at("name", &c.name, format!("command {:?} has an empty `run`", c.name)));
             }
             if let Some(req) = &c.version {
-                v.note(req);
+                v.note("version", req);
                 if let Err(e) = crate::runtime::version::Requirement::parse(req) {
-                    return Err(v.error_at_value(
+                    return Err(v.error_at(
+                        "version",
                         req,
                         format!("`version` = {req:?} is not a version requirement ({e}); write e.g. \">=3.8\""),
                     ));
