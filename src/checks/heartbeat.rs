@@ -79,3 +79,41 @@ fn inspect(root: &Path, spec: &HeartbeatSpec, now: SystemTime) -> Option<Problem
         Age::Past(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn spec() -> HeartbeatSpec {
+        HeartbeatSpec { path: PathBuf::from("beat"), max_age: Duration::from_secs(600), severity: None }
+    }
+
+    fn at(root: &Path, offset: i64) -> Option<Problem> {
+        let now = SystemTime::now();
+        std::fs::write(root.join("beat"), b"").unwrap();
+        let mtime =
+            filetime::FileTime::from_unix_time(filetime::FileTime::from_system_time(now).unix_seconds() + offset, 0);
+        filetime::set_file_mtime(root.join("beat"), mtime).unwrap();
+        inspect(root, &spec(), now)
+    }
+
+    #[test]
+    fn old_and_future_beats_are_touched_and_a_fresh_one_passes() {
+        let root = tempfile::tempdir().unwrap();
+        let old = at(root.path(), -3600).unwrap();
+        assert!(old.touch && old.message.contains("1h ago"), "{}", old.message);
+        let future = at(root.path(), 7200).unwrap();
+        assert!(future.touch && future.message.contains("in the future"), "{}", future.message);
+        assert!(at(root.path(), -60).is_none());
+    }
+
+    #[test]
+    fn a_folder_in_its_place_is_reported_and_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(inspect(root.path(), &spec(), SystemTime::now()).unwrap().touch, "missing: touch creates it");
+        std::fs::create_dir(root.path().join("beat")).unwrap();
+        let problem = inspect(root.path(), &spec(), SystemTime::now()).unwrap();
+        assert!(!problem.touch && problem.message.contains("not a regular file"));
+    }
+}

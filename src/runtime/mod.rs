@@ -1,7 +1,8 @@
 //! Helpers for the runtime checks (locks, heartbeats, pidfiles, commands,
 //! disk, prune): facts about processes, the host, the clock, the file
-//! system and version strings. Each file holds one idea; none of them
-//! writes to the disk except `remove`, which runs only inside heal.
+//! system and version strings, and the few actions heal takes on them.
+//! Each file holds one idea. Only `remove` and `terminate` (custom heal
+//! operations) change anything, and `exec` runs the manifest's commands.
 
 pub mod clock;
 pub mod diskfree;
