@@ -23,13 +23,16 @@ TOML
 make_logs() {
   rm -rf "$work/logs" "$work/.preflight"
   mkdir -p "$work/logs"
-  (cd "$work/logs" && seq -f "%05g.log" 1 "$files" | xargs touch -d "$1")
+  if [ "$files" -gt 0 ]; then (cd "$work/logs" && seq -f "%05g.log" 1 "$files" | xargs touch -d "$1"); fi
 }
 export -f make_logs
 export work files
 
+files=0 make_logs "1 day ago"
+hyperfine --warmup 3 --runs 30 -N \
+  --command-name "validate, no files (baseline)" "$bin validate -q -m $work/preflight.toml"
 make_logs "1 day ago"
-hyperfine --warmup 3 --runs 30 -N --ignore-failure \
+hyperfine --warmup 3 --runs 30 -N \
   --command-name "validate, $files fresh files" "$bin validate -q -m $work/preflight.toml"
 make_logs "30 days ago"
 hyperfine --warmup 3 --runs 30 -N --ignore-failure \
