@@ -655,12 +655,11 @@ mod cli {
     }
 
     #[test]
-    fn the_example_fragment_loads_and_runs() {
+    fn the_example_runtime_entries_load_and_run() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pricing-app");
-        let fragment = fs::read_to_string(example.join("runtime.toml.fragment")).unwrap();
-        let base = fs::read_to_string(example.join("preflight.toml")).unwrap();
+        let manifest = fs::read_to_string(example.join("preflight.toml")).unwrap();
         let root = Root::new();
-        root.write("preflight.toml", &format!("{base}\n{fragment}"));
+        root.write("preflight.toml", &manifest);
         let run = root.t.run(&["heal", "--no-commands", "--fs-only", "--only", "heartbeat:", "--only", "lock:"]);
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert!(root.exists("state/heartbeats/engine"));
