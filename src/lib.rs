@@ -11,3 +11,4 @@ pub mod heal;
 pub mod json;
 pub mod manifest;
 pub mod report;
+pub mod runtime;
