@@ -53,6 +53,12 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Find
     )))
 }
 
+/// Whether `bytes` is a valid JSON object holding every key of `default`,
+/// decided by the scanner alone (no `Value` is built).
+pub fn has_keys(bytes: &[u8], default: &serde_json::Map<String, Value>) -> bool {
+    salvage::object_keys(bytes).is_some_and(|keys| default.keys().all(|k| keys.contains(k)))
+}
+
 /// 1-based line and byte column of `offset`.
 fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
     let before = &bytes[..offset.min(bytes.len())];

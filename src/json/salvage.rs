@@ -94,6 +94,20 @@ pub fn salvage(input: &[u8]) -> Outcome {
     })
 }
 
+/// The top-level keys of a valid document whose top level is an object,
+/// found without building a `Value` (one pass, no allocation per value);
+/// `None` for anything else.
+pub fn object_keys(input: &[u8]) -> Option<Vec<String>> {
+    let scan = scan::scan(input);
+    if scan.damage.is_some() || scan.start > 0 {
+        return None;
+    }
+    if first_non_ws(input) != Some(b'{') {
+        return None;
+    }
+    Some(scan.top_keys.iter().map(|range| decode_key(input, range)).collect())
+}
+
 impl Salvage {
     /// The salvaged document (for tests and small files; the fix streams
     /// `head` and `tail` instead of building this copy).

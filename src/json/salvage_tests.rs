@@ -122,6 +122,15 @@ fn without_a_default_any_kept_value_stands_and_nothing_becomes_an_empty_object()
 }
 
 #[test]
+fn object_keys_lists_the_top_level_only_and_only_for_a_valid_object() {
+    let keys = object_keys(br#" {"a": {"x": 1}, "b\u00e9": [ {"y": 2} ], "": null} "#);
+    assert_eq!(keys, Some(vec!["a".to_string(), "b\u{e9}".to_string(), String::new()]));
+    assert_eq!(object_keys(b"[1]"), None);
+    assert_eq!(object_keys(br#"{"a": 1"#), None);
+    assert_eq!(object_keys(b"{}"), Some(vec![]));
+}
+
+#[test]
 fn pointers_escape_tilde_and_slash() {
     assert_eq!(damaged(br#"{"a/b": {"c~d": [1, "#).pointer, "/a~1b/c~0d/1");
 }
