@@ -13,6 +13,7 @@
 //! line>\n`, so the two outputs together hold every byte of the original.
 
 use std::io::{self, Read, Write};
+use std::ops::Range;
 
 use super::scan::Validator;
 
@@ -199,29 +200,69 @@ fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(total)
 }
 
-/// Validates a whole stream, the lines of each chunk split among the
-/// available cores. Same result as `for_each_line` with no visitor.
-pub fn check<R: Read>(reader: R) -> io::Result<Summary> {
+/// A bad line inside one part of a region.
+struct BadLine {
+    /// Line number counted from 1 at the start of the part.
+    number: u64,
+    /// The line's bytes in the part, without its `\n`.
+    range: Range<usize>,
+    terminated: bool,
+}
+
+/// One part of a region, classified: its counts (numbered from 1) and
+/// where its bad lines are.
+struct Part<'a> {
+    bytes: &'a [u8],
+    summary: Summary,
+    bad: Vec<BadLine>,
+}
+
+fn classify_part(bytes: &[u8]) -> io::Result<Part<'_>> {
+    let mut bad = Vec::new();
+    let base = bytes.as_ptr() as usize;
+    let summary = scan_region(bytes, 1, &mut Validator::default(), &mut |line: &Line| {
+        if line.status == Status::Bad {
+            let start = line.text.as_ptr() as usize - base;
+            bad.push(BadLine {
+                number: line.number,
+                range: start..start + line.text.len(),
+                terminated: line.terminated,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(Part { bytes, summary, bad })
+}
+
+/// Reads `reader` to its end, the lines of each chunk classified on all
+/// available cores, and hands each classified part to `visit` in order
+/// with the number of lines before it.
+fn for_each_part<R: Read>(reader: R, mut visit: impl FnMut(&Part, u64) -> io::Result<()>) -> io::Result<Summary> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
     let mut regions = Regions::new(reader);
     let mut summary = Summary::default();
     while let Some(region) = regions.next_region()? {
-        let parts = split_at_newlines(region, threads);
-        let results: Vec<io::Result<Summary>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = parts[1..]
-                .iter()
-                .map(|part| scope.spawn(move || scan_region(part, 1, &mut Validator::default(), &mut |_| Ok(()))))
-                .collect();
-            let mut results = vec![scan_region(parts[0], 1, &mut Validator::default(), &mut |_| Ok(()))];
-            results.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("panic")))));
-            results
+        let pieces = split_at_newlines(region, threads);
+        let parts: Vec<io::Result<Part>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces[1..].iter().map(|&piece| scope.spawn(move || classify_part(piece))).collect();
+            let mut parts = vec![classify_part(pieces[0])];
+            parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("panic")))));
+            parts
         });
-        for part in results {
-            let offset = summary.lines;
-            summary.append(part?, offset);
+        for part in parts {
+            let part = part?;
+            let before = summary.lines;
+            visit(&part, before)?;
+            summary.append(part.summary, before);
         }
     }
     Ok(summary)
+}
+
+/// Validates a whole stream on all cores. Same result as `for_each_line`
+/// with no visitor.
+pub fn check<R: Read>(reader: R) -> io::Result<Summary> {
+    for_each_part(reader, |_, _| Ok(()))
 }
 
 /// At most this many threads validate one chunk.
@@ -247,20 +288,20 @@ fn split_at_newlines(region: &[u8], n: usize) -> Vec<&[u8]> {
 }
 
 /// Copies the valid and blank lines of `reader` to `kept`, byte for byte,
-/// and the bad ones to `quarantine` as `<number>\t<raw line>\n`.
+/// and the bad ones to `quarantine` as `<number>\t<raw line>\n`. Lines are
+/// classified on all cores; the good runs between bad lines are copied in
+/// single writes.
 pub fn repair<R: Read>(reader: R, kept: &mut impl Write, quarantine: &mut impl Write) -> io::Result<Summary> {
-    for_each_line(reader, |line| {
-        if line.status == Status::Bad {
-            write!(quarantine, "{}\t", line.number)?;
-            quarantine.write_all(line.text)?;
-            quarantine.write_all(b"\n")
-        } else {
-            kept.write_all(line.text)?;
-            if line.terminated {
-                kept.write_all(b"\n")?;
-            }
-            Ok(())
+    for_each_part(reader, |part, before| {
+        let mut pos = 0;
+        for bad in &part.bad {
+            kept.write_all(&part.bytes[pos..bad.range.start])?;
+            write!(quarantine, "{}\t", before + bad.number)?;
+            quarantine.write_all(&part.bytes[bad.range.clone()])?;
+            quarantine.write_all(b"\n")?;
+            pos = bad.range.end + usize::from(bad.terminated);
         }
+        kept.write_all(&part.bytes[pos..])
     })
 }
 
@@ -328,6 +369,30 @@ mod tests {
         assert_eq!(parallel.first_bad, vec![1, 9974, 19947, 29920, 39893]);
         assert!(parallel.torn_last);
         assert_eq!(parallel.bytes, input.len() as u64);
+    }
+
+    #[test]
+    fn repair_across_chunks_keeps_every_good_byte_and_numbers_bad_lines() {
+        let mut input = Vec::new();
+        let mut expected_kept = Vec::new();
+        let mut expected_bad = Vec::new();
+        for i in 1..=300_000u32 {
+            let line = match i % 7919 {
+                0 => format!("{{\"bad\": {i}\r\n"),
+                _ => format!("{{\"seq\":{i}}}\r\n"),
+            };
+            input.extend_from_slice(line.as_bytes());
+            if i % 7919 == 0 {
+                expected_bad.extend_from_slice(format!("{i}\t{}\n", line.trim_end_matches('\n')).as_bytes());
+            } else {
+                expected_kept.extend_from_slice(line.as_bytes());
+            }
+        }
+        assert!(input.len() > CHUNK);
+        let (kept, bad, summary) = repaired(&input);
+        assert!(kept == expected_kept, "kept lines differ");
+        assert_eq!(String::from_utf8(bad).unwrap(), String::from_utf8(expected_bad).unwrap());
+        assert_eq!(summary.bad, 300_000 / 7919);
     }
 
     #[test]
