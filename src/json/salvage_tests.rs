@@ -328,3 +328,62 @@ fn exhaustive_truncation_never_invents_and_never_loses_a_complete_value() {
     }
     assert!(runs > 3000, "the corpus was exercised ({runs} damaged inputs)");
 }
+
+/// Random byte strings over a JSON-heavy alphabet: the scanner agrees with
+/// serde_json on validity, and salvage always yields valid JSON.
+#[test]
+fn random_inputs_agree_with_serde_json_and_always_salvage_to_valid_json() {
+    const ALPHABET: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b"\"",
+        b"\\",
+        b"\"k\"",
+        b"\"v\"",
+        b"1",
+        b"-",
+        b"0",
+        b".5",
+        b"e3",
+        b"E-",
+        b"true",
+        b"fals",
+        b"null",
+        b" ",
+        b"\n",
+        b"\0",
+        b"\xC3\xA9",
+        b"\xFF",
+        b"\\u00e9",
+        b"\\ud83d",
+        b"\\ude00",
+        b"x",
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut valid = 0;
+    for _ in 0..20_000 {
+        let len = (next() % 12) as usize;
+        let input: Vec<u8> =
+            (0..len).flat_map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize].to_vec()).collect();
+        let strict = serde_json::from_slice::<Value>(&input).is_ok();
+        assert_eq!(scan::is_valid(&input), strict, "{:?}", String::from_utf8_lossy(&input));
+        valid += usize::from(strict);
+        if let Outcome::Damaged(s) = salvage(&input) {
+            if s.kept_value {
+                let out = s.to_bytes(&input);
+                assert!(serde_json::from_slice::<Value>(&out).is_ok(), "{:?} -> {:?}", input, out);
+            }
+        }
+    }
+    assert!(valid > 200, "enough valid documents were drawn to compare ({valid})");
+}
