@@ -3,7 +3,7 @@
 //! file is streamed in constant memory, whatever its size.
 //!
 //! Finding IDs: `file:<path>` (missing, not a regular file), `file:<path>:mode`
-//! (not writable, from the file check's helper), `file:<path>:lines` (lines
+//! (not writable, via the file check's `writable_finding`), `file:<path>:lines` (lines
 //! that do not parse; a warning), `file:<path>:schema` (violations; critical).
 
 use std::fs;
