@@ -67,7 +67,7 @@ fn heal_until_ready(cli: &Cli, manifest: &Manifest, retry: Retry) -> anyhow::Res
                 anstream::stderr(),
                 "preflight: attempt {attempt}: {why}; trying again in {} ({} left)",
                 humantime::format_duration(retry.sleep),
-                humantime::format_duration(Duration::from_secs(left.as_secs()))
+                humantime::format_duration(Duration::from_millis(left.as_millis() as u64 / 100 * 100))
             );
         }
         std::thread::sleep(retry.sleep);
