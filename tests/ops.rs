@@ -21,8 +21,11 @@ fn healable() -> TestDir {
     let t = TestDir::with_manifest(
         "version = 1\n[env]\ntemplate = \".env.example\"\n\n[[dir]]\npath = \"data/cache\"\nmode = \"0750\"\n\n\
          [[file]]\npath = \"state/positions.json\"\ndefault = { open = [], closed = [] }\n\n\
-         [[file]]\npath = \"state/new.json\"\ndefault = { a = 1 }\n",
+         [[file]]\npath = \"state/new.json\"\ndefault = { a = 1 }\n\n\
+         [[file]]\npath = \"state/readonly.json\"\ndefault = { a = 1 }\n",
     );
+    t.write("state/readonly.json", "{\"a\": 2}");
+    t.chmod("state/readonly.json", 0o444);
     t.write(".env.example", "LOG_LEVEL=info\n");
     t.write("state/positions.json", "{\n  \"open\": [{\"symbol\": \"BTC\"}]\n}\n");
     t.chmod("state/positions.json", 0o640);
@@ -134,7 +137,16 @@ mod history {
         assert_eq!(only["runs"].as_array().unwrap().len(), 1);
         let ids: Vec<&str> =
             only["runs"][0]["actions"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["dir:data/cache", "env:.env", "file:state/positions.json", "file:state/new.json"]);
+        assert_eq!(
+            ids,
+            [
+                "dir:data/cache",
+                "env:.env",
+                "file:state/positions.json",
+                "file:state/new.json",
+                "file:state/readonly.json:mode"
+            ]
+        );
         assert_eq!(t.run(&["history", "--run", "nope"]).code, 1);
     }
 

@@ -20,9 +20,14 @@ pub fn rollback(cli: &Cli, run: Option<&str>) -> anyhow::Result<u8> {
     let target = pick_run(&entries, run)?;
     let of_run: Vec<&Entry> = entries.iter().filter(|e| e.run == target).collect();
     let plan = Plan::of(&of_run);
+    let kept_nothing: Vec<String> = of_run
+        .iter()
+        .filter(|e| e.outcome == "done" && e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty())
+        .map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action))
+        .collect();
     let refused = plan.check(&root);
     if !refused.is_empty() {
-        return report(cli, &target, None, &[], &refused);
+        return report(cli, &target, None, &[], &refused, &[]);
     }
     let run_id = heal::new_run_id();
     let mut done = Vec::new();
@@ -43,7 +48,7 @@ pub fn rollback(cli: &Cli, run: Option<&str>) -> anyhow::Result<u8> {
         });
     }
     history::append(&root, &done)?;
-    report(cli, &target, Some(&run_id), &done, &[])
+    report(cli, &target, Some(&run_id), &done, &[], &kept_nothing)
 }
 
 /// The named run, or the newest run that is not a rollback and was not
@@ -72,7 +77,16 @@ fn pick_run(entries: &[Entry], wanted: Option<&str>) -> anyhow::Result<String> {
     Ok(wanted.to_string())
 }
 
-fn report(cli: &Cli, target: &str, run: Option<&str>, done: &[Entry], refused: &[String]) -> anyhow::Result<u8> {
+/// Prints what was undone, or why nothing was; `left` lists actions of the
+/// run that kept nothing to undo them with (a stale lock removed, a touch).
+fn report(
+    cli: &Cli,
+    target: &str,
+    run: Option<&str>,
+    done: &[Entry],
+    refused: &[String],
+    left: &[String],
+) -> anyhow::Result<u8> {
     let failed = done.iter().any(|e| e.outcome != "done");
     let code = u8::from(failed || !refused.is_empty());
     let mut out = anstream::stdout();
@@ -80,6 +94,7 @@ fn report(cli: &Cli, target: &str, run: Option<&str>, done: &[Entry], refused: &
         let doc = json!({
             "version": 1, "command": "rollback", "status": if code == 0 { "ok" } else { "critical" },
             "exit_code": code, "rollback_of": target, "run": run, "actions": done, "refused": refused,
+            "left_as_is": left,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(code);
@@ -94,6 +109,9 @@ fn report(cli: &Cli, target: &str, run: Option<&str>, done: &[Entry], refused: &
     for entry in done {
         let detail = if entry.detail.is_empty() { String::new() } else { format!(" ({})", entry.detail) };
         writeln!(out, "  {:<7} {}  {}{detail}", entry.outcome, entry.id, entry.action)?;
+    }
+    for note in left {
+        writeln!(out, "  left    {note}")?;
     }
     let what = if done.is_empty() {
         "nothing recorded to undo"

@@ -29,6 +29,7 @@ const BACKUPS: &str = ".preflight/backups/";
 #[derive(Debug)]
 pub enum Step {
     Restore { id: String, original: Replaced },
+    SetMode { id: String, path: PathBuf, from: u32, to: u32 },
     RemoveFile { id: String, path: PathBuf, sha256: String },
     RemoveDir { id: String, path: PathBuf },
 }
@@ -45,7 +46,12 @@ impl Plan {
     pub fn of(entries: &[&Entry]) -> Plan {
         let mut created: BTreeMap<&Path, (&str, Option<&str>)> = BTreeMap::new();
         let mut originals: BTreeMap<&Path, (&str, &Replaced)> = BTreeMap::new();
+        let mut modes: BTreeMap<&Path, (&str, u32, u32)> = BTreeMap::new();
         for entry in entries {
+            for m in &entry.modes {
+                // The first change knows the original mode, the last one the mode left.
+                modes.entry(&m.path).and_modify(|e| e.2 = m.to).or_insert((&entry.id, m.from, m.to));
+            }
             for c in &entry.created {
                 created.entry(&c.path).or_insert((&entry.id, c.sha256.as_deref()));
             }
@@ -58,6 +64,9 @@ impl Plan {
             .filter(|(path, _)| !created.contains_key(path))
             .map(|(_, (id, r))| Step::Restore { id: id.into(), original: r.clone() })
             .collect();
+        for (path, (id, from, to)) in modes.into_iter().filter(|(path, _)| !created.contains_key(path)) {
+            steps.push(Step::SetMode { id: id.into(), path: path.into(), from, to });
+        }
         let mut dirs = Vec::new();
         for (path, (id, sha256)) in created {
             match sha256 {
@@ -78,6 +87,7 @@ impl Plan {
         for step in &self.steps {
             let result = match step {
                 Step::Restore { original, .. } => check_restore(root, original),
+                Step::SetMode { path, to, .. } => check_mode(root, path, *to),
                 Step::RemoveFile { path, sha256, .. } => check_created_file(root, path, sha256),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
@@ -95,13 +105,16 @@ impl Step {
     pub fn path(&self) -> &Path {
         match self {
             Step::Restore { original, .. } => &original.path,
-            Step::RemoveFile { path, .. } | Step::RemoveDir { path, .. } => path,
+            Step::SetMode { path, .. } | Step::RemoveFile { path, .. } | Step::RemoveDir { path, .. } => path,
         }
     }
 
     pub fn id(&self) -> &str {
         match self {
-            Step::Restore { id, .. } | Step::RemoveFile { id, .. } | Step::RemoveDir { id, .. } => id,
+            Step::Restore { id, .. }
+            | Step::SetMode { id, .. }
+            | Step::RemoveFile { id, .. }
+            | Step::RemoveDir { id, .. } => id,
         }
     }
 
@@ -112,6 +125,12 @@ impl Step {
             Step::Restore { original, .. } => {
                 restore(root, original)?;
                 Ok((format!("restore {shown}"), format!("from {}", original.saved.display())))
+            }
+            Step::SetMode { path, from, .. } => {
+                let abs = fsutil::resolve(root, path)?;
+                fs::set_permissions(&abs, fs::Permissions::from_mode(*from))
+                    .with_context(|| format!("cannot chmod {shown}"))?;
+                Ok((format!("chmod {from:04o} {shown}"), "the mode before the run".into()))
             }
             Step::RemoveFile { path, .. } => {
                 remove(root, path, |p| fs::remove_file(p))?;
@@ -157,6 +176,16 @@ fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<Stri
         }
     }
     Ok(None)
+}
+
+fn check_mode(root: &Path, path: &Path, left: u32) -> anyhow::Result<Option<String>> {
+    let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let now = fsutil::mode_of(&meta);
+    Ok((now != left).then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
 }
 
 fn check_created_file(root: &Path, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {

@@ -99,11 +99,12 @@ fn cycle(
         None => &mut result.before,
     };
     let flapping = mark_flapping(findings, &recent, breaker);
+    let run = heal::new_run_id();
     let new: Vec<history::Entry> = flapping
         .into_iter()
         .filter(|id| recorded.insert(id.clone()))
         .map(|id| history::Entry {
-            run: heal::new_run_id(),
+            run: run.clone(),
             time: heal::now(),
             action: "circuit breaker".into(),
             outcome: "tripped".into(),

@@ -130,6 +130,9 @@ impl<'a> ApplyCtx<'a> {
             }
             Op::SetMode { path, mode } => {
                 let abs = self.resolve(path)?;
+                if let Ok(meta) = fs::symlink_metadata(&abs) {
+                    self.journal.mode_changed(path, fsutil::mode_of(&meta), *mode);
+                }
                 fs::set_permissions(&abs, fs::Permissions::from_mode(*mode))
                     .with_context(|| format!("cannot chmod {}", path.display()))?;
                 Ok(format!("mode {mode:04o}"))

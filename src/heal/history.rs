@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::apply::STATE_DIR;
-pub use super::journal::{Created, Replaced};
+pub use super::journal::{Created, ModeChange, Replaced};
 use crate::fsutil;
 
 /// Runs kept in the history by default; older ones are pruned.
@@ -44,6 +44,9 @@ pub struct Entry {
     /// Originals this action replaced or removed, and where their copies are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaced: Vec<Replaced>,
+    /// Permission changes this action made on existing paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<ModeChange>,
     /// Set on the entries of a rollback: the run it undid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,

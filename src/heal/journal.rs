@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::history::Entry;
+
 /// A file or folder that did not exist before the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
@@ -35,19 +37,37 @@ pub struct Replaced {
     pub sha256: Option<String>,
 }
 
+/// A permission change on an existing path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeChange {
+    pub path: PathBuf,
+    pub from: u32,
+    pub to: u32,
+}
+
 /// The changes of one action, before the run's end fixes their hashes.
 #[derive(Debug, Default)]
 pub struct Changes {
     /// Paths first touched by this action that did not exist then.
     absent: Vec<PathBuf>,
     replaced: Vec<(PathBuf, PathBuf, u32)>,
+    modes: Vec<ModeChange>,
 }
 
 impl Changes {
-    /// The records, with each path's hash as it is now (the run's end).
-    pub fn settle(self, root: &Path) -> io::Result<(Vec<Created>, Vec<Replaced>)> {
+    /// Fills the entry's rollback records, with each path's hash as it is
+    /// now (the run's end).
+    pub fn record(self, root: &Path, entry: &mut Entry) -> io::Result<()> {
+        let (created, replaced) = self.settle(root)?;
+        entry.created = created;
+        entry.replaced = replaced;
+        entry.modes = self.modes;
+        Ok(())
+    }
+
+    fn settle(&self, root: &Path) -> io::Result<(Vec<Created>, Vec<Replaced>)> {
         let mut created = Vec::new();
-        for path in self.absent {
+        for path in self.absent.iter().cloned() {
             match fs::symlink_metadata(root.join(&path)) {
                 Ok(meta) if meta.is_dir() => created.push(Created { path, sha256: None }),
                 Ok(_) => {
@@ -59,7 +79,7 @@ impl Changes {
             }
         }
         let mut replaced = Vec::new();
-        for (path, saved, mode) in self.replaced {
+        for (path, saved, mode) in self.replaced.iter().cloned() {
             let sha256 = hash_if_present(&root.join(&path))?;
             replaced.push(Replaced { path, saved, mode, sha256 });
         }
@@ -97,6 +117,11 @@ impl Journal {
     /// Notes that the original of `rel` (mode `mode`) was copied to `saved`.
     pub fn kept(&self, rel: &Path, saved: &Path, mode: u32) {
         self.current.borrow_mut().replaced.push((rel.to_path_buf(), saved.to_path_buf(), mode));
+    }
+
+    /// Notes a permission change on a path that existed.
+    pub fn mode_changed(&self, rel: &Path, from: u32, to: u32) {
+        self.current.borrow_mut().modes.push(ModeChange { path: rel.to_path_buf(), from, to });
     }
 
     /// The changes of the action that just ran; the next action starts afresh.

@@ -129,7 +129,7 @@ fn apply_plan(
     // change a file an earlier one wrote, and rollback compares the disk
     // with the state the run left.
     for (entry, change) in entries.iter_mut().zip(changes) {
-        (entry.created, entry.replaced) = change.settle(&manifest.root).context("cannot record what heal changed")?;
+        change.record(&manifest.root, entry).context("cannot record what heal changed")?;
     }
     history::append(&manifest.root, &entries)?;
     Ok(actions)
