@@ -56,7 +56,7 @@ pub fn watch(cli: &Cli, manifest: &Manifest, interval: Duration, breaker: Breake
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
     }
     let mut recorded: HashSet<String> = HashSet::new();
-    let mut shown: Option<Vec<(String, Severity)>> = None;
+    let mut shown: Option<Vec<(String, Severity, String)>> = None;
     let mut out = anstream::stdout();
     while !stop.load(Ordering::SeqCst) {
         match cycle(cli, manifest, breaker, &mut recorded) {
@@ -147,9 +147,10 @@ fn recent_heals(entries: &[history::Entry], now: SystemTime) -> HashMap<String, 
     recent
 }
 
-/// What the report shows, to print only when it changes.
-fn state_of(findings: &Findings) -> Vec<(String, Severity)> {
-    findings.problems.iter().map(|f| (f.id.clone(), f.severity)).collect()
+/// What the report shows, to print only when it changes (a finding that
+/// starts flapping keeps its ID and severity but not its message).
+fn state_of(findings: &Findings) -> Vec<(String, Severity, String)> {
+    findings.problems.iter().map(|f| (f.id.clone(), f.severity, f.message.clone())).collect()
 }
 
 /// Sleeps `interval`, waking early when asked to stop.
