@@ -9,6 +9,8 @@ mod files;
 
 use std::path::Path;
 
+pub use env::parse as parse_env;
+
 use crate::finding::{Findings, Severity};
 use crate::manifest::Manifest;
 

@@ -109,6 +109,9 @@ impl TestDir {
 }
 
 pub fn snapshot(root: &Path, skip_state: bool) -> Snapshot {
+    if !root.exists() {
+        return Snapshot::new();
+    }
     WalkDir::new(root)
         .min_depth(1)
         .into_iter()
