@@ -332,6 +332,19 @@ mod init {
     }
 
     #[test]
+    fn a_different_schema_file_is_not_overwritten_without_force() {
+        let t = existing_app();
+        t.write("schemas/app_data.sql", "-- mine\n");
+        let run = t.run(&["init"]);
+        assert_eq!(run.code, 1);
+        assert!(run.stderr.contains("schemas/app_data.sql already exists with other content"), "{}", run.stderr);
+        assert!(!t.exists("preflight.toml"));
+        assert_eq!(t.read("schemas/app_data.sql"), "-- mine\n");
+        assert_eq!(t.run(&["init", "--force"]).code, 0);
+        assert!(t.read("schemas/app_data.sql").starts_with("CREATE TABLE users"));
+    }
+
+    #[test]
     fn without_env_the_env_section_is_left_commented() {
         let t = TestDir::new();
         t.write(".env.example", "API_KEY=\n");

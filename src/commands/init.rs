@@ -26,8 +26,12 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
         bail!("{} already exists; use --force to overwrite it", path.display());
     }
     let found = scan(&root, &path)?;
+    // Every refusal comes before the first write.
     for db in &found.databases {
-        write_new(&root.join(&db.schema), db.ddl.as_bytes(), force)?;
+        refuse_overwrite(&root.join(&db.schema), db.ddl.as_bytes(), force)?;
+    }
+    for db in &found.databases {
+        write_schema(&root.join(&db.schema), db.ddl.as_bytes())?;
     }
     let text = render(&found);
     fsutil::atomic_write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
@@ -51,15 +55,20 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Writes `bytes` unless a different file is there and `force` is off.
-fn write_new(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
-    if let Ok(existing) = std::fs::read(path) {
-        if existing == bytes {
-            return Ok(());
+/// Refuses when a different file is at `path` and `force` is off.
+fn refuse_overwrite(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    match std::fs::read(path) {
+        Ok(existing) if existing != bytes && !force => {
+            bail!("{} already exists with other content; use --force to overwrite it", path.display())
         }
-        if !force {
-            bail!("{} already exists with other content; use --force to overwrite it", path.display());
-        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes a schema file, unless it already holds exactly `bytes`.
+fn write_schema(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+        return Ok(());
     }
     std::fs::create_dir_all(fsutil::parent_dir(path))?;
     fsutil::atomic_write(path, bytes, None).with_context(|| format!("cannot write {}", path.display()))
