@@ -319,29 +319,23 @@ mod init {
     }
 
     #[test]
-    fn refuses_to_overwrite_without_force() {
-        let t = existing_app();
-        t.write("preflight.toml", "version = 1\n# mine\n");
-        let run = t.run(&["init"]);
-        assert_eq!(run.code, 1);
-        assert!(run.stderr.contains("already exists; use --force"), "{}", run.stderr);
-        assert_eq!(t.read("preflight.toml"), "version = 1\n# mine\n");
-        assert!(!t.exists("schemas"), "a refused init writes nothing");
-        assert_eq!(t.run(&["init", "--force"]).code, 0);
-        assert!(t.read("preflight.toml").contains("[[database]]"));
-    }
-
-    #[test]
-    fn a_different_schema_file_is_not_overwritten_without_force() {
-        let t = existing_app();
-        t.write("schemas/app_data.sql", "-- mine\n");
-        let run = t.run(&["init"]);
-        assert_eq!(run.code, 1);
-        assert!(run.stderr.contains("schemas/app_data.sql already exists with other content"), "{}", run.stderr);
-        assert!(!t.exists("preflight.toml"));
-        assert_eq!(t.read("schemas/app_data.sql"), "-- mine\n");
-        assert_eq!(t.run(&["init", "--force"]).code, 0);
-        assert!(t.read("schemas/app_data.sql").starts_with("CREATE TABLE users"));
+    fn refuses_to_overwrite_the_manifest_or_a_schema_without_force() {
+        let cases = [
+            ("preflight.toml", "already exists; use --force", "schemas/app_data.sql"),
+            ("schemas/app_data.sql", "already exists with other content", "preflight.toml"),
+        ];
+        for (existing, message, not_written) in cases {
+            let t = existing_app();
+            t.write(existing, "# mine\n");
+            let run = t.run(&["init"]);
+            assert_eq!(run.code, 1, "{existing}");
+            assert!(run.stderr.contains(&format!("{existing} {message}")), "{}", run.stderr);
+            assert_eq!(t.read(existing), "# mine\n");
+            assert!(!t.exists(not_written), "a refused init writes nothing");
+            assert_eq!(t.run(&["init", "--force"]).code, 0);
+            assert!(t.read("preflight.toml").contains("[[database]]"));
+            assert!(t.read("schemas/app_data.sql").starts_with("CREATE TABLE users"));
+        }
     }
 
     #[test]
