@@ -30,3 +30,13 @@ hyperfine --warmup 20 --runs 200 -N \
   "$bin history -m $m" \
   "$bin history --stats -m $m" \
   "$bin init --force -m $work/init/preflight.toml"
+# Hashing cost: heal hashes every file it created or backed up when the run
+# ends, and rollback hashes them again before touching anything. Measured
+# as a rollback that must hash a 512 MiB file (and then refuses, as the
+# recorded hash is not the file's).
+big="$work/big"
+mkdir -p "$big/.preflight"
+printf 'version = 1\n' > "$big/preflight.toml"
+head -c 536870912 /dev/urandom > "$big/data.bin"
+printf '{"run":"R","time":"2026-01-01T00:00:00Z","id":"file:data.bin","action":"write","outcome":"done","created":[{"path":"data.bin","sha256":"0"}]}\n' > "$big/.preflight/history.jsonl"
+hyperfine --warmup 1 --runs 5 -N -i "$bin rollback -m $big/preflight.toml"
