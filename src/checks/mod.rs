@@ -3,9 +3,15 @@
 //! never change the disk; a fix they propose is data for the planner.
 //! `REGISTRY` is the one place a new kind is added.
 
+mod command;
 mod dirs;
+mod disk;
 mod env;
 mod files;
+mod heartbeat;
+mod locks;
+mod pidfile;
+mod prune;
 
 use std::path::Path;
 
@@ -53,7 +59,17 @@ pub trait Check: Sync {
 }
 
 /// Every kind of check, in report order.
-pub const REGISTRY: &[&dyn Check] = &[&env::EnvCheck, &dirs::DirCheck, &files::FileCheck];
+pub const REGISTRY: &[&dyn Check] = &[
+    &env::EnvCheck,
+    &dirs::DirCheck,
+    &files::FileCheck,
+    &heartbeat::HeartbeatCheck,
+    &locks::LockCheck,
+    &pidfile::PidfileCheck,
+    &prune::PruneCheck,
+    &command::CommandCheck,
+    &disk::DiskCheck,
+];
 
 /// Which checks and findings a run covers.
 #[derive(Debug, Clone, Default)]

@@ -362,6 +362,16 @@ fn commands(v: &mut Validator, raw: Vec<RawCommand>) -> Result<Vec<CommandSpec>,
             if c.run.trim().is_empty() {
                 return Err(v.error_at("name", &c.name, format!("command {:?} has an empty `run`", c.name)));
             }
+            if let Some(req) = &c.version {
+                v.note("version", req);
+                if let Err(e) = crate::runtime::version::Requirement::parse(req) {
+                    return Err(v.error_at(
+                        "version",
+                        req,
+                        format!("`version` = {req:?} is not a version requirement ({e}); write e.g. \">=3.8\""),
+                    ));
+                }
+            }
             let timeout = match &c.timeout {
                 Some(t) => v.duration("timeout", t)?,
                 None => Duration::from_secs(10),
