@@ -188,12 +188,16 @@ mod rollback {
     #[test]
     fn after_heal_gives_back_the_byte_identical_directory() {
         let t = healable();
-        let before = t.app_snapshot();
+        let positions = t.join("state/positions.json");
+        filetime::set_file_mtime(&positions, filetime::FileTime::from_unix_time(1_700_000_000, 123_456_789)).unwrap();
+        let mtime = || fs::metadata(&positions).unwrap().modified().unwrap();
+        let (before, old_mtime) = (t.app_snapshot(), mtime());
         assert_eq!(t.run(&["heal"]).code, 0);
         assert_ne!(before, t.app_snapshot());
         let undo = t.run(&["rollback"]);
         assert_eq!(undo.code, 0, "{}", undo.all_output());
         assert_eq!(before, t.app_snapshot(), "files, folders and modes are as before the heal");
+        assert_eq!(mtime(), old_mtime, "a restored file keeps its modification time");
         let history = t.run(&["history"]).stdout;
         assert!(history.contains("(rollback of "), "rollback is recorded: {history}");
         let again = t.run(&["rollback"]);

@@ -214,7 +214,8 @@ fn check_created_dir(root: &Path, path: &Path, created: &[&Path]) -> anyhow::Res
     Ok((!foreign.is_empty()).then(|| format!("now holds {} that the run did not create", foreign.join(", "))))
 }
 
-/// Puts the copy back byte for byte, with the original's mode, atomically.
+/// Puts the copy back byte for byte, with the original's mode and
+/// modification time, atomically.
 fn restore(root: &Path, original: &Replaced) -> anyhow::Result<()> {
     let target = fsutil::resolve(root, &original.path)?;
     let dir = fsutil::parent_dir(&target);
@@ -232,6 +233,9 @@ fn restore(root: &Path, original: &Replaced) -> anyhow::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".preflight-tmp-").tempfile_in(dir)?;
     io::copy(&mut input, tmp.as_file_mut())?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(original.mode))?;
+    if let Some(mtime) = original.mtime.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok()) {
+        tmp.as_file().set_modified(mtime)?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(&target).map_err(|e| e.error)?;
     fsutil::sync_dir(dir)?;

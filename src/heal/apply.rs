@@ -88,9 +88,10 @@ impl<'a> ApplyCtx<'a> {
         let target = self.private_path("quarantine", rel)?;
         let copy = copy_private(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
         self.quarantined.insert(rel.to_path_buf());
-        let mode = fs::symlink_metadata(&source).map(|m| fsutil::mode_of(&m)).unwrap_or(0o600);
         let saved = copy.strip_prefix(self.root).unwrap_or(&copy);
-        self.journal.kept(rel, saved, mode);
+        if let Ok(meta) = fs::symlink_metadata(&source) {
+            self.journal.kept(rel, saved, &meta);
+        }
         Ok(Some(copy))
     }
 
@@ -107,7 +108,7 @@ impl<'a> ApplyCtx<'a> {
         let backup = self.private_path("backups", rel)?;
         if let Ok(meta) = fs::symlink_metadata(self.resolve(rel)?) {
             let saved = backup.strip_prefix(self.root).unwrap_or(&backup);
-            self.journal.kept(rel, saved, fsutil::mode_of(&meta));
+            self.journal.kept(rel, saved, &meta);
         }
         Ok(backup)
     }

@@ -32,6 +32,10 @@ pub struct Replaced {
     pub saved: PathBuf,
     /// The original's permission bits.
     pub mode: u32,
+    /// The original's modification time (RFC 3339, nanoseconds), restored
+    /// with it: a restored lock or heartbeat keeps its age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<String>,
     /// SHA-256 (hex) of `path` when the run ended; absent when it was removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
@@ -50,7 +54,8 @@ pub struct ModeChange {
 pub struct Changes {
     /// Paths first touched by this action that did not exist then.
     absent: Vec<PathBuf>,
-    replaced: Vec<(PathBuf, PathBuf, u32)>,
+    /// Their `sha256` is filled in when the run ends.
+    replaced: Vec<Replaced>,
     modes: Vec<ModeChange>,
 }
 
@@ -79,9 +84,9 @@ impl Changes {
             }
         }
         let mut replaced = Vec::new();
-        for (path, saved, mode) in self.replaced.iter().cloned() {
-            let sha256 = hash_if_present(&root.join(&path))?;
-            replaced.push(Replaced { path, saved, mode, sha256 });
+        for original in &self.replaced {
+            let sha256 = hash_if_present(&root.join(&original.path))?;
+            replaced.push(Replaced { sha256, ..original.clone() });
         }
         Ok((created, replaced))
     }
@@ -114,9 +119,16 @@ impl Journal {
         }
     }
 
-    /// Notes that the original of `rel` (mode `mode`) was copied to `saved`.
-    pub fn kept(&self, rel: &Path, saved: &Path, mode: u32) {
-        self.current.borrow_mut().replaced.push((rel.to_path_buf(), saved.to_path_buf(), mode));
+    /// Notes that the original of `rel` (with metadata `meta`) was copied to `saved`.
+    pub fn kept(&self, rel: &Path, saved: &Path, meta: &fs::Metadata) {
+        let mtime = meta.modified().ok().map(|t| humantime::format_rfc3339_nanos(t).to_string());
+        self.current.borrow_mut().replaced.push(Replaced {
+            path: rel.to_path_buf(),
+            saved: saved.to_path_buf(),
+            mode: crate::fsutil::mode_of(meta),
+            mtime,
+            sha256: None,
+        });
     }
 
     /// Notes a permission change on a path that existed.
