@@ -200,6 +200,9 @@ mod rollback {
         assert_eq!(mtime(), old_mtime, "a restored file keeps its modification time");
         let history = t.run(&["history"]).stdout;
         assert!(history.contains("(rollback of "), "rollback is recorded: {history}");
+        let fresh = TestDir::with_manifest(DIR_MANIFEST);
+        assert_eq!(fresh.run(&["rollback"]).code, 1);
+        assert!(!fresh.exists(".preflight"), "a rollback with no history writes nothing");
         let again = t.run(&["rollback"]);
         assert_eq!(again.code, 1, "the only heal run is already rolled back");
         assert!(again.stderr.contains("nothing to roll back"), "{}", again.stderr);
@@ -427,6 +430,19 @@ mod watch {
         assert!(fs::read_to_string(t.join("watch.err")).unwrap().contains("preflight watch: stopped"));
         let stats = t.run(&["history", "--stats", "--json"]).json();
         assert_eq!(stats["stats"][0]["healed"], 2);
+    }
+
+    #[test]
+    fn a_finding_in_its_cooldown_is_reported_but_not_healed() {
+        let t = TestDir::with_manifest(DIR_MANIFEST);
+        let watch = Watch::start(&t, &["--interval", "50ms", "--cooldown", "1h"]);
+        eventually("data is created", || t.exists("data"));
+        fs::remove_dir(t.join("data")).unwrap();
+        // The first report shows the heal; the next one the finding left alone.
+        eventually("the finding is reported again", || watch.output().matches("critical  dir:data").count() >= 2);
+        assert!(!t.exists("data"), "healed once, then left for the cooldown");
+        assert_eq!(watch.stop(), Some(0));
+        assert_eq!(t.run(&["history", "--stats", "--json"]).json()["stats"][0]["healed"], 1);
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::cli::{Cli, Format};
 
 pub fn rollback(cli: &Cli, run: Option<&str>) -> anyhow::Result<u8> {
     let root = root_only(cli)?;
+    if !history::path(&root).exists() {
+        // Said before taking the lock, which would create `.preflight/`.
+        bail!("nothing to roll back: no heal run is recorded in {}", history::path(&root).display());
+    }
     // No heal may run while files are put back.
     let _lock = heal::lock::acquire(&root, heal::LOCK_WAIT)?;
     let entries = history::read(&root)?;
