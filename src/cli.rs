@@ -113,7 +113,7 @@ pub enum Command {
         /// Time between two heals.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
         interval: Duration,
-        /// A finding healed more often than this within an hour is no longer healed and reported as flapping.
+        /// A finding healed this many times within the last hour is no longer healed, and is reported as critical (flapping).
         #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
         max_heals: u32,
         /// Minimum time between two heals of the same finding.
