@@ -70,6 +70,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Init { force } => return commands::init::init(cli, *force),
         Command::History { run, json, stats } => return commands::history::history(cli, run.as_deref(), *json, *stats),
         Command::Rollback { run } => return commands::rollback::rollback(cli, run.as_deref()),
+        Command::Run { retry_timeout, sleep, cmd } => {
+            let retry = commands::run::Retry { timeout: *retry_timeout, sleep: *sleep };
+            return commands::run::run(cli, retry, cmd);
+        }
         _ => {}
     }
     let manifest = commands::load_manifest(cli)?;
@@ -90,10 +94,6 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Heal { dry_run: false, .. } => {
             let result = heal::heal(&manifest, &options, &selection).context("heal stopped")?;
             emit(&Report::heal(&result, cli.strict), format, &mut out)?
-        }
-        Command::Run { retry_timeout, sleep, cmd } => {
-            let retry = commands::run::Retry { timeout: *retry_timeout, sleep: *sleep };
-            commands::run::run(cli, &manifest, retry, cmd)?
         }
         Command::Watch { interval, max_heals, cooldown } => {
             let breaker = commands::watch::Breaker { max_heals: *max_heals, cooldown: *cooldown };

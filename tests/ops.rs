@@ -95,6 +95,21 @@ mod run {
     }
 
     #[test]
+    fn retry_waits_for_a_manifest_that_is_not_there_yet() {
+        let t = TestDir::new();
+        let path = t.join("preflight.toml");
+        let mounter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            fs::write(path, DIR_MANIFEST).unwrap();
+        });
+        let run = launch(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
+        mounter.join().unwrap();
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        assert!(t.exists("started") && t.exists("data"));
+        assert!(run.stderr.contains("cannot read the manifest"), "{}", run.stderr);
+    }
+
+    #[test]
     fn retry_waits_until_the_directory_becomes_healthy() {
         let t = TestDir::with_manifest("version = 1\n[[file]]\npath = \"x.json\"\n");
         t.write("x.json", "{not json");

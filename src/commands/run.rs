@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use preflight::heal::{self, HealResult};
-use preflight::manifest::Manifest;
 use preflight::report::Report;
 
-use super::{emit, options, report_format, selection};
+use super::{emit, load_manifest, options, report_format, selection};
 use crate::cli::Cli;
 
 /// `--retry-timeout` and `--sleep`.
@@ -27,12 +26,12 @@ pub struct Retry {
 
 /// Heals until the result allows a start (or the retry time is up), then
 /// execs `cmd`. Returns only when CMD is not started.
-pub fn run(cli: &Cli, manifest: &Manifest, retry: Retry, cmd: &[OsString]) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli, retry: Retry, cmd: &[OsString]) -> anyhow::Result<u8> {
     let Some(program) = cmd.first() else { bail!("no command given: use `preflight run -- CMD ARGS…`") };
     // Refused before anything is healed: a typo in a unit file should not
     // change the disk and then fail.
     find_program(program)?;
-    let result = heal_until_ready(cli, manifest, retry)?;
+    let result = heal_until_ready(cli, retry)?;
     let report = Report::heal(&result, cli.strict);
     let mut err = anstream::stderr();
     let code = emit(&report, report_format(cli), &mut err)?;
@@ -46,13 +45,15 @@ pub fn run(cli: &Cli, manifest: &Manifest, retry: Retry, cmd: &[OsString]) -> an
 }
 
 /// Heals once, or again every `sleep` until the result is 0 or 2 (only 0
-/// with `--strict`) or `timeout` has passed. An error (a volume not yet
-/// mounted) is retried too; the last one is returned when time is up.
-fn heal_until_ready(cli: &Cli, manifest: &Manifest, retry: Retry) -> anyhow::Result<HealResult> {
+/// with `--strict`) or `timeout` has passed. An error (a manifest on a
+/// volume not yet mounted) is retried too; the last one is returned when
+/// time is up.
+fn heal_until_ready(cli: &Cli, retry: Retry) -> anyhow::Result<HealResult> {
     let deadline = retry.timeout.map(|t| Instant::now() + t);
     let mut attempt = 1;
     loop {
-        let result = heal::heal(manifest, &options(cli, false), &selection(cli)).context("heal stopped");
+        let result = load_manifest(cli)
+            .and_then(|manifest| heal::heal(&manifest, &options(cli, false), &selection(cli)).context("heal stopped"));
         let why = match &result {
             Ok(r) if Report::heal(r, cli.strict).exit_code() != 1 => return result,
             Ok(_) => "critical findings remain".to_string(),
