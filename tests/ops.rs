@@ -270,9 +270,15 @@ mod rollback {
                           "sha256": sha256(&db)}],
         });
         t.write(".preflight/history.jsonl", format!("{entry}\n"));
+        t.write("app/data.db-journal", "hot journal of a later transaction");
+        let refused = t.run(&["rollback"]);
+        assert_eq!(refused.code, 1);
+        assert!(refused.stdout.contains("app/data.db: has a non-empty rollback journal"), "{}", refused.stdout);
+        t.write("app/data.db-journal", "");
         let undo = t.run(&["rollback"]);
         assert_eq!(undo.code, 0, "{}", undo.all_output());
         assert_eq!(fs::read(&db).unwrap(), fs::read(&backup).unwrap());
+        assert!(!t.exists("app/data.db-journal"), "an empty journal is removed with the restore");
         let sql = strings(&db, "SELECT sql FROM sqlite_schema WHERE name = 't'");
         assert_eq!(sql, ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
         assert_eq!(strings(&db, "SELECT v FROM t ORDER BY id"), ["a", "b"]);

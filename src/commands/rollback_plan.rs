@@ -6,10 +6,10 @@
 //!
 //! Database backups (SQLite online-backup copies under
 //! `.preflight/backups/<run>/`) are restored by an atomic file copy over
-//! the database, after removing its `-wal` and `-shm` files; a database
-//! with a non-empty write-ahead log is refused, as its content may have
-//! moved on without the main file changing. The application must be
-//! stopped while it runs.
+//! the database, after removing its `-wal`, `-shm` and `-journal` files; a
+//! database with a non-empty write-ahead log or rollback journal is
+//! refused, as its content may have moved on without the main file
+//! changing. The application must be stopped while it runs.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -170,9 +170,13 @@ fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<Stri
         return Ok(Some(format!("the copy {} is gone", original.saved.display())));
     }
     if is_database_backup(original) {
-        let wal = sidecar(&fsutil::resolve(root, &original.path)?, "-wal");
-        if fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-            return Ok(Some("has a non-empty write-ahead log: stop the application (or checkpoint) first".into()));
+        let db = fsutil::resolve(root, &original.path)?;
+        for (suffix, what) in [("-wal", "write-ahead log"), ("-journal", "rollback journal")] {
+            if fs::metadata(sidecar(&db, suffix)).is_ok_and(|m| m.len() > 0) {
+                return Ok(Some(format!(
+                    "has a non-empty {what} ({suffix}): stop the application (or checkpoint) first"
+                )));
+            }
         }
     }
     Ok(None)
@@ -221,7 +225,8 @@ fn restore(root: &Path, original: &Replaced) -> anyhow::Result<()> {
     let dir = fsutil::parent_dir(&target);
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if is_database_backup(original) {
-        for suffix in ["-wal", "-shm"] {
+        // Left in place, they would be applied to the restored file.
+        for suffix in ["-wal", "-shm", "-journal"] {
             match fs::remove_file(sidecar(&target, suffix)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
