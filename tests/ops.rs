@@ -62,6 +62,17 @@ mod run {
     }
 
     #[test]
+    fn the_app_gets_sigpipe_with_its_default_action() {
+        // Rust ignores SIGPIPE in its own processes; an ignored signal
+        // would survive the exec and change how the app reacts to pipes.
+        let t = TestDir::with_manifest("version = 1\n");
+        let run = launch(&t, &["-q", "--", "sh", "-c", "grep SigIgn /proc/self/status"]);
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        let mask = u64::from_str_radix(run.stdout.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{}", run.stdout);
+    }
+
+    #[test]
     fn refuses_to_start_on_critical_findings() {
         let t = TestDir::with_manifest("version = 1\n[[file]]\npath = \"x.json\"\n");
         t.write("x.json", "{not json");
