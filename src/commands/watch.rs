@@ -19,7 +19,7 @@ use preflight::report::Report;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::{emit, options, report_format, selection};
-use crate::cli::Cli;
+use crate::cli::{Cli, Format};
 
 /// The window the breaker counts heals in.
 const WINDOW: Duration = Duration::from_secs(3600);
@@ -63,7 +63,9 @@ pub fn watch(cli: &Cli, manifest: &Manifest, interval: Duration, breaker: Breake
             Ok(result) => {
                 let state = state_of(result.current());
                 if !result.actions.is_empty() || shown.as_ref() != Some(&state) {
-                    if !cli.quiet || !state.is_empty() || !result.actions.is_empty() {
+                    // Machine formats get their documents alone, one per report.
+                    let human = cli.format == Format::Human;
+                    if human && (!cli.quiet || !state.is_empty() || !result.actions.is_empty()) {
                         writeln!(out, "watch {}", heal::now())?;
                     }
                     emit(&Report::heal(&result, cli.strict), report_format(cli), &mut out)?;
@@ -89,6 +91,8 @@ fn cycle(
 ) -> anyhow::Result<HealResult> {
     let now = SystemTime::now();
     let recent = recent_heals(&history::read(&manifest.root)?, now);
+    // A breaker that closed again (its hour passed) is recorded anew when it trips again.
+    recorded.retain(|id| breaker.tripped(recent.get(id)));
     let allow = |f: &preflight::finding::Finding| {
         let r = recent.get(&f.id);
         !breaker.tripped(r) && !breaker.cooling(r, now)
