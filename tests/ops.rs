@@ -465,6 +465,20 @@ mod watch {
     }
 
     #[test]
+    fn json_output_is_a_stream_of_documents() {
+        let t = TestDir::with_manifest(DIR_MANIFEST);
+        let watch = Watch::start(&t, &["--interval", "50ms", "--format", "json"]);
+        eventually("data is created", || t.exists("data"));
+        eventually("the report is written", || watch.output().ends_with("}\n"));
+        assert_eq!(watch.stop(), Some(0));
+        let text = fs::read_to_string(t.join("watch.out")).unwrap();
+        let docs: Vec<serde_json::Value> =
+            serde_json::Deserializer::from_str(&text).into_iter().collect::<Result<_, _>>().unwrap();
+        assert_eq!(docs[0]["actions"][0]["id"], "dir:data", "{text}");
+        assert_eq!(docs[0]["exit_code"], 0);
+    }
+
+    #[test]
     fn a_finding_in_its_cooldown_is_reported_but_not_healed() {
         let t = TestDir::with_manifest(DIR_MANIFEST);
         let watch = Watch::start(&t, &["--interval", "50ms", "--cooldown", "1h"]);
