@@ -18,6 +18,7 @@ use preflight::manifest;
 use preflight::report::{self, Report};
 
 fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -40,6 +41,16 @@ fn main() -> ExitCode {
             };
             ExitCode::from(1)
         }
+    }
+}
+
+/// Over a file-size limit (`ulimit -f`), the kernel kills the writer with
+/// SIGXFSZ unless it is ignored; ignored, the write fails with EFBIG and heal
+/// reports the file it could not write, leaving the original in place.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
