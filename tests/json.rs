@@ -83,6 +83,17 @@ mod salvage {
     }
 
     #[test]
+    fn rollback_restores_the_corrupt_original() {
+        let t = TestDir::with_manifest(POSITIONS);
+        let original = b"{\"open_positions\": [1, 2], \"clo\0\0\0";
+        t.write("logs/positions.json", original);
+        assert_eq!(t.run(&["heal"]).code, 0);
+        assert_ne!(fs::read(t.join("logs/positions.json")).unwrap(), original);
+        let run = t.run(&["rollback"]);
+        assert_eq!(fs::read(t.join("logs/positions.json")).unwrap(), original, "{}", run.all_output());
+    }
+
+    #[test]
     fn a_bom_and_trailing_garbage_are_removed() {
         let t = TestDir::with_manifest(POSITIONS);
         t.write("logs/positions.json", b"\xEF\xBB\xBF{\"open_positions\": [], \"closed_positions\": []}\n}garbage");
@@ -151,10 +162,8 @@ mod jsonl {
     #[test]
     fn bad_lines_in_the_middle_and_a_torn_last_line_are_quarantined_with_their_numbers() {
         let t = TestDir::with_manifest(EVENTS);
-        t.write(
-            "logs/events.jsonl",
-            "{\"seq\":1}\r\n{\"seq\":2,\r\n\r\n{\"seq\":3}\r\nnot json\r\n{\"seq\":4}\r\n{\"se",
-        );
+        let original = "{\"seq\":1}\r\n{\"seq\":2,\r\n\r\n{\"seq\":3}\r\nnot json\r\n{\"seq\":4}\r\n{\"se";
+        t.write("logs/events.jsonl", original);
         let run = t.run(&["validate"]);
         assert_eq!(run.code, 2, "bad lines are a warning: {}", run.stdout);
         assert!(run.stdout.contains("3 of 7 lines do not parse (lines 2, 5, 7)"), "{}", run.stdout);
@@ -163,6 +172,18 @@ mod jsonl {
         assert_eq!(t.read("logs/events.jsonl"), "{\"seq\":1}\r\n\r\n{\"seq\":3}\r\n{\"seq\":4}\r\n");
         let bad = fs::read_to_string(quarantined(&t, "logs/events.jsonl.bad-lines")).unwrap();
         assert_eq!(bad, "2\t{\"seq\":2,\r\n5\tnot json\r\n7\t{\"se\n");
+        assert_eq!(fs::read_to_string(quarantined(&t, "logs/events.jsonl")).unwrap(), original);
+    }
+
+    #[test]
+    fn rollback_restores_the_original_jsonl_file() {
+        let t = TestDir::with_manifest(EVENTS);
+        let original = "{\"seq\":1}\n{oops\n{\"seq\":3}\n";
+        t.write("logs/events.jsonl", original);
+        assert_eq!(t.run(&["heal"]).code, 0);
+        assert_eq!(t.read("logs/events.jsonl"), "{\"seq\":1}\n{\"seq\":3}\n");
+        let run = t.run(&["rollback"]);
+        assert_eq!(t.read("logs/events.jsonl"), original, "{}", run.all_output());
     }
 
     #[test]

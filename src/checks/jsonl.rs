@@ -133,14 +133,19 @@ impl CustomOp for RepairOp {
     fn describe(&self) -> Vec<String> {
         let quarantine = Path::new(crate::heal::STATE_DIR).join("quarantine/<run>").join(bad_lines_name(&self.path));
         vec![
+            format!("quarantine {} (byte for byte)", self.path.display()),
             format!("move {} bad lines of {} to {}", self.bad, self.path.display(), quarantine.display()),
             format!("rewrite {} keeping its {} other lines in order", self.path.display(), self.lines - self.bad),
         ]
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let source = ctx.resolve(&self.path)?;
-        let input = fs::File::open(&source).with_context(|| format!("cannot read {}", self.path.display()))?;
+        // The whole original is kept first (the safety rule, and what
+        // rollback restores); the repair reads that copy, so the bad-lines
+        // file and the new file derive from exactly the bytes kept.
+        let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be repaired")?;
+        let target = ctx.resolve(&self.path)?;
+        let input = fs::File::open(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
         let quarantine_path = ctx.quarantine_path(&bad_lines_name(&self.path))?;
         let quarantine = fs::OpenOptions::new()
             .write(true)
@@ -150,7 +155,7 @@ impl CustomOp for RepairOp {
             .with_context(|| format!("cannot create {}", quarantine_path.display()))?;
         let mut bad_lines = BufWriter::with_capacity(1 << 20, quarantine);
         let mut kept =
-            AtomicWriter::create(&source).with_context(|| format!("cannot write {}", self.path.display()))?;
+            AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
         let summary = jsonl::repair(input, &mut kept, &mut bad_lines)?;
         // The bad lines are durable before the file that lost them changes.
         bad_lines.into_inner().map_err(|e| e.into_error())?.sync_all()?;

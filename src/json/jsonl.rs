@@ -10,7 +10,7 @@
 //!
 //! Repair keeps every valid and blank line byte for byte, in order, and
 //! writes each bad line to a quarantine file as `<line number>\t<the raw
-//! line>\n`, so the two outputs together hold every byte of the original.
+//! line>\n` (the heal fix also quarantines the whole original first).
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
