@@ -44,7 +44,7 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Find
         ));
         return Some(Finding::new(id, Area::Fs, critical, message));
     }
-    message.push_str(&format!("; salvage {}", salvage.summary()));
+    message.push_str(&format!("; {}", salvage.effect()));
     let op = SalvageOp { path: spec.path.clone(), default, plan: salvage };
     Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
         "salvage the valid prefix",

@@ -182,6 +182,19 @@ impl Salvage {
         true
     }
 
+    /// What the salvage would do, for a finding's message (which already
+    /// says where the damage is).
+    pub fn effect(&self) -> String {
+        if self.problem == Problem::ByteOrderMark {
+            return "salvage removes the byte order mark".into();
+        }
+        let mut text = format!("salvage drops {} bytes and keeps {} keys", self.bytes_dropped, self.members_kept);
+        if !self.added_keys.is_empty() {
+            text.push_str(&format!(", adding {} from the default", self.added_keys.join(", ")));
+        }
+        text
+    }
+
     /// A one-line summary for reports and history.
     pub fn summary(&self) -> String {
         let mut text = if self.problem == Problem::ByteOrderMark {

@@ -51,6 +51,7 @@ fn the_report_names_the_place_and_the_bytes() {
     assert_eq!(s.members_kept, 3, "pos, the first s, the second s");
     assert_eq!(s.top_keys, vec!["pos"]);
     assert!(s.summary().contains("at /pos/1/q"), "{}", s.summary());
+    assert_eq!(s.effect(), format!("salvage drops {} bytes and keeps 3 keys", s.bytes_dropped));
 }
 
 #[test]
