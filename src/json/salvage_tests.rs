@@ -376,7 +376,11 @@ fn random_inputs_agree_with_serde_json_and_always_salvage_to_valid_json() {
         let len = (next() % 12) as usize;
         let input: Vec<u8> =
             (0..len).flat_map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize].to_vec()).collect();
-        let strict = serde_json::from_slice::<Value>(&input).is_ok();
+        let parsed = serde_json::from_slice::<Value>(&input);
+        if matches!(&parsed, Err(e) if e.to_string().contains("number out of range")) {
+            continue; // valid JSON beyond what serde_json represents
+        }
+        let strict = parsed.is_ok();
         assert_eq!(scan::is_valid(&input), strict, "{:?}", String::from_utf8_lossy(&input));
         valid += usize::from(strict);
         if let Outcome::Damaged(s) = salvage(&input) {

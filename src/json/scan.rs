@@ -1,7 +1,9 @@
-//! A strict, iterative JSON scanner (RFC 8259, UTF-8 only) that remembers
-//! the last point where the text read so far was a valid prefix that can be
-//! closed. It is the one grammar behind both salvage (corrupt documents) and
-//! JSONL validation, so both agree on what "valid" means.
+//! A strict, iterative JSON scanner (RFC 8259 grammar, UTF-8 only) that
+//! remembers the last point where the text read so far was a valid prefix
+//! that can be closed. It is the one grammar behind both salvage (corrupt
+//! documents) and JSONL validation, so both agree on what "valid" means.
+//! Like the RFC, it puts no bound on a number's size (serde_json refuses
+//! values beyond f64; such a document is valid here).
 //!
 //! It allocates one small frame per open container and nothing per value:
 //! nesting depth is bounded by memory, never by the call stack.
@@ -631,6 +633,12 @@ mod tests {
             }
             assert_eq!(string_stop(&vec![b' '; len], 0), len);
         }
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_valid_json() {
+        assert!(valid("1e400"));
+        assert!(valid("[-1E+99999, 123456789012345678901234567890]"));
     }
 
     #[test]
