@@ -6,6 +6,7 @@
 mod dirs;
 mod env;
 mod files;
+mod sqlite;
 
 use std::path::Path;
 
@@ -51,7 +52,7 @@ pub trait Check: Sync {
 }
 
 /// Every kind of check, in report order.
-pub const REGISTRY: &[&dyn Check] = &[&env::EnvCheck, &dirs::DirCheck, &files::FileCheck];
+pub const REGISTRY: &[&dyn Check] = &[&env::EnvCheck, &dirs::DirCheck, &files::FileCheck, &sqlite::DatabaseCheck];
 
 /// Which checks and findings a run covers.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,364 @@
+//! Desired against live: every difference becomes a [`Difference`] with its
+//! SPEC finding ID, and the ones heal may repair point at a [`Step`]. A step
+//! may repair several differences (a table rebuild repairs all of its
+//! table's). Steps come out in an order that runs: tables, then indexes,
+//! views, triggers. Nothing here ever proposes to drop a live table, column
+//! or index that the DDL lacks.
+
+use rusqlite::Connection;
+
+use super::coldef::{self, quote};
+use super::introspect::{self, key, Column, Index, Object, Schema, Table};
+use super::plan::{self, Step};
+use super::rebuild;
+use crate::finding::Severity;
+
+/// One difference between the live database and its DDL.
+#[derive(Debug)]
+pub struct Difference {
+    pub id: String,
+    pub severity: Severity,
+    pub message: String,
+    /// Index into [`Diff::steps`] of the step that repairs it.
+    pub step: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct Diff {
+    pub differences: Vec<Difference>,
+    pub steps: Vec<Step>,
+    /// IDs of desired tables found identical, reported as passes.
+    pub same_tables: Vec<String>,
+}
+
+impl Diff {
+    fn push(&mut self, id: String, severity: Severity, message: impl Into<String>, step: Option<usize>) {
+        self.differences.push(Difference { id, severity, message: message.into(), step });
+    }
+
+    fn add_step(&mut self, step: Step) -> usize {
+        self.steps.push(step);
+        self.steps.len() - 1
+    }
+}
+
+const DRIFT: &str = "is not in the schema (drift); it is kept, never dropped";
+
+/// Compares. `conn` is the live (read-only) connection, used only for the
+/// per-column details of tables whose statement differs from the DDL's.
+pub fn compare(
+    conn: &Connection,
+    live: &mut Schema,
+    desired: &Schema,
+    base: &str,
+    allow_rebuild: bool,
+) -> anyhow::Result<Diff> {
+    let mut diff = Diff::default();
+    let mut wanted: Vec<&Table> = desired.tables.values().collect();
+    wanted.sort_by_key(|t| t.order);
+    for d in wanted {
+        let id = format!("{base}:table:{}", d.name);
+        let Some(l) = live.tables.get_mut(&key(&d.name)) else {
+            let step = diff.add_step(create_table(d, desired));
+            diff.push(id, Severity::Critical, "table is missing", Some(step));
+            continue;
+        };
+        if l.sql == d.sql {
+            diff.same_tables.push(id);
+            continue; // the same statement: the same table
+        }
+        if l.virtual_table || d.virtual_table {
+            if normalize(&l.sql) != normalize(&d.sql) {
+                diff.push(id, Severity::Warning, "virtual table differs from the schema; it is not rebuilt", None);
+            }
+            continue;
+        }
+        introspect::load_details(conn, l)?;
+        let before = diff.differences.len();
+        compare_table(&mut diff, live, d, &id, allow_rebuild);
+        if diff.differences.len() == before {
+            diff.same_tables.push(id);
+        }
+    }
+    for l in live.tables.values().filter(|l| !desired.tables.contains_key(&key(&l.name))) {
+        diff.push(format!("{base}:table:{}", l.name), Severity::Warning, format!("table {DRIFT}"), None);
+    }
+    compare_indexes(&mut diff, live, desired, base);
+    compare_objects(&mut diff, live, desired, base, "view");
+    compare_objects(&mut diff, live, desired, base, "trigger");
+    Ok(diff)
+}
+
+/// CREATE TABLE and the indexes and triggers the DDL declares on it.
+fn create_table(d: &Table, desired: &Schema) -> Step {
+    let mut statements = vec![d.sql.clone()];
+    statements.extend(desired.indexes.values().filter(|i| key(&i.table) == key(&d.name)).filter_map(|i| i.sql.clone()));
+    statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
+    Step::schema(format!("creation of table {}", quote(&d.name)), statements)
+}
+
+fn triggers_on<'a>(schema: &'a Schema, table: &str) -> Vec<&'a Object> {
+    let mut triggers: Vec<&Object> = schema.triggers.values().filter(|t| key(&t.table) == key(table)).collect();
+    triggers.sort_by_key(|t| t.order);
+    triggers
+}
+
+/// Columns and table-level properties of a table present on both sides.
+fn compare_table(diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, allow_rebuild: bool) {
+    let Some(l) = live_schema.tables.get(&key(&d.name)) else { return };
+    let find = |cols: &[Column], name: &str| cols.iter().position(|c| key(&c.name) == key(name));
+    let missing: Vec<&Column> = d.columns.iter().filter(|c| find(&l.columns, &c.name).is_none()).collect();
+    let changed: Vec<(String, Vec<String>)> = d
+        .columns
+        .iter()
+        .filter_map(|dc| {
+            let lc = &l.columns[find(&l.columns, &dc.name)?];
+            let changes = column_changes(lc, dc);
+            (!changes.is_empty()).then(|| (dc.name.clone(), changes))
+        })
+        .collect();
+    let table_level = table_changes(l, d);
+    for extra in l.columns.iter().filter(|c| find(&d.columns, &c.name).is_none()) {
+        diff.push(format!("{id}:column:{}", extra.name), Severity::Warning, format!("column {DRIFT}"), None);
+    }
+    let structural = !changed.is_empty() || !table_level.is_empty();
+    let additions = if missing.is_empty() { Some(Vec::new()) } else { try_add_columns(l, d, &missing) };
+    let needs_rebuild = (structural && allow_rebuild) || (!structural && additions.is_none());
+    let rebuild = needs_rebuild.then(|| rebuild::plan(live_schema, l, d));
+    let (rebuild_step, rebuild_error) = match rebuild {
+        Some(Ok(step)) => (Some(diff.add_step(step)), None),
+        Some(Err(e)) => (None, Some(format!("; the table cannot be rebuilt: {e:#}"))),
+        None => (None, None),
+    };
+    let hint = rebuild_error.unwrap_or_else(|| match rebuild_step {
+        Some(_) => String::new(),
+        None => "; `heal --allow-rebuild` rebuilds the table (after a backup, keeping every row)".into(),
+    });
+    if !table_level.is_empty() {
+        diff.push(
+            id.to_string(),
+            Severity::Warning,
+            format!("table differs from the schema: {}{hint}", table_level.join("; ")),
+            rebuild_step,
+        );
+    }
+    for (name, changes) in changed {
+        let message = format!("column differs from the schema: {}{hint}", changes.join("; "));
+        diff.push(format!("{id}:column:{name}"), Severity::Warning, message, rebuild_step);
+    }
+    for (i, column) in missing.iter().enumerate() {
+        let cid = format!("{id}:column:{}", column.name);
+        match (&additions, rebuild_step) {
+            (_, Some(step)) => diff.push(cid, Severity::Critical, "column is missing", Some(step)),
+            (Some(statements), None) => {
+                let step = diff.add_step(Step::schema(
+                    format!("addition of column {}", quote(&column.name)),
+                    vec![statements[i].clone()],
+                ));
+                diff.push(cid, Severity::Critical, "column is missing", Some(step));
+            }
+            (None, None) => diff.push(
+                cid,
+                Severity::Critical,
+                format!("column is missing and ALTER TABLE ADD COLUMN cannot add it; the rebuild it needs would also change what differs above{hint}"),
+                None,
+            ),
+        }
+    }
+}
+
+/// The ADD COLUMN statements for `missing`, with the DDL's own column
+/// definitions, if SQLite accepts every one of them on a copy of the live
+/// table's structure. `None` means a rebuild is needed.
+fn try_add_columns(l: &Table, d: &Table, missing: &[&Column]) -> Option<Vec<String>> {
+    let names: Vec<String> = d.columns.iter().map(|c| c.name.clone()).collect();
+    let definitions = coldef::column_definitions(&d.sql, &names)?;
+    let scratch = Connection::open_in_memory().ok()?;
+    scratch.execute_batch("PRAGMA foreign_keys=ON").ok()?;
+    scratch.execute_batch(&l.sql).ok()?;
+    let mut statements = Vec::new();
+    for column in missing {
+        let (_, definition) = definitions.iter().find(|(n, _)| key(n) == key(&column.name))?;
+        let statement = format!("ALTER TABLE {} ADD COLUMN {definition}", quote(&l.name));
+        scratch.execute_batch(&statement).ok()?;
+        statements.push(statement);
+    }
+    Some(statements)
+}
+
+fn column_changes(l: &Column, d: &Column) -> Vec<String> {
+    let mut changes = Vec::new();
+    let (lt, dt) = (normalize(&l.decl_type).to_ascii_uppercase(), normalize(&d.decl_type).to_ascii_uppercase());
+    if lt != dt {
+        changes.push(format!("type is {}, the schema says {}", shown(&lt), shown(&dt)));
+    }
+    if l.not_null != d.not_null {
+        changes.push(format!("NOT NULL is {}, the schema says {}", on_off(l.not_null), on_off(d.not_null)));
+    }
+    let (ld, dd) = (l.default.as_deref().map(str::trim), d.default.as_deref().map(str::trim));
+    if ld != dd {
+        changes.push(format!("default is {}, the schema says {}", ld.unwrap_or("none"), dd.unwrap_or("none")));
+    }
+    if let (Some(lc), Some(dc)) = (&l.collation, &d.collation) {
+        if !lc.eq_ignore_ascii_case(dc) {
+            changes.push(format!("collation is {lc}, the schema says {dc}"));
+        }
+    }
+    if l.pk != d.pk {
+        changes.push(format!("primary key position is {}, the schema says {}", l.pk, d.pk));
+    }
+    if l.hidden != d.hidden {
+        changes.push("generated-column kind differs".into());
+    }
+    changes
+}
+
+fn table_changes(l: &Table, d: &Table) -> Vec<String> {
+    let mut changes = Vec::new();
+    if l.without_rowid != d.without_rowid {
+        changes.push(format!(
+            "WITHOUT ROWID is {}, the schema says {}",
+            on_off(l.without_rowid),
+            on_off(d.without_rowid)
+        ));
+    }
+    if l.strict != d.strict {
+        changes.push(format!("STRICT is {}, the schema says {}", on_off(l.strict), on_off(d.strict)));
+    }
+    let autoinc = |t: &Table| t.columns.iter().any(|c| c.autoincrement);
+    if autoinc(l) != autoinc(d) {
+        changes.push(format!("AUTOINCREMENT is {}, the schema says {}", on_off(autoinc(l)), on_off(autoinc(d))));
+    }
+    if foreign_keys(l) != foreign_keys(d) {
+        changes.push("foreign keys differ".into());
+    }
+    if l.unique_keys != d.unique_keys {
+        changes.push("UNIQUE or PRIMARY KEY constraints differ".into());
+    }
+    changes
+}
+
+/// Foreign keys as comparable, order-independent text.
+fn foreign_keys(t: &Table) -> Vec<String> {
+    let mut keys: Vec<String> = t
+        .foreign_keys
+        .iter()
+        .map(|fk| {
+            let cols: Vec<String> = fk
+                .columns
+                .iter()
+                .map(|(f, to)| format!("{}>{}", key(f), to.as_deref().map(key).unwrap_or_default()))
+                .collect();
+            format!("{}({}) {} {} {}", key(&fk.parent), cols.join(","), fk.on_update, fk.on_delete, fk.match_)
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn compare_indexes(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str) {
+    for d in desired.indexes.values() {
+        if !live.tables.contains_key(&key(&d.table)) {
+            continue; // created with its table
+        }
+        let (Some(create), id) = (&d.sql, format!("{base}:index:{}", d.name)) else { continue };
+        match live.indexes.get(&key(&d.name)) {
+            None => {
+                let step =
+                    diff.add_step(Step::schema(format!("creation of index {}", quote(&d.name)), vec![create.clone()]));
+                diff.push(id, Severity::Warning, "index is missing", Some(step));
+            }
+            Some(l) if !same_index(l, d) => {
+                let step = diff.add_step(Step::schema(
+                    format!("re-creation of index {}", quote(&d.name)),
+                    plan::recreate("INDEX", &l.name, create),
+                ));
+                diff.push(id, Severity::Warning, "index differs from the schema", Some(step));
+            }
+            Some(_) => {}
+        }
+    }
+    for l in live.indexes.values().filter(|l| !desired.indexes.contains_key(&key(&l.name))) {
+        diff.push(format!("{base}:index:{}", l.name), Severity::Warning, format!("index {DRIFT}"), None);
+    }
+}
+
+/// Same table, uniqueness, columns, order and collations; for partial and
+/// expression indexes, whose WHERE and expressions the pragmas do not show,
+/// the same statement too.
+fn same_index(l: &Index, d: &Index) -> bool {
+    if l.sql == d.sql {
+        return true;
+    }
+    let keys = |i: &Index| -> Vec<(Option<String>, bool, String)> {
+        i.keys.iter().map(|k| (k.column.as_deref().map(key), k.desc, k.collation.to_ascii_uppercase())).collect()
+    };
+    let opaque = d.partial || d.keys.iter().any(|k| k.column.is_none());
+    key(&l.table) == key(&d.table)
+        && l.unique == d.unique
+        && l.partial == d.partial
+        && keys(l) == keys(d)
+        && (!opaque || normalize(l.sql.as_deref().unwrap_or("")) == normalize(d.sql.as_deref().unwrap_or("")))
+}
+
+/// Views or triggers: compared by statement; they hold no data, so one that
+/// differs is dropped and recreated from the DDL.
+fn compare_objects(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str, kind: &str) {
+    let pick = |s: &Schema| if kind == "view" { s.views.clone() } else { s.triggers.clone() };
+    let (live_objects, desired_objects) = (pick(live), pick(desired));
+    let mut wanted: Vec<&Object> = desired_objects.values().collect();
+    wanted.sort_by_key(|o| o.order);
+    let keyword = kind.to_ascii_uppercase();
+    for d in wanted {
+        let on_missing_table =
+            kind == "trigger" && !live.tables.contains_key(&key(&d.table)) && !live.views.contains_key(&key(&d.table));
+        if on_missing_table {
+            continue; // created with its table or view
+        }
+        let id = format!("{base}:{kind}:{}", d.name);
+        match live_objects.get(&key(&d.name)) {
+            None => {
+                let mut statements = vec![d.sql.clone()];
+                if kind == "view" {
+                    statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
+                }
+                let step = diff.add_step(Step::schema(format!("creation of {kind} {}", quote(&d.name)), statements));
+                diff.push(id, Severity::Critical, format!("{kind} is missing"), Some(step));
+            }
+            Some(l) if normalize(&l.sql) != normalize(&d.sql) => {
+                let mut statements = plan::recreate(&keyword, &l.name, &d.sql);
+                if kind == "view" {
+                    // Dropping a view drops its INSTEAD OF triggers: put them back as they are.
+                    statements.extend(triggers_on(live, &l.name).into_iter().map(|t| t.sql.clone()));
+                }
+                let step = diff.add_step(Step::schema(format!("re-creation of {kind} {}", quote(&d.name)), statements));
+                diff.push(id, Severity::Warning, format!("{kind} differs from the schema"), Some(step));
+            }
+            Some(_) => {}
+        }
+    }
+    for l in live_objects.values().filter(|l| !desired_objects.contains_key(&key(&l.name))) {
+        diff.push(format!("{base}:{kind}:{}", l.name), Severity::Warning, format!("{kind} {DRIFT}"), None);
+    }
+}
+
+/// Whitespace runs collapsed, trailing semicolons dropped.
+pub fn normalize(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches(';').trim_end().to_string()
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn shown(ty: &str) -> &str {
+    if ty.is_empty() {
+        "(none)"
+    } else {
+        ty
+    }
+}

@@ -1,0 +1,152 @@
+//! `[[database]]`: SQLite databases converge on a DDL file.
+//!
+//! The desired schema is the DDL loaded into an in-memory SQLite
+//! (`desired.rs`); the live file is opened read-only after its header and
+//! `PRAGMA quick_check` pass (`live.rs`); both are described by the same
+//! set-based reader (`introspect.rs`) and compared (`diff.rs`) into findings
+//! with SPEC IDs: `db:<path>`, `…:table:<t>`, `…:table:<t>:column:<c>`,
+//! `…:index:<i>`, `…:view:<v>`, `…:trigger:<t>`, `…:check:<name>`.
+//!
+//! Repairs are steps (`plan.rs`, `rebuild.rs`) carried out by `apply.rs`:
+//! all the steps of one database run in one transaction, whichever of its
+//! findings heal applies first; nothing is ever dropped that holds data.
+
+mod apply;
+mod coldef;
+mod datacheck;
+mod desired;
+mod diff;
+mod introspect;
+mod live;
+mod plan;
+mod rebuild;
+
+use anyhow::Context;
+
+use super::{severity, Check, CheckCtx, Scope};
+use crate::finding::{Area, Finding, Findings, Severity};
+use crate::heal::{Fix, Op, Phase};
+use crate::manifest::DatabaseSpec;
+use live::Live;
+use plan::{Step, StepKind};
+
+/// The `[[database]]` check.
+pub struct DatabaseCheck;
+
+impl Check for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Database
+    }
+
+    fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
+        for spec in &ctx.manifest.databases {
+            check_database(ctx, spec, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// A finding before its fix is attached: what `apply::operations` needs.
+struct Claim {
+    id: String,
+    severity: Severity,
+    message: String,
+    step: Option<usize>,
+}
+
+fn check_database(ctx: &CheckCtx, spec: &DatabaseSpec, out: &mut Findings) -> anyhow::Result<()> {
+    let desired = desired::load(ctx.root, &spec.schema)?;
+    let base = format!("db:{}", spec.path.display());
+    let critical = severity(spec.severity, Severity::Critical);
+    let path = match crate::fsutil::resolve(ctx.root, &spec.path) {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(Finding::new(base, Area::Db, critical, format!("database path is refused: {e}")));
+            return Ok(());
+        }
+    };
+    let conn = match live::open(&path) {
+        Live::Missing => {
+            let op = apply::CreateDatabase {
+                db: spec.path.clone(),
+                schema: spec.schema.clone(),
+                statements: plan::create_statements(&desired.schema),
+            };
+            let fix = Fix::new(
+                format!("create from {}", spec.schema.display()),
+                Phase::Databases,
+                vec![Op::Custom(Box::new(op))],
+            );
+            out.push(Finding::new(base, Area::Db, critical, "database file is missing").with_fix(fix));
+            return Ok(());
+        }
+        Live::Unusable(why) => {
+            out.push(Finding::new(base, Area::Db, critical, format!("database {why}")));
+            return Ok(());
+        }
+        Live::Ready(conn) => conn,
+    };
+    out.pass(base.clone(), Area::Db);
+    let mut live =
+        introspect::load(&conn).with_context(|| format!("cannot read the schema of {}", spec.path.display()))?;
+    let diff = diff::compare(&conn, &mut live, &desired.schema, &base, ctx.options.allow_rebuild)
+        .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
+    for id in &diff.same_tables {
+        out.pass(id.clone(), Area::Db);
+    }
+    let mut steps = diff.steps;
+    let mut claims: Vec<Claim> = diff
+        .differences
+        .into_iter()
+        .map(|d| Claim { id: d.id, severity: severity(spec.severity, d.severity), message: d.message, step: d.step })
+        .collect();
+    data_checks(&conn, spec, &base, &mut steps, &mut claims, out);
+    drop(conn);
+    let ops = apply::operations(spec.path.clone(), steps.clone(), &claims.iter().map(|c| c.step).collect::<Vec<_>>());
+    for (claim, op) in claims.into_iter().zip(ops) {
+        let mut finding = Finding::new(claim.id, Area::Db, claim.severity, claim.message);
+        if let (Some(op), Some(step)) = (op, claim.step.and_then(|s| steps.get(s))) {
+            finding = finding.with_fix(Fix::new(step.label.clone(), Phase::Databases, vec![Op::Custom(Box::new(op))]));
+        }
+        out.push(finding);
+    }
+    Ok(())
+}
+
+/// Runs the `[[database.check]]` queries; rows are findings, and a check
+/// with a `fix` gets a data-fix step.
+fn data_checks(
+    conn: &rusqlite::Connection,
+    spec: &DatabaseSpec,
+    base: &str,
+    steps: &mut Vec<Step>,
+    claims: &mut Vec<Claim>,
+    out: &mut Findings,
+) {
+    for check in &spec.checks {
+        let id = format!("{base}:check:{}", check.name);
+        let severity = check.severity.or(spec.severity).unwrap_or(Severity::Critical);
+        let (message, step) = match datacheck::run(conn, &check.sql) {
+            datacheck::Outcome::Clean => {
+                out.pass(id, Area::Db);
+                continue;
+            }
+            datacheck::Outcome::Failed(e) => (format!("the check query fails: {e}"), None),
+            datacheck::Outcome::Rows { count, first } => {
+                let step = check.fix.as_ref().map(|fix| {
+                    steps.push(Step {
+                        label: "run the check's fix (after a backup)".into(),
+                        kind: StepKind::DataFix { check: check.sql.clone(), fix: fix.clone() },
+                    });
+                    steps.len() - 1
+                });
+                (datacheck::message(count, &first), step)
+            }
+        };
+        claims.push(Claim { id, severity, message, step });
+    }
+}
