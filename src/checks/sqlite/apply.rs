@@ -125,7 +125,7 @@ impl Transaction {
     ) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
         let mut note = String::new();
         if backup {
-            let copy = backup_into(ctx, conn, &self.db)?;
+            let copy = backup_into(ctx, conn, &ctx.resolve(&self.db)?, &self.db)?;
             note = format!("; backup in {}", copy.strip_prefix(ctx.root()).unwrap_or(&copy).display());
         }
         let baseline = if rebuild { violations(conn)? } else { Vec::new() };
@@ -225,14 +225,28 @@ fn data_fix(conn: &Connection, check: &str, fix: &str) -> Result<String, String>
     outcome.map_err(|e| format!("{e}; the fix's changes were undone"))
 }
 
-/// Copies the database, as the open transaction sees it, with SQLite's
-/// online backup API into the run's backup folder.
-fn backup_into(ctx: &mut ApplyCtx, conn: &Connection, db: &Path) -> anyhow::Result<PathBuf> {
+/// Copies the database with SQLite's online backup API into the run's
+/// backup folder. Called while `_writer` holds the write lock and before it
+/// writes anything, so the copy is exactly the database before the
+/// changes. The copy is read through a second connection: SQLite refuses a
+/// backup from a connection inside a write transaction.
+fn backup_into(ctx: &mut ApplyCtx, _writer: &Connection, path: &Path, db: &Path) -> anyhow::Result<PathBuf> {
+    use rusqlite::backup::{Backup, StepResult};
     let target = ctx.backup_path(db)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let source = Connection::open_with_flags(path, flags)?;
+    source.busy_timeout(BUSY_TIMEOUT)?;
     let mut copy = Connection::open(&target).with_context(|| format!("cannot create backup {}", target.display()))?;
-    rusqlite::backup::Backup::new(conn, &mut copy)?
-        .run_to_completion(-1, std::time::Duration::ZERO, None)
-        .with_context(|| format!("backup of {} failed", db.display()))?;
+    {
+        let backup = Backup::new(&source, &mut copy)?;
+        loop {
+            match backup.step(-1).with_context(|| format!("backup of {} failed", db.display()))? {
+                StepResult::Done => break,
+                StepResult::More => continue,
+                _ => bail!("backup of {}: the database is busy", db.display()),
+            }
+        }
+    }
     drop(copy);
     std::fs::File::open(&target)?.sync_all()?;
     Ok(target)

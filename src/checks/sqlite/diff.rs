@@ -229,20 +229,27 @@ fn table_changes(l: &Table, d: &Table) -> Vec<String> {
     if autoinc(l) != autoinc(d) {
         changes.push(format!("AUTOINCREMENT is {}, the schema says {}", on_off(autoinc(l)), on_off(autoinc(d))));
     }
-    if foreign_keys(l) != foreign_keys(d) {
+    // Constraints on a column only one side has are the missing column's
+    // (added with it) or a drift column's (kept as it is): not a difference.
+    let both =
+        |c: &String| l.columns.iter().any(|x| key(&x.name) == *c) && d.columns.iter().any(|x| key(&x.name) == *c);
+    if foreign_keys(l, &both) != foreign_keys(d, &both) {
         changes.push("foreign keys differ".into());
     }
-    if l.unique_keys != d.unique_keys {
+    let uniques =
+        |t: &Table| -> Vec<Vec<String>> { t.unique_keys.iter().filter(|k| k.iter().all(&both)).cloned().collect() };
+    if uniques(l) != uniques(d) {
         changes.push("UNIQUE or PRIMARY KEY constraints differ".into());
     }
     changes
 }
 
 /// Foreign keys as comparable, order-independent text.
-fn foreign_keys(t: &Table) -> Vec<String> {
+fn foreign_keys(t: &Table, shared: &dyn Fn(&String) -> bool) -> Vec<String> {
     let mut keys: Vec<String> = t
         .foreign_keys
         .iter()
+        .filter(|fk| fk.columns.iter().all(|(from, _)| shared(&key(from))))
         .map(|fk| {
             let cols: Vec<String> = fk
                 .columns

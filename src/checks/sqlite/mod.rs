@@ -20,6 +20,7 @@ mod introspect;
 mod live;
 mod plan;
 mod rebuild;
+mod verify;
 
 use anyhow::Context;
 
@@ -104,6 +105,9 @@ fn check_database(ctx: &CheckCtx, spec: &DatabaseSpec, out: &mut Findings) -> an
         .into_iter()
         .map(|d| Claim { id: d.id, severity: severity(spec.severity, d.severity), message: d.message, step: d.step })
         .collect();
+    if !steps.is_empty() {
+        refuse_failing_steps(&conn, &steps, &mut claims)?;
+    }
     data_checks(&conn, spec, &base, &mut steps, &mut claims, out);
     drop(conn);
     let ops = apply::operations(spec.path.clone(), steps.clone(), &claims.iter().map(|c| c.step).collect::<Vec<_>>());
@@ -113,6 +117,19 @@ fn check_database(ctx: &CheckCtx, spec: &DatabaseSpec, out: &mut Findings) -> an
             finding = finding.with_fix(Fix::new(step.label.clone(), Phase::Databases, vec![Op::Custom(Box::new(op))]));
         }
         out.push(finding);
+    }
+    Ok(())
+}
+
+/// Drops the fix of every finding whose step SQLite refuses on a copy of
+/// the live schema, and says why in its message.
+fn refuse_failing_steps(conn: &rusqlite::Connection, steps: &[Step], claims: &mut [Claim]) -> anyhow::Result<()> {
+    let outcome = verify::verify(conn, steps)?;
+    for claim in claims.iter_mut() {
+        if let Some(error) = claim.step.and_then(|s| outcome.get(s).cloned().flatten()) {
+            claim.message.push_str(&format!("; heal cannot repair it yet: {error}"));
+            claim.step = None;
+        }
     }
     Ok(())
 }
