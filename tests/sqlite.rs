@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use predicates::prelude::*;
 use preflight::checks::{self, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
 use preflight::heal::{self, HealResult, Outcome};
@@ -55,9 +56,18 @@ impl App {
         self
     }
 
+    fn manifest_text(&self) -> String {
+        format!("version = 1\n[[database]]\npath = \"{DB}\"\nschema = \"schemas/app.sql\"\n{}", self.checks)
+    }
+
     fn manifest(&self) -> Manifest {
-        let text = format!("version = 1\n[[database]]\npath = \"{DB}\"\nschema = \"schemas/app.sql\"\n{}", self.checks);
-        manifest::load_str(Path::new("preflight.toml"), &text, self.root()).unwrap()
+        manifest::load_str(Path::new("preflight.toml"), &self.manifest_text(), self.root()).unwrap()
+    }
+
+    /// The `preflight` binary, run in this root with its manifest written.
+    fn cli(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        fs::write(self.root().join("preflight.toml"), self.manifest_text()).unwrap();
+        assert_cmd::Command::cargo_bin("preflight").unwrap().current_dir(self.root()).args(args).assert()
     }
 
     fn validate(&self, allow_rebuild: bool) -> Findings {
@@ -614,4 +624,303 @@ fn db_only_and_fs_only_select_the_database_check() {
     assert!(checks::run_all(&m, &CheckOptions::default(), &fs_only).unwrap().problems.is_empty());
     let db_only = Selection { db_only: true, ..Default::default() };
     assert_eq!(ids(&checks::run_all(&m, &CheckOptions::default(), &db_only).unwrap()), ["db:app/data.db"]);
+}
+
+// ---------------------------------------------------------------- property: old ⊂ new converges
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TYPES: [&str; 5] = ["INTEGER", "TEXT", "REAL", "BLOB", ""];
+    const COLUMNS: [&str; 8] = ["price", "select", "two words", "q\"uote", "ünï", "Group", "x_1", "note"];
+    const TABLES: [&str; 4] = ["items", "order", "Daily Prices", "t\"q"];
+
+    #[derive(Debug, Clone)]
+    struct Col {
+        name: String,
+        ty: &'static str,
+        not_null_default: bool,
+        unique: bool,
+        nocase: bool,
+        in_old: bool,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Tbl {
+        name: String,
+        /// 0: plain rowid table, 1: INTEGER PRIMARY KEY, 2: WITHOUT ROWID.
+        key: u8,
+        strict: bool,
+        in_old: bool,
+        cols: Vec<Col>,
+        index: Option<(usize, bool)>,
+        rows: Vec<Vec<i64>>,
+    }
+
+    fn q(name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    impl Col {
+        fn ty(&self, strict: bool) -> &'static str {
+            if strict && self.ty.is_empty() {
+                "ANY"
+            } else {
+                self.ty
+            }
+        }
+
+        fn definition(&self, strict: bool) -> String {
+            let mut d = format!("{} {}", q(&self.name), self.ty(strict));
+            if self.not_null_default {
+                d.push_str(match self.ty(strict) {
+                    "TEXT" | "ANY" | "" => " NOT NULL DEFAULT 'd'",
+                    "BLOB" => " NOT NULL DEFAULT x'00'",
+                    _ => " NOT NULL DEFAULT 0",
+                });
+            } else if self.unique {
+                d.push_str(" UNIQUE");
+            }
+            if self.nocase && self.ty == "TEXT" {
+                d.push_str(" COLLATE NOCASE");
+            }
+            d
+        }
+
+        fn value(&self, seed: i64) -> String {
+            match self.ty {
+                "INTEGER" | "" => seed.to_string(),
+                "REAL" => format!("{}.25", seed),
+                "BLOB" => format!("x'{:04x}'", seed.unsigned_abs() % 65536),
+                _ => format!("'v''{seed} ü'"),
+            }
+        }
+    }
+
+    impl Tbl {
+        fn create(&self, old: bool) -> Option<String> {
+            if old && !self.in_old {
+                return None;
+            }
+            let mut defs = Vec::new();
+            match self.key {
+                1 => defs.push("id INTEGER PRIMARY KEY".to_string()),
+                2 => defs.push("id INTEGER NOT NULL PRIMARY KEY".to_string()),
+                _ => {}
+            }
+            defs.extend(self.cols.iter().filter(|c| !old || c.in_old).map(|c| c.definition(self.strict)));
+            let mut options = Vec::new();
+            if self.strict {
+                options.push("STRICT");
+            }
+            if self.key == 2 {
+                options.push("WITHOUT ROWID");
+            }
+            let mut sql = format!("CREATE TABLE {} ({}) {};\n", q(&self.name), defs.join(", "), options.join(", "));
+            if let Some((i, in_old)) = self.index {
+                let col = &self.cols[i];
+                if !old || (in_old && col.in_old) {
+                    sql.push_str(&format!(
+                        "CREATE INDEX {} ON {} ({});\n",
+                        q(&format!("ix {}", self.name)),
+                        q(&self.name),
+                        q(&col.name)
+                    ));
+                }
+            }
+            Some(sql)
+        }
+
+        fn inserts(&self) -> String {
+            let cols: Vec<&Col> = self.cols.iter().filter(|c| c.in_old).collect();
+            let mut sql = String::new();
+            for (n, seeds) in self.rows.iter().enumerate() {
+                let mut names: Vec<String> = cols.iter().map(|c| q(&c.name)).collect();
+                let mut values: Vec<String> = cols.iter().zip(seeds).map(|(c, s)| c.value(*s)).collect();
+                names.truncate(values.len());
+                if self.key > 0 {
+                    names.insert(0, "id".into());
+                    values.insert(0, (n as i64 * 3 + 1).to_string());
+                }
+                if names.is_empty() {
+                    continue;
+                }
+                sql.push_str(&format!(
+                    "INSERT OR IGNORE INTO {} ({}) VALUES ({});\n",
+                    q(&self.name),
+                    names.join(", "),
+                    values.join(", ")
+                ));
+            }
+            sql
+        }
+    }
+
+    fn column() -> impl Strategy<Value = (usize, bool, bool, bool, bool)> {
+        (0..TYPES.len(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>())
+    }
+
+    fn table() -> impl Strategy<
+        Value = (
+            Vec<&'static str>,
+            Vec<(usize, bool, bool, bool, bool)>,
+            u8,
+            bool,
+            bool,
+            Option<(usize, bool)>,
+            Vec<Vec<i64>>,
+        ),
+    > {
+        (
+            proptest::sample::subsequence(COLUMNS.to_vec(), 1..5),
+            proptest::collection::vec(column(), 5),
+            0u8..3,
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of((0usize..5, any::<bool>())),
+            proptest::collection::vec(proptest::collection::vec(-50i64..50, 5), 0..6),
+        )
+    }
+
+    fn schema() -> impl Strategy<Value = Vec<Tbl>> {
+        (proptest::sample::subsequence(TABLES.to_vec(), 1..4), proptest::collection::vec(table(), 4)).prop_map(
+            |(names, tables)| {
+                names
+                    .into_iter()
+                    .zip(tables)
+                    .map(|(name, (cols, kinds, key, strict, in_old, index, rows))| {
+                        let cols: Vec<Col> = cols
+                            .into_iter()
+                            .zip(kinds)
+                            .map(|(n, (ty, nn, unique, nocase, in_old))| Col {
+                                name: n.to_string(),
+                                ty: TYPES[ty],
+                                not_null_default: nn,
+                                unique,
+                                nocase,
+                                in_old,
+                            })
+                            .collect();
+                        let index = index.map(|(i, old)| (i % cols.len(), old));
+                        Tbl { name: name.to_string(), key, strict, in_old, cols, index, rows }
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn heal_converges_keeps_rows_and_then_plans_nothing(tables in schema()) {
+            let new: String = tables.iter().filter_map(|t| t.create(false)).collect();
+            // user_version makes SQLite write the file even with no table.
+            let old: String = tables.iter().filter_map(|t| t.create(true)).chain(["PRAGMA user_version = 1;".into()]).collect();
+            let rows: String = tables.iter().filter(|t| t.in_old).map(Tbl::inserts).collect();
+            let app = App::with_live(&new, &old, &rows);
+            let old_tables: Vec<&str> = tables.iter().filter(|t| t.in_old).map(|t| t.name.as_str()).collect();
+            let before: Vec<_> = old_tables.iter().map(|t| app.rows(t)).collect();
+            let first = app.heal(false);
+            for action in &first.actions {
+                prop_assert_eq!(action.outcome, Outcome::Done, "{} failed: {}\n{}", action.id, action.detail, new);
+            }
+            prop_assert_eq!(app.live_schema(), app.fresh_schema());
+            for (table, rows) in old_tables.iter().zip(&before) {
+                assert_rows_kept(rows, &app.rows(table));
+            }
+            let second = app.heal(false);
+            prop_assert!(second.actions.is_empty(), "second heal: {:?}", second.actions);
+            prop_assert!(app.validate(false).problems.is_empty());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the binary
+
+mod cli {
+    use super::*;
+
+    fn json(assert: &assert_cmd::assert::Assert) -> serde_json::Value {
+        serde_json::from_slice(&assert.get_output().stdout).unwrap()
+    }
+
+    #[test]
+    fn validate_dry_run_heal_and_validate_again() {
+        let ddl = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT, totp_secret TEXT); CREATE INDEX users_email ON users(email);";
+        let app = App::with_live(
+            ddl,
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT);",
+            "INSERT INTO users(email) VALUES ('a@x');",
+        );
+        let validate = app.cli(&["validate", "--format", "json"]).code(1);
+        let ids: Vec<String> = json(&validate)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, ["db:app/data.db:table:users:column:totp_secret", "db:app/data.db:index:users_email"]);
+
+        let mtime = fs::metadata(app.db()).unwrap().modified().unwrap();
+        let dry = app.cli(&["heal", "--dry-run", "--format", "json"]).code(1);
+        let steps: Vec<String> = json(&dry)["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "-- app/data.db: every change below in one transaction",
+                "BEGIN IMMEDIATE;",
+                "ALTER TABLE \"users\" ADD COLUMN totp_secret TEXT;",
+                "CREATE INDEX users_email ON users(email);",
+                "COMMIT;",
+            ]
+        );
+        assert_eq!(fs::metadata(app.db()).unwrap().modified().unwrap(), mtime, "the dry run changed nothing");
+
+        let heal = app.cli(&["heal", "--format", "json"]).code(0);
+        let doc = json(&heal);
+        assert!(doc["actions"].as_array().unwrap().iter().all(|a| a["outcome"] == "done"), "{doc}");
+        app.cli(&["validate"]).code(0);
+        app.cli(&["heal", "--dry-run"]).code(0).stdout(predicates::str::contains("nothing to do"));
+    }
+
+    #[test]
+    fn drift_exits_2_and_a_rebuild_needs_the_flag() {
+        let app = App::with_live(
+            "CREATE TABLE t(a INTEGER NOT NULL DEFAULT 0);",
+            "CREATE TABLE t(a TEXT, extra TEXT);",
+            "INSERT INTO t VALUES ('7', 'x');",
+        );
+        app.cli(&["validate"]).code(2);
+        app.cli(&["heal"]).code(2);
+        let rebuilt = app.cli(&["heal", "--allow-rebuild", "--format", "json"]).code(2);
+        let after: Vec<String> =
+            json(&rebuilt)["after"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(after, ["db:app/data.db:table:t:column:extra"], "only the kept drift column remains");
+        assert_eq!(app.rows("t")[0]["extra"], "Text(\"x\")");
+    }
+
+    #[test]
+    fn a_ddl_that_does_not_load_exits_1_naming_the_file() {
+        let app = App::new("CREATE TABLE t(a INT,);");
+        app.cli(&["validate"])
+            .code(1)
+            .stderr(predicates::str::contains("schemas/app.sql").and(predicates::str::contains("syntax error")));
+    }
+
+    #[test]
+    fn db_only_and_only_filter_the_database_findings() {
+        let app = App::with_live("CREATE TABLE t(a, b); CREATE TABLE u(x);", "CREATE TABLE t(a);", "");
+        let only = app.cli(&["validate", "--only", "db:app/data.db:table:u", "--format", "json"]).code(1);
+        assert_eq!(json(&only)["findings"].as_array().unwrap().len(), 1);
+        app.cli(&["heal", "--db-only", "--only", "db:app/data.db:table:u"]).code(0);
+        app.cli(&["validate", "--format", "json"]).code(1);
+        app.cli(&["validate", "--fs-only"]).code(0);
+    }
 }
