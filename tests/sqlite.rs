@@ -449,6 +449,39 @@ fn rebuild_copes_with_odd_identifiers() {
     heal_and_converge(&app, true, &["order items"]);
 }
 
+#[test]
+fn a_column_sqlite_adds_only_to_an_empty_table_is_rebuilt_when_rows_exist() {
+    let ddl = "CREATE TABLE t(id INTEGER PRIMARY KEY, updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);";
+    let old = "CREATE TABLE t(id INTEGER PRIMARY KEY);";
+    let empty = App::with_live(ddl, old, "");
+    let lines = plan_lines(&empty.validate(false));
+    assert!(lines.iter().any(|l| l.starts_with("ALTER TABLE \"t\" ADD COLUMN updated_at")), "{lines:#?}");
+    heal_and_converge(&empty, false, &["t"]);
+    let full = App::with_live(ddl, old, "INSERT INTO t VALUES (1), (5);");
+    let lines = plan_lines(&full.validate(false));
+    assert!(lines.iter().any(|l| l.starts_with("CREATE TABLE \"_preflight_new_t\"")), "{lines:#?}");
+    heal_and_converge(&full, false, &["t"]);
+}
+
+#[test]
+fn the_example_schemas_create_four_databases_that_converge() {
+    let root = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pricing-app/schemas");
+    fs::create_dir(root.path().join("schemas")).unwrap();
+    let mut manifest = String::from("version = 1\n");
+    for (db, schema) in
+        [("app/data.db", "app_data"), ("data/auth.db", "auth"), ("data/chat.db", "chat"), ("data/market.db", "market")]
+    {
+        fs::copy(example.join(format!("{schema}.sql")), root.path().join(format!("schemas/{schema}.sql"))).unwrap();
+        manifest.push_str(&format!("[[database]]\npath = \"{db}\"\nschema = \"schemas/{schema}.sql\"\n"));
+    }
+    let m = manifest::load_str(Path::new("preflight.toml"), &manifest, root.path()).unwrap();
+    let result = heal::heal(&m, &CheckOptions::default(), &Selection::default()).unwrap();
+    assert_eq!(result.actions.len(), 4);
+    assert_all_done(&result);
+    assert!(result.current().problems.is_empty(), "{:?}", result.current().problems);
+}
+
 // ---------------------------------------------------------------- one transaction, plan, selection
 
 #[test]

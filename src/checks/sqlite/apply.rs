@@ -133,9 +133,10 @@ impl Transaction {
         for &s in planned {
             let step = &self.steps[s];
             let result = match &step.kind {
-                StepKind::Schema(sql) => run_statements(conn, sql, &baseline).map(|_| format!("{} done", step.label)),
-                StepKind::Rebuild(sql) => run_statements(conn, sql, &baseline)
-                    .map(|rows| format!("{} done, {rows} rows copied with their rowids", step.label)),
+                StepKind::Schema(sql) => run_statements(conn, sql, &baseline).map(|_| "done".to_string()),
+                StepKind::Rebuild(sql) => {
+                    run_statements(conn, sql, &baseline).map(|rows| format!("{rows} rows copied with their rowids"))
+                }
                 StepKind::DataFix { check, fix } => {
                     let outcome = data_fix(conn, check, fix);
                     if conn.is_autocommit() {
@@ -147,7 +148,7 @@ impl Transaction {
                     continue;
                 }
             };
-            results.push((s, Ok(result.with_context(|| format!("{} failed", step.label))?)));
+            results.push((s, Ok(result.with_context(|| format!("`{}` failed", step.label))?)));
         }
         if let Some((_, Ok(first))) = results.first_mut() {
             first.push_str(&note);
@@ -248,6 +249,9 @@ fn backup_into(ctx: &mut ApplyCtx, _writer: &Connection, path: &Path, db: &Path)
         }
     }
     drop(copy);
+    // The database may hold secrets: the copy is the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
     std::fs::File::open(&target)?.sync_all()?;
     Ok(target)
 }
@@ -267,7 +271,7 @@ impl StepOp {
 impl CustomOp for StepOp {
     fn describe(&self) -> Vec<String> {
         if !self.leads() {
-            return vec![format!("-- done by the {} above", self.step().label)];
+            return vec![format!("-- done by `{}` above", self.step().label)];
         }
         let planned = self.tx.planned();
         let rebuild = planned.iter().any(|&s| self.tx.steps[s].is_rebuild());
@@ -288,7 +292,7 @@ impl CustomOp for StepOp {
         let results = outcome.get_or_insert_with(|| self.tx.run(ctx));
         match results.get(self.step).cloned().flatten() {
             Some(Ok(detail)) if self.leads() => Ok(detail),
-            Some(Ok(_)) => Ok(format!("done by the {}", self.step().label)),
+            Some(Ok(_)) => Ok("done in the same step as the finding above".to_string()),
             Some(Err(e)) => Err(anyhow!(e)),
             None => Err(anyhow!("the step was not planned when {} was changed", self.tx.db_name())),
         }

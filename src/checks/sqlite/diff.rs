@@ -75,7 +75,7 @@ pub fn compare(
         }
         introspect::load_details(conn, l)?;
         let before = diff.differences.len();
-        compare_table(&mut diff, live, d, &id, allow_rebuild);
+        compare_table(conn, &mut diff, live, d, &id, allow_rebuild);
         if diff.differences.len() == before {
             diff.same_tables.push(id);
         }
@@ -94,7 +94,7 @@ fn create_table(d: &Table, desired: &Schema) -> Step {
     let mut statements = vec![d.sql.clone()];
     statements.extend(desired.indexes.values().filter(|i| key(&i.table) == key(&d.name)).filter_map(|i| i.sql.clone()));
     statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
-    Step::schema(format!("creation of table {}", quote(&d.name)), statements)
+    Step::schema(format!("create table {}", quote(&d.name)), statements)
 }
 
 fn triggers_on<'a>(schema: &'a Schema, table: &str) -> Vec<&'a Object> {
@@ -104,7 +104,7 @@ fn triggers_on<'a>(schema: &'a Schema, table: &str) -> Vec<&'a Object> {
 }
 
 /// Columns and table-level properties of a table present on both sides.
-fn compare_table(diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, allow_rebuild: bool) {
+fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, allow_rebuild: bool) {
     let Some(l) = live_schema.tables.get(&key(&d.name)) else { return };
     let find = |cols: &[Column], name: &str| cols.iter().position(|c| key(&c.name) == key(name));
     let missing: Vec<&Column> = d.columns.iter().filter(|c| find(&l.columns, &c.name).is_none()).collect();
@@ -122,7 +122,7 @@ fn compare_table(diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, all
         diff.push(format!("{id}:column:{}", extra.name), Severity::Warning, format!("column {DRIFT}"), None);
     }
     let structural = !changed.is_empty() || !table_level.is_empty();
-    let additions = if missing.is_empty() { Some(Vec::new()) } else { try_add_columns(l, d, &missing) };
+    let additions = if missing.is_empty() { Some(Vec::new()) } else { try_add_columns(conn, l, d, &missing) };
     let needs_rebuild = (structural && allow_rebuild) || (!structural && additions.is_none());
     let rebuild = needs_rebuild.then(|| rebuild::plan(live_schema, l, d));
     let (rebuild_step, rebuild_error) = match rebuild {
@@ -152,7 +152,7 @@ fn compare_table(diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, all
             (_, Some(step)) => diff.push(cid, Severity::Critical, "column is missing", Some(step)),
             (Some(statements), None) => {
                 let step = diff.add_step(Step::schema(
-                    format!("addition of column {}", quote(&column.name)),
+                    format!("add column {}", quote(&column.name)),
                     vec![statements[i].clone()],
                 ));
                 diff.push(cid, Severity::Critical, "column is missing", Some(step));
@@ -169,13 +169,17 @@ fn compare_table(diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, all
 
 /// The ADD COLUMN statements for `missing`, with the DDL's own column
 /// definitions, if SQLite accepts every one of them on a copy of the live
-/// table's structure. `None` means a rebuild is needed.
-fn try_add_columns(l: &Table, d: &Table, missing: &[&Column]) -> Option<Vec<String>> {
+/// table's structure holding one of its rows (SQLite refuses NOT NULL
+/// without a default, or a non-constant default, only when the table has
+/// rows). `None` means a rebuild is needed.
+fn try_add_columns(conn: &Connection, l: &Table, d: &Table, missing: &[&Column]) -> Option<Vec<String>> {
     let names: Vec<String> = d.columns.iter().map(|c| c.name.clone()).collect();
     let definitions = coldef::column_definitions(&d.sql, &names)?;
     let scratch = Connection::open_in_memory().ok()?;
-    scratch.execute_batch("PRAGMA foreign_keys=ON").ok()?;
+    scratch.execute_batch("PRAGMA foreign_keys=OFF").ok()?;
     scratch.execute_batch(&l.sql).ok()?;
+    copy_one_row(conn, &scratch, l).ok()?;
+    scratch.execute_batch("PRAGMA foreign_keys=ON").ok()?;
     let mut statements = Vec::new();
     for column in missing {
         let (_, definition) = definitions.iter().find(|(n, _)| key(n) == key(&column.name))?;
@@ -184,6 +188,21 @@ fn try_add_columns(l: &Table, d: &Table, missing: &[&Column]) -> Option<Vec<Stri
         statements.push(statement);
     }
     Some(statements)
+}
+
+/// Copies one row of the live table, if it has any, into the scratch copy.
+fn copy_one_row(live: &Connection, scratch: &Connection, l: &Table) -> rusqlite::Result<()> {
+    let columns: Vec<String> = l.columns.iter().filter(|c| !c.is_generated()).map(|c| quote(&c.name)).collect();
+    let list = columns.join(", ");
+    let select = format!("SELECT {list} FROM {} LIMIT 1", quote(&l.name));
+    let row: Option<Vec<rusqlite::types::Value>> =
+        live.prepare(&select)?.query_map([], |r| (0..columns.len()).map(|i| r.get(i)).collect())?.next().transpose()?;
+    if let Some(values) = row {
+        let marks = vec!["?"; values.len()].join(", ");
+        let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", quote(&l.name));
+        scratch.execute(&insert, rusqlite::params_from_iter(values))?;
+    }
+    Ok(())
 }
 
 fn column_changes(l: &Column, d: &Column) -> Vec<String> {
@@ -272,12 +291,12 @@ fn compare_indexes(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str)
         match live.indexes.get(&key(&d.name)) {
             None => {
                 let step =
-                    diff.add_step(Step::schema(format!("creation of index {}", quote(&d.name)), vec![create.clone()]));
+                    diff.add_step(Step::schema(format!("create index {}", quote(&d.name)), vec![create.clone()]));
                 diff.push(id, Severity::Warning, "index is missing", Some(step));
             }
             Some(l) if !same_index(l, d) => {
                 let step = diff.add_step(Step::schema(
-                    format!("re-creation of index {}", quote(&d.name)),
+                    format!("recreate index {}", quote(&d.name)),
                     plan::recreate("INDEX", &l.name, create),
                 ));
                 diff.push(id, Severity::Warning, "index differs from the schema", Some(step));
@@ -329,7 +348,7 @@ fn compare_objects(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str,
                 if kind == "view" {
                     statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
                 }
-                let step = diff.add_step(Step::schema(format!("creation of {kind} {}", quote(&d.name)), statements));
+                let step = diff.add_step(Step::schema(format!("create {kind} {}", quote(&d.name)), statements));
                 diff.push(id, Severity::Critical, format!("{kind} is missing"), Some(step));
             }
             Some(l) if normalize(&l.sql) != normalize(&d.sql) => {
@@ -338,7 +357,7 @@ fn compare_objects(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str,
                     // Dropping a view drops its INSTEAD OF triggers: put them back as they are.
                     statements.extend(triggers_on(live, &l.name).into_iter().map(|t| t.sql.clone()));
                 }
-                let step = diff.add_step(Step::schema(format!("re-creation of {kind} {}", quote(&d.name)), statements));
+                let step = diff.add_step(Step::schema(format!("recreate {kind} {}", quote(&d.name)), statements));
                 diff.push(id, Severity::Warning, format!("{kind} differs from the schema"), Some(step));
             }
             Some(_) => {}

@@ -27,7 +27,7 @@ impl Sql {
 /// A change to one database, repairing one or more findings.
 #[derive(Debug, Clone)]
 pub struct Step {
-    /// For reports, e.g. `rebuild of table "users"`.
+    /// The fix's action for reports, e.g. `add column "totp_secret"`.
     pub label: String,
     pub kind: StepKind,
 }

@@ -17,7 +17,7 @@ use super::introspect::{key, Column, Schema, Table};
 use super::plan::{Sql, Step, StepKind};
 
 /// The statements that turn `live` into `desired` (plus the live-only
-/// columns). `None` when SQLite refuses to rename the DDL's statement.
+/// columns). An error when SQLite refuses to rename the DDL's statement.
 pub fn plan(live_schema: &Schema, live: &Table, desired: &Table) -> anyhow::Result<Step> {
     let temp = temp_name(live_schema, &live.name);
     let mut sql = vec![Sql::Exec(renamed_create(&desired.sql, &desired.name, &temp)?)];
@@ -48,7 +48,7 @@ pub fn plan(live_schema: &Schema, live: &Table, desired: &Table) -> anyhow::Resu
     dependents.sort();
     sql.extend(dependents.into_iter().map(|(_, text)| Sql::Exec(text.clone())));
     sql.push(Sql::ForeignKeyCheck);
-    Ok(Step { label: format!("rebuild of table {}", quote(&live.name)), kind: StepKind::Rebuild(sql) })
+    Ok(Step { label: format!("rebuild table {} (after a backup)", quote(&live.name)), kind: StepKind::Rebuild(sql) })
 }
 
 /// `_preflight_new_<name>`, made unique among the live tables.
