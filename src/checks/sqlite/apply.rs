@@ -72,6 +72,9 @@ impl Transaction {
         let mut outcome = vec![None; self.steps.len()];
         match self.execute(ctx, &planned) {
             Ok(results) => {
+                if let Ok(path) = ctx.resolve(&self.db) {
+                    super::live::remember_healthy(&path);
+                }
                 for (step, result) in results {
                     outcome[step] = Some(result);
                 }
@@ -344,6 +347,7 @@ impl CustomOp for CreateDatabase {
         tmp.as_file().sync_all()?;
         tmp.persist_noclobber(&path).map_err(|e| anyhow!("cannot create {}: {}", self.db.display(), e.error))?;
         fsutil::sync_dir(&dir)?;
+        super::live::remember_healthy(&path);
         Ok(format!("created with {} statements", self.statements.len()))
     }
 }

@@ -11,7 +11,7 @@ pub fn column_definitions(create_sql: &str, expected: &[String]) -> Option<Vec<(
     let segments = split_body(create_sql)?;
     let columns: Vec<(String, String)> = segments
         .into_iter()
-        .map(|s| strip_comments(&s))
+        .map(|s| squeeze(&s))
         .filter(|s| !is_table_constraint(s))
         .map(|s| first_identifier(&s).map(|name| (name, s.clone())))
         .collect::<Option<_>>()?;
@@ -62,30 +62,40 @@ fn split_body(sql: &str) -> Option<Vec<String>> {
     None
 }
 
-/// `item` without its comments (each replaced by a space), trimmed.
-fn strip_comments(item: &str) -> String {
-    let bytes = item.as_bytes();
-    let mut out = String::with_capacity(item.len());
+/// `text` with comments removed and every run of whitespace outside
+/// quotes turned into one space, trimmed. Quoted strings and identifiers
+/// are kept byte for byte, so two texts that squeeze to the same string
+/// are the same tokens.
+pub fn squeeze(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
     let mut i = 0;
+    let mut space = false;
     while i < bytes.len() {
-        let (next, keep) = match bytes[i] {
-            q @ (b'"' | b'\'' | b'`') => (skip_quoted(bytes, i, q).unwrap_or(bytes.len()), true),
+        let (next, blank) = match bytes[i] {
+            q @ (b'"' | b'\'' | b'`') => (skip_quoted(bytes, i, q).unwrap_or(bytes.len()), false),
+            b'[' => (bytes[i..].iter().position(|&b| b == b']').map_or(bytes.len(), |p| i + p + 1), false),
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                (bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1), false)
+                (bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1), true)
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                (item[i + 2..].find("*/").map_or(bytes.len(), |p| i + 4 + p), false)
+                (text[i + 2..].find("*/").map_or(bytes.len(), |p| i + 4 + p), true)
             }
-            _ => (i + item[i..].chars().next().map_or(1, char::len_utf8), true),
+            b if b.is_ascii_whitespace() => (i + 1, true),
+            _ => (i + text[i..].chars().next().map_or(1, char::len_utf8), false),
         };
-        if keep {
-            out.push_str(&item[i..next]);
+        if blank {
+            space = true;
         } else {
-            out.push(' ');
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push_str(&text[i..next]);
         }
         i = next;
     }
-    out.trim().to_string()
+    out
 }
 
 /// Index just past the closing quote; a doubled quote is an escaped one.
@@ -150,6 +160,7 @@ mod tests {
                    -- a comment, with a comma\n [sel] NUMERIC(10, 2), PRIMARY KEY (id), UNIQUE(sel)) STRICT";
         let cols = column_definitions(sql, &names(&["id", "odd \"x\", y", "sel"])).unwrap();
         assert_eq!(cols[1].1, "\"odd \"\"x\"\", y\" TEXT DEFAULT 'a,b' CHECK (length(id) > 0)");
+        assert_eq!(squeeze(" a  /* x */ 'b  c' -- d\n\te "), "a 'b  c' e");
         assert!(cols[2].1.ends_with("[sel] NUMERIC(10, 2)"));
     }
 

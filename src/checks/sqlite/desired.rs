@@ -9,29 +9,30 @@ use rusqlite::Connection;
 
 use super::introspect::{self, Schema};
 
-/// The DDL loaded and described. The connection stays open: tables are
-/// created in it again when their exact statement is needed.
+/// The DDL loaded and described. The connection stays open for the
+/// per-column details, read only for tables that need them.
 pub struct Desired {
+    pub conn: Connection,
     pub schema: Schema,
 }
 
-/// Reads `rel` (relative to `root`) and loads it into a fresh in-memory
-/// database.
-pub fn load(root: &Path, rel: &Path) -> anyhow::Result<Desired> {
+/// The text of the DDL file `rel` (relative to `root`).
+pub fn read(root: &Path, rel: &Path) -> anyhow::Result<String> {
     let path = crate::fsutil::resolve(root, rel)?;
-    let ddl = std::fs::read_to_string(&path).with_context(|| format!("cannot read schema file {}", rel.display()))?;
-    from_ddl(&ddl).with_context(|| format!("schema file {} does not load", rel.display()))
+    std::fs::read_to_string(&path).with_context(|| format!("cannot read schema file {}", rel.display()))
+}
+
+/// Loads the DDL text read from `rel` into a fresh in-memory database.
+pub fn parse(ddl: &str, rel: &Path) -> anyhow::Result<Desired> {
+    from_ddl(ddl).with_context(|| format!("schema file {} does not load", rel.display()))
 }
 
 /// Loads DDL text; the error is SQLite's own message.
 pub fn from_ddl(ddl: &str) -> anyhow::Result<Desired> {
     let conn = Connection::open_in_memory()?;
     conn.execute_batch(ddl).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut schema = introspect::load(&conn)?;
-    for table in schema.tables.values_mut() {
-        introspect::load_details(&conn, table)?;
-    }
-    Ok(Desired { schema })
+    let schema = introspect::load(&conn)?;
+    Ok(Desired { conn, schema })
 }
 
 #[cfg(test)]
@@ -42,14 +43,17 @@ mod tests {
     fn a_ddl_that_does_not_load_names_the_file_and_sqlite_message() {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("bad.sql"), "CREATE TABLE t(a;").unwrap();
-        let err = load(root.path(), Path::new("bad.sql")).err().unwrap();
+        let ddl = read(root.path(), Path::new("bad.sql")).unwrap();
+        let err = parse(&ddl, Path::new("bad.sql")).err().unwrap();
         let text = format!("{err:#}");
         assert!(text.contains("bad.sql") && text.contains("syntax error"), "{text}");
     }
 
     #[test]
     fn a_ddl_is_described_by_sqlite() {
-        let d = from_ddl("CREATE TABLE t(a TEXT COLLATE NOCASE);").unwrap();
-        assert_eq!(d.schema.tables["t"].columns[0].collation.as_deref(), Some("NOCASE"));
+        let mut d = from_ddl("CREATE TABLE t(a TEXT COLLATE NOCASE);").unwrap();
+        let t = d.schema.tables.get_mut("t").unwrap();
+        introspect::load_details(&d.conn, t).unwrap();
+        assert_eq!(t.columns[0].collation.as_deref(), Some("NOCASE"));
     }
 }

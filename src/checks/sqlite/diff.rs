@@ -8,6 +8,7 @@
 use rusqlite::Connection;
 
 use super::coldef::{self, quote};
+use super::desired::Desired;
 use super::introspect::{self, key, Column, Index, Object, Schema, Table};
 use super::plan::{self, Step};
 use super::rebuild;
@@ -44,22 +45,24 @@ impl Diff {
 
 const DRIFT: &str = "is not in the schema (drift); it is kept, never dropped";
 
-/// Compares. `conn` is the live (read-only) connection, used only for the
-/// per-column details of tables whose statement differs from the DDL's.
+/// Compares. `conn` is the live (read-only) connection; per-column details
+/// (collations, AUTOINCREMENT) are read, on both sides, only for tables
+/// whose statement differs from the DDL's.
 pub fn compare(
     conn: &Connection,
     live: &mut Schema,
-    desired: &Schema,
+    desired: &mut Desired,
     base: &str,
     allow_rebuild: bool,
 ) -> anyhow::Result<Diff> {
     let mut diff = Diff::default();
-    let mut wanted: Vec<&Table> = desired.tables.values().collect();
-    wanted.sort_by_key(|t| t.order);
-    for d in wanted {
+    let mut wanted: Vec<(i64, String)> = desired.schema.tables.iter().map(|(k, t)| (t.order, k.clone())).collect();
+    wanted.sort();
+    for (_, k) in wanted {
+        let Some(d) = desired.schema.tables.get(&k) else { continue };
         let id = format!("{base}:table:{}", d.name);
-        let Some(l) = live.tables.get_mut(&key(&d.name)) else {
-            let step = diff.add_step(create_table(d, desired));
+        let Some(l) = live.tables.get_mut(&k) else {
+            let step = diff.add_step(create_table(d, &desired.schema));
             diff.push(id, Severity::Critical, "table is missing", Some(step));
             continue;
         };
@@ -74,12 +77,17 @@ pub fn compare(
             continue;
         }
         introspect::load_details(conn, l)?;
+        if let Some(d) = desired.schema.tables.get_mut(&k) {
+            introspect::load_details(&desired.conn, d)?;
+        }
+        let Some(d) = desired.schema.tables.get(&k) else { continue };
         let before = diff.differences.len();
         compare_table(conn, &mut diff, live, d, &id, allow_rebuild);
         if diff.differences.len() == before {
             diff.same_tables.push(id);
         }
     }
+    let desired = &desired.schema;
     for l in live.tables.values().filter(|l| !desired.tables.contains_key(&key(&l.name))) {
         diff.push(format!("{base}:table:{}", l.name), Severity::Warning, format!("table {DRIFT}"), None);
     }

@@ -3,7 +3,9 @@
 //! `PRAGMA quick_check` must pass before anything else is compared.
 
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -69,13 +71,77 @@ fn open_checked(path: &Path) -> Result<Connection, String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| describe_error(&e))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| describe_error(&e))?;
+    let state = FileState::of(path);
+    if state.as_ref().is_some_and(FileState::known_healthy) {
+        return Ok(conn);
+    }
     let report: Result<Vec<String>, _> = conn
         .prepare("PRAGMA quick_check")
         .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.take(3).collect());
     match report {
-        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(conn),
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => {
+            if let Some(state) = state {
+                state.remember();
+            }
+            Ok(conn)
+        }
         Ok(lines) => Err(format!("fails PRAGMA quick_check ({}); {RESTORE}", lines.join("; "))),
         Err(e) => Err(describe_error(&e)),
+    }
+}
+
+/// What identifies a database file's exact content without reading it:
+/// path, inode, size, modification time, SQLite's file change counter, and the
+/// same for its WAL file.
+#[derive(Debug, Clone, PartialEq)]
+struct FileState {
+    path: std::path::PathBuf,
+    file: (u64, u64, u64, i64, i64),
+    counter: [u8; 4],
+    wal: Option<(u64, u64, i64, i64)>,
+}
+
+/// Files that passed `PRAGMA quick_check` in this process (or that only
+/// this process's own committed transaction changed since). `quick_check`
+/// reads the whole file, about 1.5 s per GiB: a heal validates three times
+/// and must not pay it three times for a database that did not change.
+static HEALTHY: Mutex<Vec<FileState>> = Mutex::new(Vec::new());
+
+impl FileState {
+    fn of(path: &Path) -> Option<FileState> {
+        let meta = std::fs::metadata(path).ok()?;
+        let mut head = [0u8; 28];
+        std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let wal = std::fs::metadata(&wal_path).ok().map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+        Some(FileState {
+            path: path.to_path_buf(),
+            file: (meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
+            counter: [head[24], head[25], head[26], head[27]],
+            wal,
+        })
+    }
+
+    fn known_healthy(&self) -> bool {
+        HEALTHY.lock().unwrap_or_else(|e| e.into_inner()).contains(self)
+    }
+
+    fn remember(self) {
+        let mut healthy = HEALTHY.lock().unwrap_or_else(|e| e.into_inner());
+        if healthy.len() > 64 {
+            healthy.clear(); // a bound, not a policy: entries are only a shortcut
+        }
+        healthy.push(self);
+    }
+}
+
+/// Records that the database at `path`, as it is now, is healthy: called
+/// after this process committed its own transaction on a database that had
+/// passed `quick_check`.
+pub fn remember_healthy(path: &Path) {
+    if let Some(state) = FileState::of(path) {
+        state.remember();
     }
 }
 

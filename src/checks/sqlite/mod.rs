@@ -16,6 +16,7 @@ mod coldef;
 mod datacheck;
 mod desired;
 mod diff;
+mod fastpath;
 mod introspect;
 mod live;
 mod plan;
@@ -60,54 +61,39 @@ struct Claim {
 }
 
 fn check_database(ctx: &CheckCtx, spec: &DatabaseSpec, out: &mut Findings) -> anyhow::Result<()> {
-    let desired = desired::load(ctx.root, &spec.schema)?;
+    let ddl = desired::read(ctx.root, &spec.schema)?;
     let base = format!("db:{}", spec.path.display());
     let critical = severity(spec.severity, Severity::Critical);
     let path = match crate::fsutil::resolve(ctx.root, &spec.path) {
         Ok(p) => p,
         Err(e) => {
+            desired::parse(&ddl, &spec.schema)?;
             out.push(Finding::new(base, Area::Db, critical, format!("database path is refused: {e}")));
             return Ok(());
         }
     };
     let conn = match live::open(&path) {
         Live::Missing => {
+            let desired = desired::parse(&ddl, &spec.schema)?;
             let op = apply::CreateDatabase {
                 db: spec.path.clone(),
                 schema: spec.schema.clone(),
                 statements: plan::create_statements(&desired.schema),
             };
-            let fix = Fix::new(
-                format!("create from {}", spec.schema.display()),
-                Phase::Databases,
-                vec![Op::Custom(Box::new(op))],
-            );
+            let action = format!("create from {}", spec.schema.display());
+            let fix = Fix::new(action, Phase::Databases, vec![Op::Custom(Box::new(op))]);
             out.push(Finding::new(base, Area::Db, critical, "database file is missing").with_fix(fix));
             return Ok(());
         }
         Live::Unusable(why) => {
+            desired::parse(&ddl, &spec.schema)?;
             out.push(Finding::new(base, Area::Db, critical, format!("database {why}")));
             return Ok(());
         }
         Live::Ready(conn) => conn,
     };
     out.pass(base.clone(), Area::Db);
-    let mut live =
-        introspect::load(&conn).with_context(|| format!("cannot read the schema of {}", spec.path.display()))?;
-    let diff = diff::compare(&conn, &mut live, &desired.schema, &base, ctx.options.allow_rebuild)
-        .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
-    for id in &diff.same_tables {
-        out.pass(id.clone(), Area::Db);
-    }
-    let mut steps = diff.steps;
-    let mut claims: Vec<Claim> = diff
-        .differences
-        .into_iter()
-        .map(|d| Claim { id: d.id, severity: severity(spec.severity, d.severity), message: d.message, step: d.step })
-        .collect();
-    if !steps.is_empty() {
-        refuse_failing_steps(&conn, &steps, &mut claims)?;
-    }
+    let (mut steps, mut claims) = schema_claims(ctx, spec, &conn, &ddl, &base, out)?;
     data_checks(&conn, spec, &base, &mut steps, &mut claims, out);
     drop(conn);
     let ops = apply::operations(spec.path.clone(), steps.clone(), &claims.iter().map(|c| c.step).collect::<Vec<_>>());
@@ -119,6 +105,43 @@ fn check_database(ctx: &CheckCtx, spec: &DatabaseSpec, out: &mut Findings) -> an
         out.push(finding);
     }
     Ok(())
+}
+
+/// The schema differences of a healthy live database, and the steps that
+/// repair them. A database whose schema is the DDL's statements word for
+/// word is recognised without loading the DDL (`fastpath.rs`).
+fn schema_claims(
+    ctx: &CheckCtx,
+    spec: &DatabaseSpec,
+    conn: &rusqlite::Connection,
+    ddl: &str,
+    base: &str,
+    out: &mut Findings,
+) -> anyhow::Result<(Vec<Step>, Vec<Claim>)> {
+    if let Some(tables) = fastpath::converged(conn, ddl)? {
+        for table in tables {
+            out.pass(format!("{base}:table:{table}"), Area::Db);
+        }
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut desired = desired::parse(ddl, &spec.schema)?;
+    let mut live =
+        introspect::load(conn).with_context(|| format!("cannot read the schema of {}", spec.path.display()))?;
+    let diff = diff::compare(conn, &mut live, &mut desired, base, ctx.options.allow_rebuild)
+        .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
+    for id in &diff.same_tables {
+        out.pass(id.clone(), Area::Db);
+    }
+    let claims: Vec<Claim> = diff
+        .differences
+        .into_iter()
+        .map(|d| Claim { id: d.id, severity: severity(spec.severity, d.severity), message: d.message, step: d.step })
+        .collect();
+    let mut claims = claims;
+    if !diff.steps.is_empty() {
+        refuse_failing_steps(conn, &diff.steps, &mut claims)?;
+    }
+    Ok((diff.steps, claims))
 }
 
 /// Drops the fix of every finding whose step SQLite refuses on a copy of
