@@ -482,6 +482,20 @@ fn the_example_schemas_create_four_databases_that_converge() {
     assert!(result.current().problems.is_empty(), "{:?}", result.current().problems);
 }
 
+#[test]
+fn a_not_null_column_without_default_is_added_to_an_empty_table_only() {
+    let ddl = "CREATE TABLE t(id INTEGER PRIMARY KEY, code TEXT NOT NULL, n INT);";
+    let old = "CREATE TABLE t(id INTEGER PRIMARY KEY, n INT);";
+    let empty = App::with_live(ddl, old, "");
+    heal_and_converge(&empty, false, &["t"]);
+    let full = App::with_live(ddl, old, "INSERT INTO t(n) VALUES (1);");
+    let findings = full.validate(true);
+    assert_eq!(ids(&findings), ["db:app/data.db:table:t:column:code"]);
+    let finding = &findings.problems[0];
+    assert!(finding.severity == Severity::Critical && !finding.fixable());
+    assert!(finding.message.contains("give the column a DEFAULT"), "{}", finding.message);
+}
+
 // ---------------------------------------------------------------- one transaction, plan, selection
 
 #[test]
@@ -639,6 +653,21 @@ fn a_database_locked_by_another_writer_gives_a_clear_error_not_a_hang() {
     assert!(result.actions[0].detail.contains("locked by another process"), "{}", result.actions[0].detail);
     other.execute_batch("COMMIT").unwrap();
     assert_all_done(&app.heal(false));
+}
+
+#[test]
+fn a_wal_database_is_validated_read_only_and_healed() {
+    let ddl = "CREATE TABLE t(a INT, b TEXT);";
+    let app = App::with_live(ddl, "PRAGMA journal_mode=WAL; CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1);");
+    let wal = app.root().join("app/data.db-wal");
+    assert!(!wal.exists(), "closed cleanly: no WAL file left");
+    assert_eq!(ids(&app.validate(false)), ["db:app/data.db:table:t:column:b"]);
+    // A reader and a writer of the application are busy with it meanwhile.
+    let app_conn = Connection::open(app.db()).unwrap();
+    app_conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    heal_and_converge(&app, false, &["t"]);
+    let mode: String = app_conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
 }
 
 #[test]

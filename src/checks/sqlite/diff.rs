@@ -132,7 +132,15 @@ fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &T
     let structural = !changed.is_empty() || !table_level.is_empty();
     let additions = if missing.is_empty() { Some(Vec::new()) } else { try_add_columns(conn, l, d, &missing) };
     let needs_rebuild = (structural && allow_rebuild) || (!structural && additions.is_none());
-    let rebuild = needs_rebuild.then(|| rebuild::plan(live_schema, l, d));
+    let unfillable = if needs_rebuild { unfillable(conn, l, d, &missing) } else { Vec::new() };
+    let rebuild = needs_rebuild.then(|| match unfillable.is_empty() {
+        true => rebuild::plan(live_schema, l, d),
+        false => Err(anyhow::anyhow!(
+            "{} NOT NULL without a DEFAULT and the table has rows, which would have no value; \
+             give the column a DEFAULT in the schema or fill the table by hand",
+            unfillable.join(", ")
+        )),
+    });
     let (rebuild_step, rebuild_error) = match rebuild {
         Some(Ok(step)) => (Some(diff.add_step(step)), None),
         Some(Err(e)) => (None, Some(format!("; the table cannot be rebuilt: {e:#}"))),
@@ -196,6 +204,22 @@ fn try_add_columns(conn: &Connection, l: &Table, d: &Table, missing: &[&Column])
         statements.push(statement);
     }
     Some(statements)
+}
+
+/// Missing columns a copy of the rows cannot fill: NOT NULL, no default,
+/// not generated, not the rowid. Empty when the live table has no rows.
+fn unfillable(conn: &Connection, l: &Table, d: &Table, missing: &[&Column]) -> Vec<String> {
+    let alias = rebuild::rowid_alias(d);
+    let names: Vec<String> = missing
+        .iter()
+        .filter(|c| c.not_null && c.default.is_none() && !c.is_generated() && alias != Some(c.name.as_str()))
+        .map(|c| quote(&c.name))
+        .collect();
+    let has_rows = || conn.query_row(&format!("SELECT 1 FROM {} LIMIT 1", quote(&l.name)), [], |_| Ok(())).is_ok();
+    if names.is_empty() || !has_rows() {
+        return Vec::new();
+    }
+    names
 }
 
 /// Copies one row of the live table, if it has any, into the scratch copy.
