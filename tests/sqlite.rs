@@ -496,6 +496,18 @@ fn a_not_null_column_without_default_is_added_to_an_empty_table_only() {
     assert!(finding.message.contains("give the column a DEFAULT"), "{}", finding.message);
 }
 
+#[test]
+fn a_new_column_in_a_table_constraint_is_rebuilt_not_added() {
+    let ddl = "CREATE TABLE p(id INTEGER PRIMARY KEY);
+               CREATE TABLE prices(sku TEXT NOT NULL, day TEXT NOT NULL DEFAULT '', p_id INT,
+                                   UNIQUE (sku, day), FOREIGN KEY (p_id) REFERENCES p(id));";
+    let old = "CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE prices(sku TEXT NOT NULL);";
+    let app = App::with_live(ddl, old, "INSERT INTO prices VALUES ('a'), ('b');");
+    let lines = plan_lines(&app.validate(false));
+    assert!(lines.iter().any(|l| l.starts_with("CREATE TABLE \"_preflight_new_prices\"")), "{lines:#?}");
+    heal_and_converge(&app, false, &["prices"]);
+}
+
 // ---------------------------------------------------------------- one transaction, plan, selection
 
 #[test]

@@ -203,7 +203,16 @@ fn try_add_columns(conn: &Connection, l: &Table, d: &Table, missing: &[&Column])
         scratch.execute_batch(&statement).ok()?;
         statements.push(statement);
     }
-    Some(statements)
+    // Table constraints on the new columns (UNIQUE (a, b), FOREIGN KEY…)
+    // are not in their definitions: if the copy lacks one, only a rebuild
+    // can add it.
+    let added = introspect::load(&scratch).ok()?.tables.remove(&key(&l.name))?;
+    let new = |cols: &[String]| cols.iter().any(|c| missing.iter().any(|m| key(&m.name) == *c));
+    let uniques_kept = d.unique_keys.iter().filter(|k| new(k)).all(|k| added.unique_keys.contains(k));
+    let all = |_: &String| true;
+    let fks_kept =
+        foreign_keys(d, &|c| new(std::slice::from_ref(c))).iter().all(|fk| foreign_keys(&added, &all).contains(fk));
+    (uniques_kept && fks_kept).then_some(statements)
 }
 
 /// Missing columns a copy of the rows cannot fill: NOT NULL, no default,
