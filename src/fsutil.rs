@@ -47,12 +47,35 @@ pub fn resolve(root: &Path, rel: &Path) -> io::Result<PathBuf> {
     Ok(root.join(rel))
 }
 
+/// Name prefix of the temporary files of atomic writes. A heal killed
+/// mid-write leaves one behind; the next heal removes it (`sweep_temp_files`).
+pub const TEMP_PREFIX: &str = ".preflight-tmp-";
+
+/// Removes leftover temporary files of interrupted writes from `dir`.
+/// Call only under the heal lock: then no other writer owns them.
+pub fn sweep_temp_files(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Replaces `path` with `contents` atomically: a temporary file in the same
 /// folder, fsync, rename over the target, fsync the folder. A crash leaves
 /// either the old or the new file. `mode` defaults to the old file's mode.
 pub fn atomic_write(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
     let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new().prefix(".preflight-tmp-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
     tmp.write_all(contents)?;
     let mode = mode.or_else(|| fs::metadata(path).ok().map(|m| m.mode() & 0o7777));
     if let Some(mode) = mode {

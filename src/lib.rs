@@ -10,3 +10,4 @@ pub mod fsutil;
 pub mod heal;
 pub mod manifest;
 pub mod report;
+pub mod runtime;

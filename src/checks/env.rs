@@ -173,7 +173,7 @@ fn read_env(root: &Path, rel: &Path) -> Result<EnvFile, ReadError> {
 }
 
 /// Key/value pairs, or the 1-based line of the first syntax error.
-fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
     let mut entries = Vec::new();
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {

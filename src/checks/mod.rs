@@ -3,12 +3,20 @@
 //! never change the disk; a fix they propose is data for the planner.
 //! `REGISTRY` is the one place a new kind is added.
 
+mod command;
 mod dirs;
+mod disk;
 mod env;
 mod files;
+mod heartbeat;
+mod locks;
+mod pidfile;
+mod prune;
 mod sqlite;
 
 use std::path::Path;
+
+pub use env::parse as parse_env;
 
 use crate::finding::{Findings, Severity};
 use crate::manifest::Manifest;
@@ -52,7 +60,18 @@ pub trait Check: Sync {
 }
 
 /// Every kind of check, in report order.
-pub const REGISTRY: &[&dyn Check] = &[&env::EnvCheck, &dirs::DirCheck, &files::FileCheck, &sqlite::DatabaseCheck];
+pub const REGISTRY: &[&dyn Check] = &[
+    &env::EnvCheck,
+    &dirs::DirCheck,
+    &files::FileCheck,
+    &sqlite::DatabaseCheck,
+    &heartbeat::HeartbeatCheck,
+    &locks::LockCheck,
+    &pidfile::PidfileCheck,
+    &prune::PruneCheck,
+    &command::CommandCheck,
+    &disk::DiskCheck,
+];
 
 /// Which checks and findings a run covers.
 #[derive(Debug, Clone, Default)]

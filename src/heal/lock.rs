@@ -16,7 +16,7 @@ pub struct HealLock {
     _file: File,
 }
 
-/// Waits up to `wait` for the lock.
+/// Waits up to `wait` for the lock, creating `.preflight/lock` if needed.
 pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
     let dir = root.join(STATE_DIR);
     fsutil::create_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -28,6 +28,21 @@ pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
+    wait_for(file, &path, wait)
+}
+
+/// Takes the lock when `.preflight/lock` already exists; `None` otherwise,
+/// so that nothing is created on a root that may need no fix.
+pub fn acquire_existing(root: &Path, wait: Duration) -> anyhow::Result<Option<HealLock>> {
+    let path = root.join(STATE_DIR).join("lock");
+    match File::options().write(true).open(&path) {
+        Ok(file) => wait_for(file, &path, wait).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),
+    }
+}
+
+fn wait_for(file: File, path: &Path, wait: Duration) -> anyhow::Result<HealLock> {
     let deadline = Instant::now() + wait;
     loop {
         match file.try_lock() {

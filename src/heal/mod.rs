@@ -6,6 +6,7 @@ pub mod fix;
 pub mod history;
 mod lock;
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 pub use apply::{ApplyCtx, STATE_DIR};
@@ -13,6 +14,7 @@ pub use fix::{CustomOp, Fix, Op, Phase};
 
 use crate::checks::{self, CheckOptions, Selection};
 use crate::finding::{Finding, Findings};
+use crate::fsutil;
 use crate::manifest::Manifest;
 
 /// How long a heal waits for another one on the same root to finish.
@@ -60,18 +62,36 @@ pub fn plan(findings: &Findings) -> Vec<&Finding> {
 }
 
 /// Validates, applies every safe fix, validates again.
+///
+/// A converged root is never written to: the lock (which creates
+/// `.preflight/`) is taken only once something is known to need a fix, or
+/// when the lock file already exists, in which case validation runs once,
+/// under the lock.
 pub fn heal(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<HealResult> {
-    let first = checks::run_all(manifest, options, selection)?;
-    if plan(&first).is_empty() {
-        return Ok(HealResult { before: first, actions: Vec::new(), after: None, run_id: None });
+    let (_lock, before) = match lock::acquire_existing(&manifest.root, LOCK_WAIT)? {
+        Some(lock) => (lock, checks::run_all(manifest, options, selection)?),
+        None => {
+            let first = checks::run_all(manifest, options, selection)?;
+            if plan(&first).is_empty() {
+                return Ok(unchanged(first));
+            }
+            let lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
+            // Another heal may have finished while this one waited: look again.
+            (lock, checks::run_all(manifest, options, selection)?)
+        }
+    };
+    if plan(&before).is_empty() {
+        return Ok(unchanged(before));
     }
-    let _lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
-    // Another heal may have finished while this one waited: look again.
-    let before = checks::run_all(manifest, options, selection)?;
+    sweep_interrupted_writes(manifest)?;
     let run_id = new_run_id();
     let actions = apply_plan(manifest, &before, &run_id)?;
     let after = checks::run_all(manifest, options, selection)?;
     Ok(HealResult { before, actions, after: Some(after), run_id: Some(run_id) })
+}
+
+fn unchanged(findings: Findings) -> HealResult {
+    HealResult { before: findings, actions: Vec::new(), after: None, run_id: None }
 }
 
 fn apply_plan(manifest: &Manifest, findings: &Findings, run_id: &str) -> anyhow::Result<Vec<ActionRecord>> {
@@ -105,6 +125,20 @@ fn apply_plan(manifest: &Manifest, findings: &Findings, run_id: &str) -> anyhow:
     }
     history::append(&manifest.root, &entries)?;
     Ok(actions)
+}
+
+/// Removes temporary files a killed heal left next to the files it was
+/// replacing, in every folder that holds a declared path.
+fn sweep_interrupted_writes(manifest: &Manifest) -> anyhow::Result<()> {
+    let mut folders: Vec<&Path> = manifest.declared_paths().map(|p| p.parent().unwrap_or(Path::new(""))).collect();
+    folders.sort_unstable();
+    folders.dedup();
+    for folder in folders {
+        if let Ok(dir) = fsutil::resolve(&manifest.root, folder) {
+            fsutil::sweep_temp_files(&dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// A run ID that sorts by time: `20261123T154200.123Z`.

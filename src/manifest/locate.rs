@@ -13,8 +13,9 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The byte offset of the `nth` (0-based) quoted occurrence of `value`.
-pub fn find_value(source: &str, value: &str, nth: usize) -> Option<usize> {
+/// The byte offset of the `nth` (0-based) quoted occurrence of `value`;
+/// with `key`, only occurrences written as that key's value count.
+pub fn find_value(source: &str, key: Option<&str>, value: &str, nth: usize) -> Option<usize> {
     let mut hits = ['"', '\'']
         .iter()
         .flat_map(|q| {
@@ -22,8 +23,20 @@ pub fn find_value(source: &str, value: &str, nth: usize) -> Option<usize> {
             source.match_indices(&needle).map(|(i, _)| i).collect::<Vec<_>>()
         })
         .collect::<Vec<_>>();
+    hits.retain(|&at| key.is_none_or(|k| is_value_of(source, at, k)));
     hits.sort_unstable();
     hits.get(nth).copied()
+}
+
+/// Whether the text just before `at` is `key =` (TOML) or `"key":` (JSON).
+fn is_value_of(source: &str, at: usize, key: &str) -> bool {
+    let before = source[..at].trim_end();
+    let Some(before) = before.strip_suffix('=').or_else(|| before.strip_suffix(':')) else {
+        return false;
+    };
+    let before = before.trim_end();
+    let before = before.strip_suffix('"').unwrap_or(before);
+    before.ends_with(key) && !before[..before.len() - key.len()].ends_with(|c: char| c.is_alphanumeric() || c == '_')
 }
 
 /// The byte offset of a key (`key =` in TOML, `"key":` in JSON).
@@ -64,9 +77,11 @@ mod tests {
     #[test]
     fn find_value_returns_the_nth_quoted_occurrence() {
         let src = "a = \"data\"\nb = 'data'\nc = \"database\"";
-        assert_eq!(find_value(src, "data", 0), Some(4));
-        assert_eq!(find_value(src, "data", 1), Some(15));
-        assert_eq!(find_value(src, "data", 2), None);
+        assert_eq!(find_value(src, None, "data", 0), Some(4));
+        assert_eq!(find_value(src, None, "data", 1), Some(15));
+        assert_eq!(find_value(src, None, "data", 2), None);
+        assert_eq!(find_value(src, Some("b"), "data", 0), Some(15));
+        assert_eq!(find_value("{\"ab\": \"x\", \"b\": \"x\"}", Some("b"), "x", 0), Some(17));
     }
 
     #[test]

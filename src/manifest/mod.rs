@@ -35,6 +35,18 @@ pub struct Manifest {
     pub prunes: Vec<PruneSpec>,
 }
 
+impl Manifest {
+    /// Every single path the manifest declares (not globs), relative to the root.
+    pub fn declared_paths(&self) -> impl Iterator<Item = &Path> {
+        let env = self.env.iter().flat_map(|e| std::iter::once(e.file.as_path()).chain(e.template.as_deref()));
+        env.chain(self.dirs.iter().map(|d| d.path.as_path()))
+            .chain(self.files.iter().map(|f| f.path.as_path()))
+            .chain(self.heartbeats.iter().map(|h| h.path.as_path()))
+            .chain(self.pidfiles.iter().map(|p| p.path.as_path()))
+            .chain(self.databases.iter().map(|d| d.path.as_path()))
+    }
+}
+
 #[derive(Debug)]
 pub struct EnvSpec {
     pub file: PathBuf,

@@ -49,13 +49,13 @@ struct Validator<'a> {
     /// Normalised declared path → how many times seen, for duplicates.
     seen: HashMap<PathBuf, usize>,
     /// How many times each raw value was looked up, to point at the right one.
-    occurrences: HashMap<String, usize>,
+    occurrences: HashMap<(String, String), usize>,
 }
 
 impl Validator<'_> {
-    fn error_at_value(&mut self, value: &str, message: String) -> ManifestError {
-        let nth = self.occurrences.get(value).copied().unwrap_or(1).saturating_sub(1);
-        let offset = find_value(self.source, value, nth).or_else(|| find_value(self.source, value, 0));
+    fn error_at(&mut self, key: &str, value: &str, message: String) -> ManifestError {
+        let nth = self.occurrences.get(&(key.to_string(), value.to_string())).copied().unwrap_or(1).saturating_sub(1);
+        let offset = find_value(self.source, Some(key), value, nth).or_else(|| find_value(self.source, None, value, 0));
         let (line, col) = offset.map_or((1, 1), |o| line_col(self.source, o));
         with_snippet(self.file, self.source, line, col, message)
     }
@@ -65,16 +65,16 @@ impl Validator<'_> {
         with_snippet(self.file, self.source, line, col, message)
     }
 
-    fn note(&mut self, value: &str) {
-        *self.occurrences.entry(value.to_string()).or_default() += 1;
+    fn note(&mut self, key: &str, value: &str) {
+        *self.occurrences.entry((key.to_string(), value.to_string())).or_default() += 1;
     }
 
     /// A relative path that stays inside the root, lexically and on disk.
     fn path(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
-        self.note(value);
+        self.note(key, value);
         let path = self.relative(key, value)?;
         if let Err(e) = fsutil::confine(self.root, &path) {
-            return Err(self.error_at_value(value, format!("`{key}` = {value:?} {e}; declare a path inside the root")));
+            return Err(self.error_at(key, value, format!("`{key}` = {value:?} {e}; declare a path inside the root")));
         }
         Ok(path)
     }
@@ -84,7 +84,7 @@ impl Validator<'_> {
             return Err(self.error_at_key(key, format!("`{key}` is empty; give a path relative to the root")));
         }
         if value.chars().any(char::is_control) {
-            return Err(self.error_at_value(value, format!("`{key}` contains a control character; rename the path")));
+            return Err(self.error_at(key, value, format!("`{key}` contains a control character; rename the path")));
         }
         let mut normal = PathBuf::new();
         for component in Path::new(value).components() {
@@ -92,13 +92,15 @@ impl Validator<'_> {
                 Component::Normal(part) => normal.push(part),
                 Component::CurDir => {}
                 Component::ParentDir => {
-                    return Err(self.error_at_value(
+                    return Err(self.error_at(
+                        key,
                         value,
                         format!("`{key}` = {value:?} uses `..` and leaves the root; declare a path inside the root"),
                     ))
                 }
                 Component::RootDir | Component::Prefix(_) => {
-                    return Err(self.error_at_value(
+                    return Err(self.error_at(
+                        key,
                         value,
                         format!("`{key}` = {value:?} is absolute; write it relative to the root"),
                     ))
@@ -106,9 +108,11 @@ impl Validator<'_> {
             }
         }
         if normal.as_os_str().is_empty() {
-            return Err(
-                self.error_at_value(value, format!("`{key}` = {value:?} names the root itself; give a path inside it"))
-            );
+            return Err(self.error_at(
+                key,
+                value,
+                format!("`{key}` = {value:?} names the root itself; give a path inside it"),
+            ));
         }
         Ok(normal)
     }
@@ -119,7 +123,8 @@ impl Validator<'_> {
         let count = self.seen.entry(path.clone()).or_default();
         *count += 1;
         if *count > 1 {
-            return Err(self.error_at_value(
+            return Err(self.error_at(
+                key,
                 value,
                 format!("`{key}` = {value:?} is declared more than once; keep one entry per path"),
             ));
@@ -128,26 +133,29 @@ impl Validator<'_> {
     }
 
     fn glob(&mut self, key: &str, value: &str) -> Result<String, ManifestError> {
-        self.note(value);
+        self.note(key, value);
         self.relative(key, value)?;
         let prefix = literal_prefix(value);
         if !prefix.is_empty() {
             if let Err(e) = fsutil::confine(self.root, Path::new(&prefix)) {
-                return Err(
-                    self.error_at_value(value, format!("`{key}` = {value:?} {e}; declare a pattern inside the root"))
-                );
+                return Err(self.error_at(
+                    key,
+                    value,
+                    format!("`{key}` = {value:?} {e}; declare a pattern inside the root"),
+                ));
             }
         }
         if let Err(e) = globset::Glob::new(value) {
-            return Err(self.error_at_value(value, format!("`{key}` = {value:?} is not a valid glob: {}", e.kind())));
+            return Err(self.error_at(key, value, format!("`{key}` = {value:?} is not a valid glob: {}", e.kind())));
         }
         Ok(value.trim_start_matches("./").to_string())
     }
 
     fn duration(&mut self, key: &str, value: &str) -> Result<Duration, ManifestError> {
-        self.note(value);
+        self.note(key, value);
         humantime::parse_duration(value).map_err(|e| {
-            self.error_at_value(
+            self.error_at(
+                key,
                 value,
                 format!("`{key}` = {value:?} is not a duration ({e}); write e.g. \"30s\", \"10m\", \"14d\""),
             )
@@ -155,13 +163,12 @@ impl Validator<'_> {
     }
 
     fn mode(&mut self, key: &str, value: &str) -> Result<u32, ManifestError> {
-        self.note(value);
+        self.note(key, value);
         let digits = value.strip_prefix("0o").unwrap_or(value);
         match u32::from_str_radix(digits, 8) {
             Ok(mode) if mode <= 0o7777 && !digits.is_empty() => Ok(mode),
             _ => {
-                Err(self
-                    .error_at_value(value, format!("`{key}` = {value:?} is not an octal mode; write e.g. \"0750\"")))
+                Err(self.error_at(key, value, format!("`{key}` = {value:?} is not an octal mode; write e.g. \"0750\"")))
             }
         }
     }
@@ -271,11 +278,12 @@ fn env_spec(v: &mut Validator, e: RawEnv) -> Result<EnvSpec, ManifestError> {
     let file = v.unique_path("file", e.file.as_deref().unwrap_or(".env"))?;
     let template = e.template.map(|t| v.path("template", &t)).transpose()?;
     for key in &e.required {
-        v.note(key);
+        v.note("required", key);
         let valid =
             !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
         if !valid {
-            return Err(v.error_at_value(
+            return Err(v.error_at(
+                "required",
                 key,
                 format!("required key {key:?} is not a valid variable name; use letters, digits and `_`"),
             ));
@@ -295,9 +303,11 @@ fn file_spec(v: &mut Validator, f: RawFile) -> Result<FileSpec, ManifestError> {
         };
         if !ok {
             let what = if f.format == FileFormat::Text { "a string" } else { "an array of lines (values)" };
-            return Err(
-                v.error_at_value(&f.path, format!("the `default` of {:?} must be {what} for this format", f.path))
-            );
+            return Err(v.error_at(
+                "path",
+                &f.path,
+                format!("the `default` of {:?} must be {what} for this format", f.path),
+            ));
         }
     }
     Ok(FileSpec {
@@ -318,14 +328,15 @@ fn database_spec(v: &mut Validator, d: RawDatabase) -> Result<DatabaseSpec, Mani
         .check
         .into_iter()
         .map(|c| {
-            v.note(&c.name);
+            v.note("name", &c.name);
             if c.name.trim().is_empty() || c.sql.trim().is_empty() {
                 return Err(
                     v.error_at_key("sql", format!("a check of database {:?} has an empty `name` or `sql`", d.path))
                 );
             }
             if names.insert(c.name.clone(), ()).is_some() {
-                return Err(v.error_at_value(
+                return Err(v.error_at(
+                    "name",
                     &c.name,
                     format!("check {:?} is declared twice for database {:?}", c.name, d.path),
                 ));
@@ -340,15 +351,26 @@ fn commands(v: &mut Validator, raw: Vec<RawCommand>) -> Result<Vec<CommandSpec>,
     let mut names = HashMap::new();
     raw.into_iter()
         .map(|c| {
-            v.note(&c.name);
+            v.note("name", &c.name);
             if names.insert(c.name.clone(), ()).is_some() {
-                return Err(v.error_at_value(
+                return Err(v.error_at(
+                    "name",
                     &c.name,
                     format!("command {:?} is declared twice; keep one entry per name", c.name),
                 ));
             }
             if c.run.trim().is_empty() {
-                return Err(v.error_at_value(&c.name, format!("command {:?} has an empty `run`", c.name)));
+                return Err(v.error_at("name", &c.name, format!("command {:?} has an empty `run`", c.name)));
+            }
+            if let Some(req) = &c.version {
+                v.note("version", req);
+                if let Err(e) = crate::runtime::version::Requirement::parse(req) {
+                    return Err(v.error_at(
+                        "version",
+                        req,
+                        format!("`version` = {req:?} is not a version requirement ({e}); write e.g. \">=3.8\""),
+                    ));
+                }
             }
             let timeout = match &c.timeout {
                 Some(t) => v.duration("timeout", t)?,
@@ -360,9 +382,10 @@ fn commands(v: &mut Validator, raw: Vec<RawCommand>) -> Result<Vec<CommandSpec>,
 }
 
 fn min_free(v: &mut Validator, value: &str) -> Result<MinFree, ManifestError> {
-    v.note(value);
+    v.note("min_free", value);
     parse_min_free(value).ok_or_else(|| {
-        v.error_at_value(
+        v.error_at(
+            "min_free",
             value,
             format!("`min_free` = {value:?} is not a size; write e.g. \"1GiB\", \"500MB\" or \"5%\""),
         )

@@ -1,0 +1,104 @@
+//! Removing a small runtime file (a stale lock, a dead process's pidfile)
+//! only if it still holds what the check saw. Between validation and heal
+//! a new process may have taken the lock or written its PID; that file is
+//! then left alone. The removed content goes into the action's detail (and
+//! so the history), and a copy into the run's quarantine.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::heal::{ApplyCtx, CustomOp, Op};
+
+/// Contents longer than this are not worth comparing or recording whole.
+pub const MAX_CONTENT: u64 = 4096;
+
+/// Characters of content shown in a detail or a plan line.
+const SHOWN: usize = 120;
+
+/// Removes `path` if its bytes are still `expected`.
+#[derive(Debug)]
+pub struct RemoveIfUnchanged {
+    pub path: PathBuf,
+    pub expected: Vec<u8>,
+}
+
+impl CustomOp for RemoveIfUnchanged {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
+            "remove {} if it still holds {} (copy kept in quarantine)",
+            self.path.display(),
+            show(&self.expected)
+        )]
+    }
+
+    fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
+        let abs = ctx.resolve(&self.path)?;
+        let now = read_small(&abs).with_context(|| format!("cannot read {}", self.path.display()))?;
+        if now != self.expected {
+            bail!("{} changed since it was checked (now {}); left alone", self.path.display(), show(&now));
+        }
+        ctx.apply(&Op::RemoveFile { path: self.path.clone(), quarantine: true })?;
+        Ok(format!("removed; it held {}", show(&self.expected)))
+    }
+}
+
+/// The first `MAX_CONTENT` bytes of a file.
+pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)?.take(MAX_CONTENT).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Content for a message: quoted, escaped, cut at `SHOWN` characters.
+pub fn show(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end();
+    if text.is_empty() {
+        return "nothing (empty)".into();
+    }
+    let cut: String = text.chars().take(SHOWN).collect();
+    let more = if cut.len() < text.len() { "…" } else { "" };
+    format!("{cut:?}{more}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(expected: &[u8]) -> RemoveIfUnchanged {
+        RemoveIfUnchanged { path: PathBuf::from("a.lock"), expected: expected.to_vec() }
+    }
+
+    #[test]
+    fn an_unchanged_file_is_removed_with_a_copy_kept() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("a.lock"), b"123 host\n").unwrap();
+        let mut ctx = ApplyCtx::new(root.path(), "r1");
+        let detail = op(b"123 host\n").apply(&mut ctx).unwrap();
+        assert!(detail.contains("\"123 host\""), "{detail}");
+        assert!(!root.path().join("a.lock").exists());
+        let saved = ctx.take_saved();
+        assert_eq!(fs::read(root.path().join(&saved[0])).unwrap(), b"123 host\n");
+    }
+
+    #[test]
+    fn a_file_rewritten_since_the_check_is_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("a.lock"), b"456").unwrap();
+        let mut ctx = ApplyCtx::new(root.path(), "r1");
+        let err = op(b"123").apply(&mut ctx).unwrap_err();
+        assert!(err.to_string().contains("changed since"), "{err}");
+        assert!(root.path().join("a.lock").exists());
+    }
+
+    #[test]
+    fn shown_content_is_escaped_and_bounded() {
+        assert_eq!(show(b"12\n"), "\"12\"");
+        assert_eq!(show(b""), "nothing (empty)");
+        assert_eq!(show(b"a\x1bb"), "\"a\\u{1b}b\"");
+        assert!(show(&[b'x'; 500]).ends_with('…'));
+    }
+}

@@ -1,0 +1,119 @@
+//! Safety promises of heal that cut across checks: one heal at a time,
+//! nothing outside the root, private copies of what is replaced.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::process::{Command, Stdio};
+
+use common::TestDir;
+
+const MANIFEST: &str = r#"version = 1
+[env]
+template = ".env.example"
+[[dir]]
+path = "data/a/b"
+[[dir]]
+path = "logs"
+[[file]]
+path = "data/state.json"
+default = { a = 1, b = [] }
+[[file]]
+path = "logs/positions.json"
+default = { open_positions = [] }
+"#;
+
+#[test]
+fn concurrent_heals_apply_each_fix_exactly_once() {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\n").write("logs/positions.json", "{\"x\": 1}");
+    let manifest = t.join("preflight.toml");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_preflight"))
+                .args(["heal", "--format", "json", "-m", manifest.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for output in &outputs {
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let history = t.read(".preflight/history.jsonl");
+    let mut ids: Vec<&str> =
+        history.lines().map(|l| l.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap()).collect();
+    let total = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(total, ids.len(), "an action was applied twice: {history}");
+    assert_eq!(ids, ["dir:data/a/b", "env:.env", "file:data/state.json", "file:logs/positions.json"]);
+    assert_eq!(t.run(&["validate"]).code, 0);
+    let value: serde_json::Value = serde_json::from_str(&t.read("logs/positions.json")).unwrap();
+    assert_eq!(value, serde_json::json!({"x": 1, "open_positions": []}));
+}
+
+#[test]
+fn symlinks_out_of_the_root_at_any_level_are_refused() {
+    let levels = ["data", "data/a", "data/a/b", "logs", "logs/positions.json", ".env"];
+    for level in levels {
+        let outside = TestDir::new();
+        let t = TestDir::with_manifest(MANIFEST);
+        t.write(".env.example", "A=1\n");
+        let link = t.join(level);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(outside.path(), &link).unwrap();
+        let run = t.run(&["heal"]);
+        assert_eq!(run.code, 1, "{level}: {}", run.all_output());
+        assert!(run.stderr.contains("outside the root"), "{level}: {}", run.stderr);
+        assert!(common::snapshot(outside.path(), false).is_empty(), "{level}: something was written outside");
+    }
+}
+
+#[test]
+fn a_symlink_to_a_file_outside_is_not_written_through() {
+    let outside = TestDir::new();
+    outside.write("target.json", "{}");
+    let t = TestDir::with_manifest("version = 1\n[[file]]\npath = \"state.json\"\ndefault = { a = 1 }\n");
+    symlink(outside.join("target.json"), t.join("state.json")).unwrap();
+    assert_eq!(t.run(&["heal"]).code, 1);
+    assert_eq!(outside.read("target.json"), "{}");
+}
+
+#[test]
+fn quarantine_and_history_are_private() {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\nB=2\n").write(".env", "A=secret\n").write("logs/positions.json", "{}");
+    assert_eq!(t.run(&["heal"]).code, 0);
+    assert_eq!(t.mode(".preflight"), 0o700);
+    assert_eq!(t.mode(".preflight/quarantine"), 0o700);
+    assert_eq!(t.mode(".preflight/history.jsonl"), 0o600);
+    for (path, (mode, bytes)) in common::snapshot(&t.join(".preflight/quarantine"), false) {
+        let expected = if bytes.is_some() { 0o600 } else { 0o700 };
+        assert_eq!(mode, expected, "{}", path.display());
+    }
+}
+
+#[test]
+fn no_temporary_file_is_left_after_heal() {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\n");
+    assert_eq!(t.run(&["heal"]).code, 0);
+    let leftovers: Vec<_> =
+        t.snapshot().into_keys().filter(|p| p.to_string_lossy().contains("preflight-tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn temporary_files_of_an_interrupted_heal_are_swept_by_the_next() {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\n");
+    t.write("logs/.preflight-tmp-Ab12Cd", "half a write");
+    t.write(".preflight-tmp-Zz99", "half a write");
+    t.write("logs/.keep-me", "not ours");
+    assert_eq!(t.run(&["heal"]).code, 0);
+    assert!(!t.exists("logs/.preflight-tmp-Ab12Cd") && !t.exists(".preflight-tmp-Zz99"));
+    assert!(t.exists("logs/.keep-me"));
+}
