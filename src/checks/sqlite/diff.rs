@@ -409,9 +409,10 @@ fn compare_objects(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str,
     }
 }
 
-/// Whitespace runs collapsed, trailing semicolons dropped.
+/// A statement without its comments, whitespace outside quotes squeezed,
+/// trailing semicolons dropped: equal results are the same tokens.
 pub fn normalize(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches(';').trim_end().to_string()
+    coldef::squeeze(sql).trim_end_matches(';').trim_end().to_string()
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -427,5 +428,16 @@ fn shown(ty: &str) -> &str {
         "(none)"
     } else {
         ty
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizing_keeps_string_literals() {
+        assert_eq!(normalize("CREATE VIEW v AS\n  SELECT 1 -- one\n;"), "CREATE VIEW v AS SELECT 1");
+        assert_ne!(normalize("SELECT 'a  b'"), normalize("SELECT 'a b'"));
     }
 }
