@@ -723,7 +723,7 @@ mod property {
     #[derive(Debug, Clone)]
     struct Tbl {
         name: String,
-        /// 0: plain rowid table, 1: INTEGER PRIMARY KEY, 2: WITHOUT ROWID.
+        /// 0: plain rowid table, 1: INTEGER PRIMARY KEY, 2: WITHOUT ROWID, 3: AUTOINCREMENT.
         key: u8,
         strict: bool,
         in_old: bool,
@@ -780,6 +780,7 @@ mod property {
             let mut defs = Vec::new();
             match self.key {
                 1 => defs.push("id INTEGER PRIMARY KEY".to_string()),
+                3 => defs.push("id INTEGER PRIMARY KEY AUTOINCREMENT".to_string()),
                 2 => defs.push("id INTEGER NOT NULL PRIMARY KEY".to_string()),
                 _ => {}
             }
@@ -791,6 +792,7 @@ mod property {
             if self.key == 2 {
                 options.push("WITHOUT ROWID");
             }
+            let view = format!("CREATE VIEW {} AS SELECT * FROM {};\n", q(&format!("v {}", self.name)), q(&self.name));
             let mut sql = format!("CREATE TABLE {} ({}) {};\n", q(&self.name), defs.join(", "), options.join(", "));
             if let Some((i, in_old)) = self.index {
                 let col = &self.cols[i];
@@ -802,6 +804,9 @@ mod property {
                         q(&col.name)
                     ));
                 }
+            }
+            if !old || self.index.is_some_and(|(_, in_old)| in_old) {
+                sql.push_str(&view); // the view's presence in the old schema varies too
             }
             Some(sql)
         }
@@ -844,7 +849,7 @@ mod property {
         (
             proptest::sample::subsequence(COLUMNS.to_vec(), 1..5),
             proptest::collection::vec(column(), 5),
-            0u8..3,
+            0u8..4,
             any::<bool>(),
             any::<bool>(),
             proptest::option::of((0usize..5, any::<bool>())),
