@@ -184,6 +184,7 @@ fn run_statements(conn: &Connection, sql: &[Sql], baseline: &[String]) -> anyhow
                     copied = changed;
                 }
             }
+            Sql::Note(_) => {}
             Sql::ForeignKeyCheck => {
                 let new: Vec<String> = violations(conn)?.into_iter().filter(|v| !baseline.contains(v)).collect();
                 if !new.is_empty() {

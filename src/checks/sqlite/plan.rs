@@ -13,6 +13,8 @@ pub enum Sql {
     /// `PRAGMA foreign_key_check`: any violation that was not there when the
     /// transaction began rolls the whole transaction back.
     ForeignKeyCheck,
+    /// A remark shown in the plan, not run.
+    Note(String),
 }
 
 impl Sql {
@@ -20,6 +22,7 @@ impl Sql {
         match self {
             Sql::Exec(text) => format!("{};", text.trim_end_matches(';')),
             Sql::ForeignKeyCheck => "PRAGMA foreign_key_check;  -- a new violation rolls everything back".into(),
+            Sql::Note(text) => format!("-- {text}"),
         }
     }
 }

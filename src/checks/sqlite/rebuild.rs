@@ -28,6 +28,18 @@ pub fn plan(live_schema: &Schema, live: &Table, desired: &Table) -> anyhow::Resu
         .collect();
     for column in &kept {
         sql.push(Sql::Exec(format!("ALTER TABLE {} ADD COLUMN {}", quote(&temp), kept_definition(column, desired))));
+        let lost = lost_constraints(live, column);
+        if !lost.is_empty() {
+            sql.push(Sql::Note(format!("kept column {} loses: {}", quote(&column.name), lost.join(", "))));
+        }
+    }
+    for column in live.columns.iter().filter(|c| c.is_generated()) {
+        if !desired.columns.iter().any(|d| key(&d.name) == key(&column.name)) {
+            sql.push(Sql::Note(format!(
+                "live-only generated column {} is not kept (derived data)",
+                quote(&column.name)
+            )));
+        }
     }
     sql.push(Sql::Exec(copy_rows(live, desired, &kept, &temp)));
     if desired.columns.iter().any(|c| c.autoincrement) {
@@ -99,6 +111,29 @@ fn kept_definition(column: &Column, desired: &Table) -> String {
         def.push_str(&format!(" COLLATE {}", quote(coll)));
     }
     def
+}
+
+/// What [`kept_definition`] cannot carry over for a live-only column.
+fn lost_constraints(live: &Table, column: &Column) -> Vec<&'static str> {
+    let mut lost = Vec::new();
+    let name = key(&column.name);
+    if column.pk > 0 {
+        lost.push("PRIMARY KEY");
+    }
+    if live.unique_keys.iter().any(|k| k.contains(&name)) && column.pk == 0 {
+        lost.push("UNIQUE");
+    }
+    let constant = column.default.as_deref().is_some_and(is_constant);
+    if column.default.is_some() && !constant {
+        lost.push("its non-constant DEFAULT");
+    }
+    if column.not_null && !constant {
+        lost.push("NOT NULL");
+    }
+    if live.foreign_keys.iter().any(|fk| fk.columns.iter().any(|(from, _)| key(from) == name)) {
+        lost.push("REFERENCES");
+    }
+    lost
 }
 
 /// Defaults ADD COLUMN accepts: literals, not CURRENT_* or expressions.
@@ -183,12 +218,16 @@ mod tests {
 
     #[test]
     fn the_copy_keeps_rowids_and_live_only_columns() {
-        let live = from_ddl("CREATE TABLE t(a TEXT, old INT NOT NULL DEFAULT 3);").unwrap().schema;
+        let live =
+            from_ddl("CREATE TABLE t(a TEXT, old INT NOT NULL DEFAULT 3, u TEXT UNIQUE NOT NULL);").unwrap().schema;
         let desired = from_ddl("CREATE TABLE t(a TEXT UNIQUE, b INT);").unwrap().schema;
         let step = plan(&live, &live.tables["t"], &desired.tables["t"]).unwrap();
         let lines = step.lines().join("\n");
         assert!(lines.contains("ADD COLUMN \"old\" INT NOT NULL DEFAULT 3"), "{lines}");
-        assert!(lines.contains("INSERT INTO \"_preflight_new_t\" (rowid, \"a\", \"old\") SELECT rowid, \"a\", \"old\""));
+        assert!(lines.contains(
+            "INSERT INTO \"_preflight_new_t\" (rowid, \"a\", \"old\", \"u\") SELECT rowid, \"a\", \"old\", \"u\""
+        ));
+        assert!(lines.contains("-- kept column \"u\" loses: UNIQUE, NOT NULL"), "{lines}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub fn verify(live: &Connection, steps: &[Step]) -> anyhow::Result<Vec<Option<St
         scratch.execute_batch("SAVEPOINT verify")?;
         let failed = statements.iter().find_map(|s| match s {
             Sql::Exec(text) => scratch.execute_batch(text).err().map(|e| e.to_string()),
-            Sql::ForeignKeyCheck => None,
+            Sql::ForeignKeyCheck | Sql::Note(_) => None,
         });
         let end = if failed.is_some() { "ROLLBACK TO verify; RELEASE verify" } else { "RELEASE verify" };
         scratch.execute_batch(end)?;
