@@ -541,6 +541,25 @@ fn a_failing_step_rolls_back_every_change_of_the_database() {
 }
 
 #[test]
+fn a_schema_changed_after_the_check_is_not_touched() {
+    let app =
+        App::with_live("CREATE TABLE t(a INT, b TEXT UNIQUE);", "CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1);");
+    let findings = app.validate(false);
+    assert!(plan_lines(&findings).iter().any(|l| l.contains("_preflight_new_t")), "a rebuild is planned");
+    // The application adds a column between the check and the heal.
+    Connection::open(app.db()).unwrap().execute_batch("ALTER TABLE t ADD COLUMN added_meanwhile TEXT;").unwrap();
+    let mut ctx = heal::ApplyCtx::new(app.root(), "run");
+    let finding = heal::plan(&findings)[0];
+    let err = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).unwrap_err();
+    assert!(format!("{err:#}").contains("changed since it was checked"), "{err:#}");
+    let columns: i64 = Connection::open(app.db())
+        .unwrap()
+        .query_row("SELECT count(*) FROM pragma_table_info('t')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(columns, 2, "the column added meanwhile is still there");
+}
+
+#[test]
 fn only_selected_findings_are_repaired() {
     let ddl = "CREATE TABLE t(a INT, b TEXT, c TEXT);";
     let app = App::with_live(ddl, "CREATE TABLE t(a INT);", "");

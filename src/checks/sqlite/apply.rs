@@ -29,6 +29,9 @@ type StepOutcome = Option<Result<String, String>>;
 /// One database's steps and the findings that hold them.
 pub struct Transaction {
     db: PathBuf,
+    /// `PRAGMA schema_version` when the steps were planned: a schema changed
+    /// since by someone else makes the plan stale, and nothing is run.
+    schema_version: i64,
     steps: Vec<Step>,
     /// For each step, the tokens of the operations that carry it.
     holders: Vec<Vec<Weak<()>>>,
@@ -44,7 +47,7 @@ pub struct StepOp {
 }
 
 /// One operation per claim that names a step (`None` stays `None`).
-pub fn operations(db: PathBuf, steps: Vec<Step>, claims: &[Option<usize>]) -> Vec<Option<StepOp>> {
+pub fn operations(db: PathBuf, schema_version: i64, steps: Vec<Step>, claims: &[Option<usize>]) -> Vec<Option<StepOp>> {
     let tokens: Vec<Option<(usize, Arc<()>)>> = claims.iter().map(|c| c.map(|s| (s, Arc::new(())))).collect();
     let mut holders = vec![Vec::new(); steps.len()];
     for (step, token) in tokens.iter().flatten() {
@@ -52,7 +55,7 @@ pub fn operations(db: PathBuf, steps: Vec<Step>, claims: &[Option<usize>]) -> Ve
             list.push(Arc::downgrade(token));
         }
     }
-    let tx = Arc::new(Transaction { db, steps, holders, outcome: Mutex::new(None) });
+    let tx = Arc::new(Transaction { db, schema_version, steps, holders, outcome: Mutex::new(None) });
     tokens.into_iter().map(|t| t.map(|(step, token)| StepOp { tx: tx.clone(), step, token })).collect()
 }
 
@@ -126,6 +129,10 @@ impl Transaction {
         backup: bool,
         rebuild: bool,
     ) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
+        let now: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        if now != self.schema_version {
+            bail!("the schema of {} changed since it was checked; run heal again", self.db_name());
+        }
         let mut note = String::new();
         if backup {
             let copy = backup_into(ctx, conn, &ctx.resolve(&self.db)?, &self.db)?;

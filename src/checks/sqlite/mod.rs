@@ -93,10 +93,12 @@ fn check_database(ctx: &CheckCtx, spec: &DatabaseSpec, out: &mut Findings) -> an
         Live::Ready(conn) => conn,
     };
     out.pass(base.clone(), Area::Db);
+    let schema_version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
     let (mut steps, mut claims) = schema_claims(ctx, spec, &conn, &ddl, &base, out)?;
     data_checks(&conn, spec, &base, &mut steps, &mut claims, out);
     drop(conn);
-    let ops = apply::operations(spec.path.clone(), steps.clone(), &claims.iter().map(|c| c.step).collect::<Vec<_>>());
+    let holders: Vec<Option<usize>> = claims.iter().map(|c| c.step).collect();
+    let ops = apply::operations(spec.path.clone(), schema_version, steps.clone(), &holders);
     for (claim, op) in claims.into_iter().zip(ops) {
         let mut finding = Finding::new(claim.id, Area::Db, claim.severity, claim.message);
         if let (Some(op), Some(step)) = (op, claim.step.and_then(|s| steps.get(s))) {
