@@ -104,6 +104,8 @@ impl Transaction {
         let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| anyhow!("{} {}", self.db_name(), describe_error(&e)))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // A data fix may not reach another file (ATTACH, VACUUM INTO).
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
         if rebuild {
             // Outside any transaction: inside one, SQLite ignores it.

@@ -29,10 +29,19 @@ pub fn parse(ddl: &str, rel: &Path) -> anyhow::Result<Desired> {
 
 /// Loads DDL text; the error is SQLite's own message.
 pub fn from_ddl(ddl: &str) -> anyhow::Result<Desired> {
-    let conn = Connection::open_in_memory()?;
+    let conn = sandbox()?;
     conn.execute_batch(ddl).map_err(|e| anyhow::anyhow!("{e}"))?;
     let schema = introspect::load(&conn)?;
     Ok(Desired { conn, schema })
+}
+
+/// An in-memory database that cannot reach any file: `ATTACH` (and
+/// `VACUUM INTO`, which attaches its target) is refused, so running a DDL
+/// or a statement of the live schema writes nothing anywhere.
+pub fn sandbox() -> rusqlite::Result<Connection> {
+    let conn = Connection::open_in_memory()?;
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    Ok(conn)
 }
 
 #[cfg(test)]
@@ -47,6 +56,16 @@ mod tests {
         let err = parse(&ddl, Path::new("bad.sql")).err().unwrap();
         let text = format!("{err:#}");
         assert!(text.contains("bad.sql") && text.contains("syntax error"), "{text}");
+    }
+
+    #[test]
+    fn a_ddl_cannot_write_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for ddl in ["ATTACH '{}/x.db' AS x; CREATE TABLE x.t(a);", "CREATE TABLE t(a); VACUUM INTO '{}/copy.db';"] {
+            let ddl = ddl.replace("{}", &dir.path().display().to_string());
+            assert!(from_ddl(&ddl).is_err(), "{ddl}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file was written");
     }
 
     #[test]

@@ -191,7 +191,7 @@ fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &T
 fn try_add_columns(conn: &Connection, l: &Table, d: &Table, missing: &[&Column]) -> Option<Vec<String>> {
     let names: Vec<String> = d.columns.iter().map(|c| c.name.clone()).collect();
     let definitions = coldef::column_definitions(&d.sql, &names)?;
-    let scratch = Connection::open_in_memory().ok()?;
+    let scratch = super::desired::sandbox().ok()?;
     scratch.execute_batch("PRAGMA foreign_keys=OFF").ok()?;
     scratch.execute_batch(&l.sql).ok()?;
     copy_one_row(conn, &scratch, l).ok()?;

@@ -10,8 +10,6 @@
 //! the table keep naming it and are not re-checked while it is briefly
 //! missing, and a self-referencing foreign key keeps pointing at the table.
 
-use rusqlite::Connection;
-
 use super::coldef::{literal, quote};
 use super::introspect::{key, Column, Schema, Table};
 use super::plan::{Sql, Step, StepKind};
@@ -78,7 +76,7 @@ fn temp_name(schema: &Schema, name: &str) -> String {
 /// The DDL's CREATE TABLE with the table renamed by SQLite itself (legacy
 /// rename, foreign keys off: only the table's own name changes).
 fn renamed_create(create: &str, name: &str, temp: &str) -> anyhow::Result<String> {
-    let scratch = Connection::open_in_memory()?;
+    let scratch = super::desired::sandbox()?;
     scratch.execute_batch("PRAGMA foreign_keys=OFF; PRAGMA legacy_alter_table=ON;")?;
     scratch.execute_batch(create)?;
     scratch.execute_batch(&format!("ALTER TABLE {} RENAME TO {}", quote(name), quote(temp)))?;

@@ -12,7 +12,7 @@ use super::plan::{Sql, Step, StepKind};
 /// For each step, `None` when it runs on the live schema after the steps
 /// before it, or SQLite's message when it does not.
 pub fn verify(live: &Connection, steps: &[Step]) -> anyhow::Result<Vec<Option<String>>> {
-    let scratch = Connection::open_in_memory()?;
+    let scratch = super::desired::sandbox()?;
     scratch.execute_batch("PRAGMA foreign_keys=OFF; PRAGMA legacy_alter_table=ON;")?;
     for statement in live_statements(live)? {
         // What cannot be rebuilt here (an unknown collation…) is not checked.
