@@ -569,6 +569,22 @@ fn only_selected_findings_are_repaired() {
 }
 
 #[test]
+fn selecting_one_finding_of_a_rebuild_runs_the_whole_rebuild_and_nothing_else() {
+    let ddl =
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT UNIQUE, b INT NOT NULL DEFAULT (1 + 1)); CREATE TABLE u(x);";
+    let app = App::with_live(ddl, "CREATE TABLE t(id INTEGER PRIMARY KEY);", "INSERT INTO t VALUES (1), (2);");
+    let findings = app.validate(false);
+    let mut selected = findings;
+    selected.retain_ids(|id| id == "db:app/data.db:table:t:column:b");
+    let lines = plan_lines(&selected);
+    assert_eq!(lines.first().unwrap(), "-- app/data.db: every change below in one transaction");
+    assert!(!lines.iter().any(|l| l.contains("CREATE TABLE u")), "{lines:#?}");
+    let result = app.heal_with(false, &["db:app/data.db:table:t:column:b"]);
+    assert_all_done(&result);
+    assert_eq!(ids(&app.validate(false)), ["db:app/data.db:table:u"]);
+}
+
+#[test]
 fn a_converged_database_gives_no_findings_an_empty_plan_and_is_not_rewritten() {
     let ddl = "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, a TEXT); CREATE INDEX t_a ON t(a);
                CREATE VIEW v AS SELECT a FROM t; CREATE TRIGGER tr AFTER DELETE ON t BEGIN SELECT 1; END;";
