@@ -1,7 +1,9 @@
 //! The command line, as clap sees it. Parsed once in `main`, then turned
 //! into the library's options.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -70,12 +72,73 @@ pub enum Command {
     },
     /// Print the JSON Schema of the manifest.
     Schema,
+    /// Launcher mode: validate, heal if needed, validate, then exec CMD when the result is 0 or 2 (with --strict, only 0).
+    #[command(after_help = "Example: preflight run --retry-timeout 2m -- python3 app.py --port 8000")]
+    Run {
+        /// Keep validating (and healing) until the result allows a start or this much time has passed.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        retry_timeout: Option<Duration>,
+        /// Pause between two attempts under --retry-timeout.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+        sleep: Duration,
+        /// The program to start, and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        cmd: Vec<OsString>,
+    },
+    /// The log of heal runs and their actions, newest first.
+    History {
+        /// Only this run.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// JSON output (same as --format json).
+        #[arg(long)]
+        json: bool,
+        /// Per finding ID: how often it was found, healed, and failed.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Undo the last (or the named) heal run from its copies and backups.
+    Rollback {
+        /// The run ID, as `preflight history` shows it (default: the last run not yet rolled back).
+        run: Option<String>,
+    },
+    /// Write a starter manifest from the directory as it is.
+    Init {
+        /// Overwrite an existing manifest and schema files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Heal periodically until SIGINT or SIGTERM, with a circuit breaker for findings that keep coming back.
+    Watch {
+        /// Time between two heals.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+        interval: Duration,
+        /// A finding healed this many times within the last hour is no longer healed, and is reported as critical (flapping).
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        max_heals: u32,
+        /// Minimum time between two heals of the same finding.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1m")]
+        cooldown: Duration,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 30s, 2m)"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
+    /// JUnit XML, one test case per check, for CI systems.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

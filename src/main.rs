@@ -2,6 +2,7 @@
 //! report, exit with the launcher contract's code.
 
 mod cli;
+mod commands;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -10,12 +11,14 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{Cli, Command, Format};
-use preflight::checks::{self, CheckOptions, Selection};
+use commands::emit;
+use preflight::checks;
 use preflight::heal;
 use preflight::manifest;
 use preflight::report::{self, Report};
 
 fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -33,10 +36,21 @@ fn main() -> ExitCode {
             let message = format!("{e:#}");
             let _ = match cli.format {
                 Format::Json => report::json_error(command, &message, &mut anstream::stdout()),
+                Format::Junit => report::junit_error(command, &message, &mut anstream::stdout()),
                 Format::Human => report::human_error(&message, &mut anstream::stderr()),
             };
             ExitCode::from(1)
         }
+    }
+}
+
+/// Over a file-size limit (`ulimit -f`), the kernel kills the writer with
+/// SIGXFSZ unless it is ignored; ignored, the write fails with EFBIG and heal
+/// reports the file it could not write, leaving the original in place.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
@@ -45,26 +59,41 @@ fn command_name(command: &Command) -> &'static str {
         Command::Validate => "validate",
         Command::Heal { .. } => "heal",
         Command::Schema => "schema",
+        Command::Run { .. } => "run",
+        Command::History { .. } => "history",
+        Command::Rollback { .. } => "rollback",
+        Command::Init { .. } => "init",
+        Command::Watch { .. } => "watch",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
     }
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    if let Command::Schema = cli.command {
-        let schema = serde_json::to_string_pretty(&manifest::json_schema())?;
-        writeln!(io::stdout(), "{schema}")?;
-        return Ok(0);
+    match &cli.command {
+        Command::Schema => {
+            let schema = serde_json::to_string_pretty(&manifest::json_schema())?;
+            writeln!(io::stdout(), "{schema}")?;
+            return Ok(0);
+        }
+        Command::Completions { shell } => return commands::completions::completions(*shell),
+        Command::Man => return commands::completions::man(),
+        Command::Init { force } => return commands::init::init(cli, *force),
+        Command::History { run, json, stats } => return commands::history::history(cli, run.as_deref(), *json, *stats),
+        Command::Rollback { run } => return commands::rollback::rollback(cli, run.as_deref()),
+        Command::Run { retry_timeout, sleep, cmd } => {
+            let retry = commands::run::Retry { timeout: *retry_timeout, sleep: *sleep };
+            return commands::run::run(cli, retry, cmd);
+        }
+        _ => {}
     }
-    let path = manifest::locate(cli.manifest.as_deref())?;
-    let manifest = manifest::load(&path, cli.root.as_deref())?;
-    let selection = Selection { db_only: cli.db_only, fs_only: cli.fs_only, only: cli.only.clone() };
+    let manifest = commands::load_manifest(cli)?;
+    let selection = commands::selection(cli);
     let allow_rebuild = matches!(cli.command, Command::Heal { allow_rebuild: true, .. });
-    let options = CheckOptions { allow_rebuild, no_commands: cli.no_commands };
-    let format = match cli.format {
-        Format::Human => report::Format::Human { quiet: cli.quiet },
-        Format::Json => report::Format::Json,
-    };
+    let options = commands::options(cli, allow_rebuild);
+    let format = commands::report_format(cli);
     let mut out = anstream::stdout();
-    let code = match cli.command {
+    let code = match &cli.command {
         Command::Validate => {
             let findings = checks::run_all(&manifest, &options, &selection)?;
             emit(&Report::validate(&findings, cli.strict), format, &mut out)?
@@ -77,17 +106,13 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             let result = heal::heal(&manifest, &options, &selection).context("heal stopped")?;
             emit(&Report::heal(&result, cli.strict), format, &mut out)?
         }
-        Command::Schema => unreachable!("handled above"),
+        Command::Watch { interval, max_heals, cooldown } => {
+            let breaker = commands::watch::Breaker { max_heals: *max_heals, cooldown: *cooldown };
+            commands::watch::watch(cli, &manifest, *interval, breaker)?
+        }
+        _ => unreachable!("handled above"),
     };
     Ok(code)
-}
-
-/// Prints the report and returns its exit code; a closed pipe is not an error.
-fn emit(report: &Report, format: report::Format, out: &mut dyn Write) -> anyhow::Result<u8> {
-    match report::render(report, format, out).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(report.exit_code()),
-    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::fix::Op;
+use super::journal::{Changes, Journal};
 use crate::fsutil;
 
 /// The tool's private folder inside the root.
@@ -25,11 +26,13 @@ pub struct ApplyCtx<'a> {
     saved: Vec<PathBuf>,
     /// Files already quarantined in this run: the first copy is the original.
     quarantined: std::collections::HashSet<PathBuf>,
+    /// What the run created and which originals it kept, for rollback.
+    journal: Journal,
 }
 
 impl<'a> ApplyCtx<'a> {
     pub fn new(root: &'a Path, run_id: &'a str) -> Self {
-        ApplyCtx { root, run_id, saved: Vec::new(), quarantined: Default::default() }
+        ApplyCtx { root, run_id, saved: Vec::new(), quarantined: Default::default(), journal: Journal::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -41,8 +44,17 @@ impl<'a> ApplyCtx<'a> {
     }
 
     /// The absolute path of `rel`, refused when it would leave the root.
+    /// The path is noted in the run's journal, so a file or folder created
+    /// through it can be removed again by `rollback`.
     pub fn resolve(&self, rel: &Path) -> anyhow::Result<PathBuf> {
-        Ok(fsutil::resolve(self.root, rel)?)
+        let path = fsutil::resolve(self.root, rel)?;
+        self.journal.touch(self.root, rel);
+        Ok(path)
+    }
+
+    /// What the action that just ran created and kept, for the history.
+    pub fn take_changes(&mut self) -> Changes {
+        self.journal.take()
     }
 
     /// Copies of what this action saved, drained for the history.
@@ -76,6 +88,10 @@ impl<'a> ApplyCtx<'a> {
         let target = self.private_path("quarantine", rel)?;
         let copy = copy_private(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
         self.quarantined.insert(rel.to_path_buf());
+        let saved = copy.strip_prefix(self.root).unwrap_or(&copy);
+        if let Ok(meta) = fs::symlink_metadata(&source) {
+            self.journal.kept(rel, saved, &meta);
+        }
         Ok(Some(copy))
     }
 
@@ -86,8 +102,15 @@ impl<'a> ApplyCtx<'a> {
     }
 
     /// A path inside the run's backup folder (`.preflight/backups/<run>/`).
+    /// The caller must write there a full SQLite online backup of the
+    /// database at `rel`: `rollback` restores it over `rel`.
     pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
-        self.private_path("backups", rel)
+        let backup = self.private_path("backups", rel)?;
+        if let Ok(meta) = fs::symlink_metadata(self.resolve(rel)?) {
+            let saved = backup.strip_prefix(self.root).unwrap_or(&backup);
+            self.journal.kept(rel, saved, &meta);
+        }
+        Ok(backup)
     }
 
     /// Quarantines any original, then writes `contents` atomically.
@@ -108,6 +131,9 @@ impl<'a> ApplyCtx<'a> {
             }
             Op::SetMode { path, mode } => {
                 let abs = self.resolve(path)?;
+                if let Ok(meta) = fs::symlink_metadata(&abs) {
+                    self.journal.mode_changed(path, fsutil::mode_of(&meta), *mode);
+                }
                 fs::set_permissions(&abs, fs::Permissions::from_mode(*mode))
                     .with_context(|| format!("cannot chmod {}", path.display()))?;
                 Ok(format!("mode {mode:04o}"))

@@ -11,12 +11,23 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::apply::STATE_DIR;
+pub use super::journal::{Created, ModeChange, Replaced};
 use crate::fsutil;
 
-/// Runs kept in the history; older ones are pruned.
+/// Runs kept in the history by default; older ones are pruned.
 pub const MAX_RUNS: usize = 200;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Environment variable that overrides `MAX_RUNS` (a positive integer).
+pub const MAX_RUNS_VAR: &str = "PREFLIGHT_HISTORY_RUNS";
+
+/// The bound in force: `PREFLIGHT_HISTORY_RUNS` when it is a positive integer.
+pub fn max_runs() -> usize {
+    std::env::var(MAX_RUNS_VAR).ok().and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(MAX_RUNS)
+}
+
+/// One action of a run. Fields added after the first release are optional,
+/// so older history files still read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Entry {
     pub run: String,
     pub time: String,
@@ -27,6 +38,18 @@ pub struct Entry {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub saved: Vec<PathBuf>,
+    /// Files and folders this action created (undone by `rollback`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<Created>,
+    /// Originals this action replaced or removed, and where their copies are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<Replaced>,
+    /// Permission changes this action made on existing paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<ModeChange>,
+    /// Set on the entries of a rollback: the run it undid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }
 
 pub fn path(root: &Path) -> PathBuf {
@@ -53,7 +76,7 @@ pub fn append(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", file.display()))?;
     out.write_all(text.as_bytes())?;
     out.sync_all()?;
-    prune(&file, MAX_RUNS)
+    prune(&file, max_runs())
 }
 
 /// Every readable entry, oldest first. Lines that do not parse are skipped.
@@ -111,8 +134,7 @@ mod tests {
             id: "dir:x".into(),
             action: "a".into(),
             outcome: "done".into(),
-            detail: String::new(),
-            saved: vec![],
+            ..Default::default()
         }
     }
 

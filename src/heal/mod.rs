@@ -4,10 +4,13 @@
 pub mod apply;
 pub mod fix;
 pub mod history;
-mod lock;
+pub mod journal;
+pub mod lock;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
 
 pub use apply::{ApplyCtx, STATE_DIR};
 pub use fix::{CustomOp, Fix, Op, Phase};
@@ -68,11 +71,23 @@ pub fn plan(findings: &Findings) -> Vec<&Finding> {
 /// when the lock file already exists, in which case validation runs once,
 /// under the lock.
 pub fn heal(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<HealResult> {
+    heal_only(manifest, options, selection, &|_| true)
+}
+
+/// `heal`, applying only the fixes of findings `allow` accepts (`watch`
+/// holds back the ones its circuit breaker has tripped on).
+pub fn heal_only(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    selection: &Selection,
+    allow: &dyn Fn(&Finding) -> bool,
+) -> anyhow::Result<HealResult> {
+    let wanted = |findings: &Findings| plan(findings).into_iter().any(allow);
     let (_lock, before) = match lock::acquire_existing(&manifest.root, LOCK_WAIT)? {
         Some(lock) => (lock, checks::run_all(manifest, options, selection)?),
         None => {
             let first = checks::run_all(manifest, options, selection)?;
-            if plan(&first).is_empty() {
+            if !wanted(&first) {
                 return Ok(unchanged(first));
             }
             let lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
@@ -80,12 +95,12 @@ pub fn heal(manifest: &Manifest, options: &CheckOptions, selection: &Selection) 
             (lock, checks::run_all(manifest, options, selection)?)
         }
     };
-    if plan(&before).is_empty() {
+    if !wanted(&before) {
         return Ok(unchanged(before));
     }
     sweep_interrupted_writes(manifest)?;
     let run_id = new_run_id();
-    let actions = apply_plan(manifest, &before, &run_id)?;
+    let actions = apply_plan(manifest, &before, &run_id, allow)?;
     let after = checks::run_all(manifest, options, selection)?;
     Ok(HealResult { before, actions, after: Some(after), run_id: Some(run_id) })
 }
@@ -94,11 +109,17 @@ fn unchanged(findings: Findings) -> HealResult {
     HealResult { before: findings, actions: Vec::new(), after: None, run_id: None }
 }
 
-fn apply_plan(manifest: &Manifest, findings: &Findings, run_id: &str) -> anyhow::Result<Vec<ActionRecord>> {
+fn apply_plan(
+    manifest: &Manifest,
+    findings: &Findings,
+    run_id: &str,
+    allow: &dyn Fn(&Finding) -> bool,
+) -> anyhow::Result<Vec<ActionRecord>> {
     let mut ctx = ApplyCtx::new(&manifest.root, run_id);
     let mut actions = Vec::new();
     let mut entries = Vec::new();
-    for finding in plan(findings) {
+    let mut changes = Vec::new();
+    for finding in plan(findings).into_iter().filter(|f| allow(f)) {
         let fix = finding.fix.as_ref().expect("planned findings have a fix");
         let result = fix.ops.iter().try_fold(Vec::new(), |mut details, op| {
             let detail = ctx.apply(op)?;
@@ -111,7 +132,7 @@ fn apply_plan(manifest: &Manifest, findings: &Findings, run_id: &str) -> anyhow:
         };
         entries.push(history::Entry {
             run: run_id.to_string(),
-            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            time: now(),
             id: finding.id.clone(),
             action: fix.action.clone(),
             outcome: match outcome {
@@ -120,11 +141,24 @@ fn apply_plan(manifest: &Manifest, findings: &Findings, run_id: &str) -> anyhow:
             },
             detail: detail.clone(),
             saved: ctx.take_saved(),
+            ..Default::default()
         });
+        changes.push(ctx.take_changes());
         actions.push(ActionRecord { id: finding.id.clone(), action: fix.action.clone(), outcome, detail });
+    }
+    // Hashes are taken once every action has run: a later action may
+    // change a file an earlier one wrote, and rollback compares the disk
+    // with the state the run left.
+    for (entry, change) in entries.iter_mut().zip(changes) {
+        change.record(&manifest.root, entry).context("cannot record what heal changed")?;
     }
     history::append(&manifest.root, &entries)?;
     Ok(actions)
+}
+
+/// The current time as the history writes it (RFC 3339, seconds, UTC).
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 /// Removes temporary files a killed heal left next to the files it was
@@ -142,6 +176,6 @@ fn sweep_interrupted_writes(manifest: &Manifest) -> anyhow::Result<()> {
 }
 
 /// A run ID that sorts by time: `20261123T154200.123Z`.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string().replace(['-', ':'], "")
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 pub enum ManifestError {
     #[error("no manifest found (looked for {0} in the current directory); pass one with -m PATH")]
     NotFound(String),
-    #[error("{}: cannot read the manifest: {source}", file.display())]
+    #[error("{}: cannot read the manifest", file.display())]
     Read { file: PathBuf, source: std::io::Error },
     #[error("{}:{line}:{col}: {message}", file.display())]
     Invalid { file: PathBuf, line: usize, col: usize, message: String },

@@ -3,6 +3,7 @@
 
 mod human;
 mod json;
+mod junit;
 
 use std::io::{self, Write};
 
@@ -11,6 +12,7 @@ use crate::heal::{ActionRecord, HealResult};
 
 pub use human::render_error as human_error;
 pub use json::render_error as json_error;
+pub use junit::render_error as junit_error;
 
 /// A planned fix, as `heal --dry-run` shows it.
 #[derive(Debug, serde::Serialize)]
@@ -78,6 +80,7 @@ impl<'a> Report<'a> {
 pub enum Format {
     Human { quiet: bool },
     Json,
+    Junit,
 }
 
 /// Writes the report in the chosen format.
@@ -85,5 +88,6 @@ pub fn render(report: &Report, format: Format, out: &mut dyn Write) -> io::Resul
     match format {
         Format::Human { quiet } => human::render(report, quiet, out),
         Format::Json => json::render(report, out),
+        Format::Junit => junit::render(report, out),
     }
 }

@@ -1,0 +1,167 @@
+//! `preflight init [--force]`: write a starter manifest (and each
+//! database's schema under `schemas/`) from the directory as it is, then
+//! validate it there. Existing files are kept unless `--force`.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use preflight::checks;
+use preflight::fsutil;
+use preflight::manifest;
+use serde_json::Value;
+
+use super::init_scan::{scan, EnvFound, Found};
+use super::{options, selection};
+use crate::cli::Cli;
+
+pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
+    let path = cli.manifest.clone().unwrap_or_else(|| PathBuf::from(manifest::DEFAULT_NAMES[0]));
+    if path.extension().is_some_and(|e| e == "json") {
+        bail!("init writes TOML: name the manifest {}", path.with_extension("toml").display());
+    }
+    let root = cli.root.clone().unwrap_or_else(|| fsutil::parent_dir(&path).to_path_buf());
+    if path.exists() && !force {
+        bail!("{} already exists; use --force to overwrite it", path.display());
+    }
+    let found = scan(&root, &path)?;
+    // Every refusal comes before the first write.
+    for db in &found.databases {
+        refuse_overwrite(&root.join(&db.schema), db.ddl.as_bytes(), force)?;
+    }
+    for db in &found.databases {
+        write_schema(&root.join(&db.schema), db.ddl.as_bytes())?;
+    }
+    let text = render(&found);
+    fsutil::atomic_write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
+    let manifest = manifest::load(&path, cli.root.as_deref())?;
+    let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli))?;
+    let code = preflight::finding::exit_code(&findings.problems, cli.strict);
+    let mut out = anstream::stdout();
+    writeln!(
+        out,
+        "wrote {} ({} directories, {} databases, {} JSON files{}); validate: {}",
+        path.display(),
+        found.dirs.len(),
+        found.databases.len(),
+        found.files.len(),
+        if found.env.is_some() { ", .env" } else { "" },
+        preflight::finding::status_word(code)
+    )?;
+    for db in &found.databases {
+        writeln!(out, "wrote {}", db.schema.display())?;
+    }
+    Ok(code)
+}
+
+/// Refuses when a different file is at `path` and `force` is off.
+fn refuse_overwrite(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    match std::fs::read(path) {
+        Ok(existing) if existing != bytes && !force => {
+            bail!("{} already exists with other content; use --force to overwrite it", path.display())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes a schema file, unless it already holds exactly `bytes`.
+fn write_schema(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(fsutil::parent_dir(path))?;
+    fsutil::atomic_write(path, bytes, None).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The manifest text.
+pub fn render(found: &Found) -> String {
+    let mut s =
+        String::from("# Starter manifest written by `preflight init`: review it, then commit it.\nversion = 1\n");
+    for note in &found.notes {
+        let _ = writeln!(s, "# note: {note}");
+    }
+    if let Some(env) = &found.env {
+        render_env(env, &mut s);
+    }
+    for (dir, mode) in &found.dirs {
+        let _ = write!(s, "\n[[dir]]\npath = {}\nmode = \"{mode:04o}\"\n", quote(&dir.to_string_lossy()));
+    }
+    for file in &found.files {
+        let _ = write!(s, "\n[[file]]\npath = {}\nformat = \"json\"\n", quote(&file.path.to_string_lossy()));
+        let _ = writeln!(s, "default = {}", inline(&Value::Object(file.default.clone())));
+        if !file.writable {
+            s.push_str("writable = false  # not writable today\n");
+        }
+    }
+    for db in &found.databases {
+        let _ = write!(
+            s,
+            "\n[[database]]\npath = {}\nschema = {}\n",
+            quote(&db.path.to_string_lossy()),
+            quote(&db.schema.to_string_lossy())
+        );
+    }
+    s
+}
+
+fn render_env(env: &EnvFound, s: &mut String) {
+    let list = |keys: &[String]| keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    s.push_str(&format!("\n# .env.example keys: {}\n", env.template_keys.join(", ")));
+    if !env.env_exists {
+        s.push_str("# .env does not exist yet, so [env] is commented out; `preflight heal` would copy the template.\n");
+        s.push_str("# [env]\n# template = \".env.example\"\n");
+        return;
+    }
+    s.push_str("[env]\nfile = \".env\"\n");
+    if env.missing_keys.is_empty() {
+        s.push_str("template = \".env.example\"\n");
+    } else {
+        let _ = writeln!(s, "# template = \".env.example\"  # .env lacks {}", env.missing_keys.join(", "));
+    }
+    let _ = writeln!(s, "required = [{}]", list(&env.set_keys));
+}
+
+/// A TOML basic string (or bare key): JSON's escapes are TOML's, except
+/// DEL, which TOML wants escaped.
+fn quote(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default().replace('\u{7f}', "\\u007F")
+}
+
+fn key(text: &str) -> String {
+    let bare = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        text.to_string()
+    } else {
+        quote(text)
+    }
+}
+
+/// An inline TOML value for the empty values `init` writes.
+fn inline(value: &Value) -> String {
+    match value {
+        Value::Object(map) if map.is_empty() => "{}".into(),
+        Value::Object(map) => {
+            let members: Vec<String> = map.iter().map(|(k, v)| format!("{} = {}", key(k), inline(v))).collect();
+            format!("{{ {} }}", members.join(", "))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        Value::String(text) => quote(text),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn inline_tables_round_trip_through_toml() {
+        let value = json!({"open positions": [], "n": 0, "ok": false, "name": "", "nested": {}, "odd\"key\u{7f}": ""});
+        let text = format!("default = {}\n", inline(&value));
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        let back = serde_json::to_value(&parsed["default"]).unwrap();
+        assert_eq!(back, value);
+    }
+}

@@ -1,0 +1,65 @@
+//! The commands beyond validate and heal: each in its own module, each
+//! taking the parsed command line and returning the exit code. This module
+//! holds what they share: loading the manifest, the options it implies, and
+//! printing a report.
+
+pub mod completions;
+pub mod history;
+pub mod init;
+mod init_scan;
+pub mod rollback;
+mod rollback_plan;
+pub mod run;
+pub mod watch;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use preflight::checks::{CheckOptions, Selection};
+use preflight::manifest::{self, Manifest};
+use preflight::report::{self, Report};
+
+use crate::cli::{Cli, Format};
+
+/// Finds, reads and validates the manifest the command line names.
+pub fn load_manifest(cli: &Cli) -> anyhow::Result<Manifest> {
+    let path = manifest::locate(cli.manifest.as_deref())?;
+    Ok(manifest::load(&path, cli.root.as_deref())?)
+}
+
+/// The root without reading the manifest (history and rollback work even
+/// when the manifest no longer validates): `--root`, else the manifest's folder.
+pub fn root_only(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(root) = &cli.root {
+        return Ok(root.clone());
+    }
+    let path = manifest::locate(cli.manifest.as_deref())?;
+    Ok(match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+pub fn selection(cli: &Cli) -> Selection {
+    Selection { db_only: cli.db_only, fs_only: cli.fs_only, only: cli.only.clone() }
+}
+
+pub fn options(cli: &Cli, allow_rebuild: bool) -> CheckOptions {
+    CheckOptions { allow_rebuild, no_commands: cli.no_commands }
+}
+
+pub fn report_format(cli: &Cli) -> report::Format {
+    match cli.format {
+        Format::Human => report::Format::Human { quiet: cli.quiet },
+        Format::Json => report::Format::Json,
+        Format::Junit => report::Format::Junit,
+    }
+}
+
+/// Prints the report and returns its exit code; a closed pipe is not an error.
+pub fn emit(report: &Report, format: report::Format, out: &mut dyn Write) -> anyhow::Result<u8> {
+    match report::render(report, format, out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(report.exit_code()),
+    }
+}

@@ -1,0 +1,284 @@
+//! What undoing one heal run means on disk, worked out from its history
+//! entries: originals to put back, created files and folders to remove.
+//! `check` compares the disk with the state the run left (SHA-256 of every
+//! path) and lists every reason to refuse; `apply` only runs when there is
+//! none.
+//!
+//! Database backups (SQLite online-backup copies under
+//! `.preflight/backups/<run>/`) are restored by an atomic file copy over
+//! the database, after removing its `-wal`, `-shm` and `-journal` files; a
+//! database with a non-empty write-ahead log or rollback journal is
+//! refused, as its content may have moved on without the main file
+//! changing. The application must be stopped while it runs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use preflight::fsutil;
+use preflight::heal::history::{Entry, Replaced};
+use preflight::heal::journal::hash_if_present;
+
+/// The backups folder: copies there are SQLite databases.
+const BACKUPS: &str = ".preflight/backups/";
+
+/// One change to undo, with the finding whose fix made it.
+#[derive(Debug)]
+pub enum Step {
+    Restore { id: String, original: Replaced },
+    SetMode { id: String, path: PathBuf, from: u32, to: u32 },
+    RemoveFile { id: String, path: PathBuf, sha256: String },
+    RemoveDir { id: String, path: PathBuf },
+}
+
+/// The steps to undo one run, restores first, folders last (deepest first).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Builds the plan from the run's entries. A path the run created is
+    /// removed even if a later action of the same run also replaced it.
+    pub fn of(entries: &[&Entry]) -> Plan {
+        let mut created: BTreeMap<&Path, (&str, Option<&str>)> = BTreeMap::new();
+        let mut originals: BTreeMap<&Path, (&str, &Replaced)> = BTreeMap::new();
+        let mut modes: BTreeMap<&Path, (&str, u32, u32)> = BTreeMap::new();
+        for entry in entries {
+            for m in &entry.modes {
+                // The first change knows the original mode, the last one the mode left.
+                modes.entry(&m.path).and_modify(|e| e.2 = m.to).or_insert((&entry.id, m.from, m.to));
+            }
+            for c in &entry.created {
+                created.entry(&c.path).or_insert((&entry.id, c.sha256.as_deref()));
+            }
+            for r in &entry.replaced {
+                originals.entry(&r.path).or_insert((&entry.id, r));
+            }
+        }
+        let mut steps: Vec<Step> = originals
+            .into_iter()
+            .filter(|(path, _)| !created.contains_key(path))
+            .map(|(_, (id, r))| Step::Restore { id: id.into(), original: r.clone() })
+            .collect();
+        for (path, (id, from, to)) in modes.into_iter().filter(|(path, _)| !created.contains_key(path)) {
+            steps.push(Step::SetMode { id: id.into(), path: path.into(), from, to });
+        }
+        let mut dirs = Vec::new();
+        for (path, (id, sha256)) in created {
+            match sha256 {
+                Some(sha) => steps.push(Step::RemoveFile { id: id.into(), path: path.into(), sha256: sha.into() }),
+                None => dirs.push(Step::RemoveDir { id: id.into(), path: path.into() }),
+            }
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path().components().count()));
+        steps.extend(dirs);
+        Plan { steps }
+    }
+
+    /// Every reason the disk no longer matches what the run left.
+    pub fn check(&self, root: &Path) -> Vec<String> {
+        let created: Vec<&Path> =
+            self.steps.iter().filter(|s| !matches!(s, Step::Restore { .. })).map(Step::path).collect();
+        let mut reasons = Vec::new();
+        for step in &self.steps {
+            let result = match step {
+                Step::Restore { original, .. } => check_restore(root, original),
+                Step::SetMode { path, to, .. } => check_mode(root, path, *to),
+                Step::RemoveFile { path, sha256, .. } => check_created_file(root, path, sha256),
+                Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
+            };
+            match result {
+                Ok(None) => {}
+                Ok(Some(reason)) => reasons.push(format!("{}: {reason}", step.path().display())),
+                Err(e) => reasons.push(format!("{}: cannot inspect: {e}", step.path().display())),
+            }
+        }
+        reasons
+    }
+}
+
+impl Step {
+    pub fn path(&self) -> &Path {
+        match self {
+            Step::Restore { original, .. } => &original.path,
+            Step::SetMode { path, .. } | Step::RemoveFile { path, .. } | Step::RemoveDir { path, .. } => path,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Step::Restore { id, .. }
+            | Step::SetMode { id, .. }
+            | Step::RemoveFile { id, .. }
+            | Step::RemoveDir { id, .. } => id,
+        }
+    }
+
+    /// Carries the step out; returns the history's action and detail.
+    pub fn apply(&self, root: &Path) -> anyhow::Result<(String, String)> {
+        let shown = self.path().display();
+        match self {
+            Step::Restore { original, .. } => {
+                restore(root, original)?;
+                Ok((format!("restore {shown}"), format!("from {}", original.saved.display())))
+            }
+            Step::SetMode { path, from, .. } => {
+                let abs = fsutil::resolve(root, path)?;
+                fs::set_permissions(&abs, fs::Permissions::from_mode(*from))
+                    .with_context(|| format!("cannot chmod {shown}"))?;
+                Ok((format!("chmod {from:04o} {shown}"), "the mode before the run".into()))
+            }
+            Step::RemoveFile { path, .. } => {
+                remove(root, path, |p| fs::remove_file(p))?;
+                Ok((format!("remove {shown}"), "created by the run, unchanged since".into()))
+            }
+            Step::RemoveDir { path, .. } => {
+                remove(root, path, |p| fs::remove_dir(p))?;
+                Ok((format!("remove folder {shown}"), "created by the run, empty".into()))
+            }
+        }
+    }
+}
+
+/// Removes `path` with `how` (a file or an empty folder); already gone is fine.
+fn remove(root: &Path, path: &Path, how: fn(&Path) -> io::Result<()>) -> anyhow::Result<()> {
+    let abs = fsutil::resolve(root, path)?;
+    match how(&abs) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(fsutil::sync_dir(fsutil::parent_dir(&abs))?),
+    }
+}
+
+fn is_database_backup(original: &Replaced) -> bool {
+    original.saved.to_string_lossy().starts_with(BACKUPS)
+}
+
+fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<String>> {
+    let now = hash_if_present(&fsutil::resolve(root, &original.path)?)?;
+    if now != original.sha256 {
+        let what = if original.sha256.is_none() { "was created again" } else { "changed" };
+        return Ok(Some(format!("{what} after the run; restoring its original would lose that")));
+    }
+    let saved = root.join(&original.saved);
+    if !saved.is_file() {
+        return Ok(Some(format!("the copy {} is gone", original.saved.display())));
+    }
+    if is_database_backup(original) {
+        let db = fsutil::resolve(root, &original.path)?;
+        for (suffix, what) in [("-wal", "write-ahead log"), ("-journal", "rollback journal")] {
+            if fs::metadata(sidecar(&db, suffix)).is_ok_and(|m| m.len() > 0) {
+                return Ok(Some(format!(
+                    "has a non-empty {what} ({suffix}): stop the application (or checkpoint) first"
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn check_mode(root: &Path, path: &Path, left: u32) -> anyhow::Result<Option<String>> {
+    let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let now = fsutil::mode_of(&meta);
+    Ok((now != left).then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
+}
+
+fn check_created_file(root: &Path, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {
+    Ok(match hash_if_present(&fsutil::resolve(root, path)?)? {
+        Some(now) if now != sha256 => Some("changed after the run; it is not removed".into()),
+        _ => None,
+    })
+}
+
+/// A created folder may only hold what the run created itself.
+fn check_created_dir(root: &Path, path: &Path, created: &[&Path]) -> anyhow::Result<Option<String>> {
+    let abs = fsutil::resolve(root, path)?;
+    let entries = match fs::read_dir(&abs) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut foreign = Vec::new();
+    for entry in entries {
+        let rel = path.join(entry?.file_name());
+        if !created.contains(&rel.as_path()) {
+            foreign.push(rel.display().to_string());
+        }
+    }
+    foreign.sort();
+    Ok((!foreign.is_empty()).then(|| format!("now holds {} that the run did not create", foreign.join(", "))))
+}
+
+/// Puts the copy back byte for byte, with the original's mode and
+/// modification time, atomically.
+fn restore(root: &Path, original: &Replaced) -> anyhow::Result<()> {
+    let target = fsutil::resolve(root, &original.path)?;
+    let dir = fsutil::parent_dir(&target);
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if is_database_backup(original) {
+        // Left in place, they would be applied to the restored file.
+        for suffix in ["-wal", "-shm", "-journal"] {
+            match fs::remove_file(sidecar(&target, suffix)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    let mut input = fs::File::open(root.join(&original.saved))
+        .with_context(|| format!("cannot read {}", original.saved.display()))?;
+    let mut tmp = tempfile::Builder::new().prefix(".preflight-tmp-").tempfile_in(dir)?;
+    io::copy(&mut input, tmp.as_file_mut())?;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(original.mode))?;
+    if let Some(mtime) = original.mtime.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok()) {
+        tmp.as_file().set_modified(mtime)?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(&target).map_err(|e| e.error)?;
+    fsutil::sync_dir(dir)?;
+    Ok(())
+}
+
+fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use preflight::heal::history::Created;
+
+    fn entry(created: Vec<Created>, replaced: Vec<Replaced>) -> Entry {
+        Entry { run: "r".into(), id: "x".into(), created, replaced, ..Default::default() }
+    }
+
+    #[test]
+    fn folders_are_removed_last_and_deepest_first() {
+        let dir = |p: &str| Created { path: p.into(), sha256: None };
+        let file = Created { path: "a/b/f".into(), sha256: Some("h".into()) };
+        let e = entry(vec![dir("a/b"), file, dir("a")], vec![]);
+        let plan = Plan::of(&[&e]);
+        let paths: Vec<&Path> = plan.steps.iter().map(Step::path).collect();
+        assert_eq!(paths, [Path::new("a/b/f"), Path::new("a/b"), Path::new("a")]);
+    }
+
+    #[test]
+    fn a_changed_file_is_a_reason_to_refuse() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("f"), b"later").unwrap();
+        let e = entry(vec![Created { path: "f".into(), sha256: Some("0".into()) }], vec![]);
+        let reasons = Plan::of(&[&e]).check(root.path());
+        assert_eq!(reasons.len(), 1);
+        assert!(reasons[0].starts_with("f: changed after the run"), "{reasons:?}");
+    }
+}
