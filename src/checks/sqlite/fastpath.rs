@@ -19,7 +19,8 @@ use super::coldef::squeeze;
 /// The live table names when the live schema is exactly the DDL's
 /// statements, else `None`.
 pub fn converged(conn: &Connection, ddl: &str) -> rusqlite::Result<Option<Vec<String>>> {
-    let Some(mut wanted) = split(ddl).and_then(|s| s.iter().map(|s| canonical(s)).collect::<Option<Vec<_>>>()) else {
+    let statements = split(ddl).map(|s| s.into_iter().filter(|s| !is_schema_neutral(s)).collect::<Vec<_>>());
+    let Some(mut wanted) = statements.and_then(|s| s.iter().map(|s| canonical(s)).collect::<Option<Vec<_>>>()) else {
         return Ok(None);
     };
     let mut stmt = conn.prepare(
@@ -62,6 +63,13 @@ fn split(ddl: &str) -> Option<Vec<String>> {
         return None; // a last statement without `;`: let SQLite judge it
     }
     Some(statements)
+}
+
+/// Statements that leave `sqlite_schema` as it is, often found at the top
+/// of a DDL file: PRAGMAs and transaction brackets.
+fn is_schema_neutral(statement: &str) -> bool {
+    let word = statement.split([' ', ';']).next().unwrap_or("");
+    ["PRAGMA", "BEGIN", "COMMIT", "END"].iter().any(|k| word.eq_ignore_ascii_case(k))
 }
 
 fn is_complete(sql: &str) -> Option<bool> {
@@ -108,9 +116,9 @@ mod tests {
     #[test]
     fn a_database_built_from_the_ddl_is_recognised() {
         let ddl =
-            "-- users\ncreate  table if not exists users (id INTEGER PRIMARY KEY, name TEXT DEFAULT 'a  b'); -- x\n\
+            "PRAGMA foreign_keys = ON; BEGIN TRANSACTION;\n-- users\ncreate  table if not exists users (id INTEGER PRIMARY KEY, name TEXT DEFAULT 'a  b'); -- x\n\
                    CREATE UNIQUE INDEX users_name ON users(name) /* kept by SQLite */;\n\
-                   CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1; SELECT 2; END;";
+                   CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1; SELECT 2; END; COMMIT;";
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(ddl).unwrap();
         assert_eq!(converged(&conn, ddl).unwrap(), Some(vec!["users".to_string()]));
@@ -122,7 +130,10 @@ mod tests {
         conn.execute_batch("CREATE TABLE t(a TEXT DEFAULT 'a  b');").unwrap();
         assert_eq!(converged(&conn, "CREATE TABLE t(a TEXT DEFAULT 'a b');").unwrap(), None);
         assert_eq!(converged(&conn, "CREATE TABLE t(a TEXT DEFAULT 'a  b'); CREATE TABLE u(b);").unwrap(), None);
-        assert_eq!(converged(&conn, "CREATE TABLE t(a TEXT DEFAULT 'a  b'); PRAGMA user_version = 2;").unwrap(), None);
+        assert_eq!(
+            converged(&conn, "CREATE TABLE t(a TEXT DEFAULT 'a  b'); INSERT INTO t VALUES ('x');").unwrap(),
+            None
+        );
         assert_eq!(converged(&conn, "CREATE TEMP TABLE t(a TEXT DEFAULT 'a  b');").unwrap(), None);
     }
 }
