@@ -175,4 +175,13 @@ mod tests {
         assert_eq!(quote("a\"b"), "\"a\"\"b\"");
         assert_eq!(literal("it's"), "'it''s'");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "(?s).{0,200}", names in proptest::collection::vec("[a-z\"\\[ ]{0,4}", 0..4)) {
+            let _ = column_definitions(&text, &names);
+            let squeezed = squeeze(&text);
+            proptest::prop_assert_eq!(squeeze(&squeezed), squeezed.clone(), "squeeze is idempotent");
+        }
+    }
 }

@@ -136,4 +136,15 @@ mod tests {
         );
         assert_eq!(converged(&conn, "CREATE TEMP TABLE t(a TEXT DEFAULT 'a  b');").unwrap(), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn splitting_and_canonical_forms_never_panic(text in "(?s)[ -~\\n;'\"\\[\\]-]{0,200}") {
+            if let Some(statements) = split(&text) {
+                for s in statements {
+                    let _ = canonical(&s);
+                }
+            }
+        }
+    }
 }
