@@ -2,15 +2,16 @@
 //! SPEC finding ID, and the ones heal may repair point at a [`Step`]. A step
 //! may repair several differences (a table rebuild repairs all of its
 //! table's). Steps come out in an order that runs: tables, then indexes,
-//! views, triggers. Nothing here ever proposes to drop a live table, column
-//! or index that the DDL lacks.
+//! views, triggers (those three in `objects.rs`). Nothing here ever
+//! proposes to drop a live table, column or index that the DDL lacks.
 
 use rusqlite::Connection;
 
 use super::coldef::{self, quote};
 use super::desired::Desired;
-use super::introspect::{self, key, Column, Index, Object, Schema, Table};
-use super::plan::{self, Step};
+use super::introspect::{self, key, Column, Object, Schema, Table};
+use super::objects;
+use super::plan::Step;
 use super::rebuild;
 use crate::finding::Severity;
 
@@ -33,17 +34,17 @@ pub struct Diff {
 }
 
 impl Diff {
-    fn push(&mut self, id: String, severity: Severity, message: impl Into<String>, step: Option<usize>) {
+    pub(super) fn push(&mut self, id: String, severity: Severity, message: impl Into<String>, step: Option<usize>) {
         self.differences.push(Difference { id, severity, message: message.into(), step });
     }
 
-    fn add_step(&mut self, step: Step) -> usize {
+    pub(super) fn add_step(&mut self, step: Step) -> usize {
         self.steps.push(step);
         self.steps.len() - 1
     }
 }
 
-const DRIFT: &str = "is not in the schema (drift); it is kept, never dropped";
+pub(super) const DRIFT: &str = "is not in the schema (drift); it is kept, never dropped";
 
 /// Compares. `conn` is the live (read-only) connection; per-column details
 /// (collations, AUTOINCREMENT) are read, on both sides, only for tables
@@ -91,9 +92,9 @@ pub fn compare(
     for l in live.tables.values().filter(|l| !desired.tables.contains_key(&key(&l.name))) {
         diff.push(format!("{base}:table:{}", l.name), Severity::Warning, format!("table {DRIFT}"), None);
     }
-    compare_indexes(&mut diff, live, desired, base);
-    compare_objects(&mut diff, live, desired, base, "view");
-    compare_objects(&mut diff, live, desired, base, "trigger");
+    objects::compare_indexes(&mut diff, live, desired, base);
+    objects::compare_objects(&mut diff, live, desired, base, "view");
+    objects::compare_objects(&mut diff, live, desired, base, "trigger");
     Ok(diff)
 }
 
@@ -105,81 +106,125 @@ fn create_table(d: &Table, desired: &Schema) -> Step {
     Step::schema(format!("create table {}", quote(&d.name)), statements)
 }
 
-fn triggers_on<'a>(schema: &'a Schema, table: &str) -> Vec<&'a Object> {
+pub(super) fn triggers_on<'a>(schema: &'a Schema, table: &str) -> Vec<&'a Object> {
     let mut triggers: Vec<&Object> = schema.triggers.values().filter(|t| key(&t.table) == key(table)).collect();
     triggers.sort_by_key(|t| t.order);
     triggers
 }
 
+/// What differs in a table present on both sides.
+struct TableDiff<'a> {
+    missing: Vec<&'a Column>,
+    /// (column, what differs) for columns on both sides.
+    changed: Vec<(String, Vec<String>)>,
+    /// STRICT, WITHOUT ROWID, keys… (for the table's own finding).
+    table_level: Vec<String>,
+}
+
+impl TableDiff<'_> {
+    /// Differences only a rebuild can repair.
+    fn structural(&self) -> bool {
+        !self.changed.is_empty() || !self.table_level.is_empty()
+    }
+}
+
+/// How a table's differences will be repaired.
+struct Repair {
+    /// ADD COLUMN statements, one per missing column, when they suffice.
+    additions: Option<Vec<String>>,
+    rebuild: Option<usize>,
+    /// Appended to the messages of what stays unrepaired: why, and what to do.
+    hint: String,
+}
+
+fn find(columns: &[Column], name: &str) -> Option<usize> {
+    columns.iter().position(|c| key(&c.name) == key(name))
+}
+
 /// Columns and table-level properties of a table present on both sides.
 fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, allow_rebuild: bool) {
     let Some(l) = live_schema.tables.get(&key(&d.name)) else { return };
-    let find = |cols: &[Column], name: &str| cols.iter().position(|c| key(&c.name) == key(name));
-    let missing: Vec<&Column> = d.columns.iter().filter(|c| find(&l.columns, &c.name).is_none()).collect();
-    let changed: Vec<(String, Vec<String>)> = d
-        .columns
-        .iter()
-        .filter_map(|dc| {
-            let lc = &l.columns[find(&l.columns, &dc.name)?];
-            let changes = column_changes(lc, dc);
-            (!changes.is_empty()).then(|| (dc.name.clone(), changes))
-        })
-        .collect();
-    let table_level = table_changes(l, d);
     for extra in l.columns.iter().filter(|c| find(&d.columns, &c.name).is_none()) {
         diff.push(format!("{id}:column:{}", extra.name), Severity::Warning, format!("column {DRIFT}"), None);
     }
-    let structural = !changed.is_empty() || !table_level.is_empty();
-    let additions = if missing.is_empty() { Some(Vec::new()) } else { try_add_columns(conn, l, d, &missing) };
-    let needs_rebuild = (structural && allow_rebuild) || (!structural && additions.is_none());
-    let unfillable = if needs_rebuild { unfillable(conn, l, d, &missing) } else { Vec::new() };
-    let rebuild = needs_rebuild.then(|| match unfillable.is_empty() {
+    let td = table_diff(l, d);
+    let repair = plan_repair(conn, diff, live_schema, l, d, &td, allow_rebuild);
+    let hint = &repair.hint;
+    if !td.table_level.is_empty() {
+        let message = format!("table differs from the schema: {}{hint}", td.table_level.join("; "));
+        diff.push(id.to_string(), Severity::Warning, message, repair.rebuild);
+    }
+    for (name, changes) in &td.changed {
+        let message = format!("column differs from the schema: {}{hint}", changes.join("; "));
+        diff.push(format!("{id}:column:{name}"), Severity::Warning, message, repair.rebuild);
+    }
+    for (i, column) in td.missing.iter().enumerate() {
+        let cid = format!("{id}:column:{}", column.name);
+        let step = match (&repair.additions, repair.rebuild) {
+            (_, Some(step)) => Some(step),
+            (Some(statements), None) => Some(
+                diff.add_step(Step::schema(format!("add column {}", quote(&column.name)), vec![statements[i].clone()])),
+            ),
+            (None, None) => None,
+        };
+        let message = match step {
+            Some(_) => "column is missing".to_string(),
+            None => format!("column is missing and ALTER TABLE ADD COLUMN cannot add it{hint}"),
+        };
+        diff.push(cid, Severity::Critical, message, step);
+    }
+}
+
+fn table_diff<'a>(l: &Table, d: &'a Table) -> TableDiff<'a> {
+    let changed = d
+        .columns
+        .iter()
+        .filter_map(|dc| {
+            let changes = column_changes(&l.columns[find(&l.columns, &dc.name)?], dc);
+            (!changes.is_empty()).then(|| (dc.name.clone(), changes))
+        })
+        .collect();
+    TableDiff {
+        missing: d.columns.iter().filter(|c| find(&l.columns, &c.name).is_none()).collect(),
+        changed,
+        table_level: table_changes(l, d),
+    }
+}
+
+/// ADD COLUMN where SQLite accepts it; a rebuild when only missing columns
+/// need one, or when `--allow-rebuild` allows one; nothing otherwise.
+fn plan_repair(
+    conn: &Connection,
+    diff: &mut Diff,
+    live_schema: &Schema,
+    l: &Table,
+    d: &Table,
+    td: &TableDiff,
+    allow_rebuild: bool,
+) -> Repair {
+    let additions = if td.missing.is_empty() { Some(Vec::new()) } else { try_add_columns(conn, l, d, &td.missing) };
+    let needs_rebuild = if td.structural() { allow_rebuild } else { additions.is_none() };
+    if !needs_rebuild {
+        let hint = match td.structural() {
+            true => {
+                "; only a table rebuild can change this: `heal --allow-rebuild` (after a backup, keeping every row)"
+            }
+            false => "",
+        };
+        return Repair { additions, rebuild: None, hint: hint.into() };
+    }
+    let unfillable = unfillable(conn, l, d, &td.missing);
+    let planned = match unfillable.is_empty() {
         true => rebuild::plan(live_schema, l, d),
         false => Err(anyhow::anyhow!(
             "{} NOT NULL without a DEFAULT and the table has rows, which would have no value; \
              give the column a DEFAULT in the schema or fill the table by hand",
             unfillable.join(", ")
         )),
-    });
-    let (rebuild_step, rebuild_error) = match rebuild {
-        Some(Ok(step)) => (Some(diff.add_step(step)), None),
-        Some(Err(e)) => (None, Some(format!("; the table cannot be rebuilt: {e:#}"))),
-        None => (None, None),
     };
-    let hint = rebuild_error.unwrap_or_else(|| match rebuild_step {
-        Some(_) => String::new(),
-        None => "; `heal --allow-rebuild` rebuilds the table (after a backup, keeping every row)".into(),
-    });
-    if !table_level.is_empty() {
-        diff.push(
-            id.to_string(),
-            Severity::Warning,
-            format!("table differs from the schema: {}{hint}", table_level.join("; ")),
-            rebuild_step,
-        );
-    }
-    for (name, changes) in changed {
-        let message = format!("column differs from the schema: {}{hint}", changes.join("; "));
-        diff.push(format!("{id}:column:{name}"), Severity::Warning, message, rebuild_step);
-    }
-    for (i, column) in missing.iter().enumerate() {
-        let cid = format!("{id}:column:{}", column.name);
-        match (&additions, rebuild_step) {
-            (_, Some(step)) => diff.push(cid, Severity::Critical, "column is missing", Some(step)),
-            (Some(statements), None) => {
-                let step = diff.add_step(Step::schema(
-                    format!("add column {}", quote(&column.name)),
-                    vec![statements[i].clone()],
-                ));
-                diff.push(cid, Severity::Critical, "column is missing", Some(step));
-            }
-            (None, None) => diff.push(
-                cid,
-                Severity::Critical,
-                format!("column is missing and ALTER TABLE ADD COLUMN cannot add it; the rebuild it needs would also change what differs above{hint}"),
-                None,
-            ),
-        }
+    match planned {
+        Ok(step) => Repair { additions, rebuild: Some(diff.add_step(step)), hint: String::new() },
+        Err(e) => Repair { additions, rebuild: None, hint: format!("; the table cannot be rebuilt: {e:#}") },
     }
 }
 
@@ -321,92 +366,6 @@ fn foreign_keys(t: &Table, shared: &dyn Fn(&String) -> bool) -> Vec<String> {
         .collect();
     keys.sort();
     keys
-}
-
-fn compare_indexes(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str) {
-    for d in desired.indexes.values() {
-        if !live.tables.contains_key(&key(&d.table)) {
-            continue; // created with its table
-        }
-        let (Some(create), id) = (&d.sql, format!("{base}:index:{}", d.name)) else { continue };
-        match live.indexes.get(&key(&d.name)) {
-            None => {
-                let step =
-                    diff.add_step(Step::schema(format!("create index {}", quote(&d.name)), vec![create.clone()]));
-                diff.push(id, Severity::Warning, "index is missing", Some(step));
-            }
-            Some(l) if !same_index(l, d) => {
-                let step = diff.add_step(Step::schema(
-                    format!("recreate index {}", quote(&d.name)),
-                    plan::recreate("INDEX", &l.name, create),
-                ));
-                diff.push(id, Severity::Warning, "index differs from the schema", Some(step));
-            }
-            Some(_) => {}
-        }
-    }
-    for l in live.indexes.values().filter(|l| !desired.indexes.contains_key(&key(&l.name))) {
-        diff.push(format!("{base}:index:{}", l.name), Severity::Warning, format!("index {DRIFT}"), None);
-    }
-}
-
-/// Same table, uniqueness, columns, order and collations; for partial and
-/// expression indexes, whose WHERE and expressions the pragmas do not show,
-/// the same statement too.
-fn same_index(l: &Index, d: &Index) -> bool {
-    if l.sql == d.sql {
-        return true;
-    }
-    let keys = |i: &Index| -> Vec<(Option<String>, bool, String)> {
-        i.keys.iter().map(|k| (k.column.as_deref().map(key), k.desc, k.collation.to_ascii_uppercase())).collect()
-    };
-    let opaque = d.partial || d.keys.iter().any(|k| k.column.is_none());
-    key(&l.table) == key(&d.table)
-        && l.unique == d.unique
-        && l.partial == d.partial
-        && keys(l) == keys(d)
-        && (!opaque || normalize(l.sql.as_deref().unwrap_or("")) == normalize(d.sql.as_deref().unwrap_or("")))
-}
-
-/// Views or triggers: compared by statement; they hold no data, so one that
-/// differs is dropped and recreated from the DDL.
-fn compare_objects(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str, kind: &str) {
-    let pick = |s: &Schema| if kind == "view" { s.views.clone() } else { s.triggers.clone() };
-    let (live_objects, desired_objects) = (pick(live), pick(desired));
-    let mut wanted: Vec<&Object> = desired_objects.values().collect();
-    wanted.sort_by_key(|o| o.order);
-    let keyword = kind.to_ascii_uppercase();
-    for d in wanted {
-        let on_missing_table =
-            kind == "trigger" && !live.tables.contains_key(&key(&d.table)) && !live.views.contains_key(&key(&d.table));
-        if on_missing_table {
-            continue; // created with its table or view
-        }
-        let id = format!("{base}:{kind}:{}", d.name);
-        match live_objects.get(&key(&d.name)) {
-            None => {
-                let mut statements = vec![d.sql.clone()];
-                if kind == "view" {
-                    statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
-                }
-                let step = diff.add_step(Step::schema(format!("create {kind} {}", quote(&d.name)), statements));
-                diff.push(id, Severity::Critical, format!("{kind} is missing"), Some(step));
-            }
-            Some(l) if normalize(&l.sql) != normalize(&d.sql) => {
-                let mut statements = plan::recreate(&keyword, &l.name, &d.sql);
-                if kind == "view" {
-                    // Dropping a view drops its INSTEAD OF triggers: put them back as they are.
-                    statements.extend(triggers_on(live, &l.name).into_iter().map(|t| t.sql.clone()));
-                }
-                let step = diff.add_step(Step::schema(format!("recreate {kind} {}", quote(&d.name)), statements));
-                diff.push(id, Severity::Warning, format!("{kind} differs from the schema"), Some(step));
-            }
-            Some(_) => {}
-        }
-    }
-    for l in live_objects.values().filter(|l| !desired_objects.contains_key(&key(&l.name))) {
-        diff.push(format!("{base}:{kind}:{}", l.name), Severity::Warning, format!("{kind} {DRIFT}"), None);
-    }
 }
 
 /// A statement without its comments, whitespace outside quotes squeezed,

@@ -13,12 +13,14 @@
 
 mod apply;
 mod coldef;
+mod create;
 mod datacheck;
 mod desired;
 mod diff;
 mod fastpath;
 mod introspect;
 mod live;
+mod objects;
 mod plan;
 mod rebuild;
 mod verify;
@@ -75,7 +77,7 @@ fn check_database(ctx: &CheckCtx, spec: &DatabaseSpec, out: &mut Findings) -> an
     let conn = match live::open(&path) {
         Live::Missing => {
             let desired = desired::parse(&ddl, &spec.schema)?;
-            let op = apply::CreateDatabase {
+            let op = create::CreateDatabase {
                 db: spec.path.clone(),
                 schema: spec.schema.clone(),
                 statements: plan::create_statements(&desired.schema),
