@@ -2,14 +2,19 @@
 //!
 //! The desired schema is the DDL loaded into an in-memory SQLite
 //! (`desired.rs`); the live file is opened read-only after its header and
-//! `PRAGMA quick_check` pass (`live.rs`); both are described by the same
-//! set-based reader (`introspect.rs`) and compared (`diff.rs`) into findings
-//! with SPEC IDs: `db:<path>`, `…:table:<t>`, `…:table:<t>:column:<c>`,
-//! `…:index:<i>`, `…:view:<v>`, `…:trigger:<t>`, `…:check:<name>`.
+//! `PRAGMA quick_check` pass (`live.rs`). A live schema that is the DDL's
+//! statements word for word is recognised without loading the DDL
+//! (`fastpath.rs`); otherwise both are described by the same set-based
+//! reader (`introspect.rs`) and compared (`diff.rs`, `objects.rs`) into
+//! findings with SPEC IDs: `db:<path>`, `…:table:<t>`,
+//! `…:table:<t>:column:<c>`, `…:index:<i>`, `…:view:<v>`, `…:trigger:<t>`,
+//! `…:check:<name>` (data checks, `datacheck.rs`).
 //!
-//! Repairs are steps (`plan.rs`, `rebuild.rs`) carried out by `apply.rs`:
-//! all the steps of one database run in one transaction, whichever of its
-//! findings heal applies first; nothing is ever dropped that holds data.
+//! Repairs are steps (`plan.rs`, `rebuild.rs`, `create.rs`), tried first on
+//! an empty copy of the live schema (`verify.rs`) and carried out by
+//! `apply.rs`: all the steps of one database run in one transaction,
+//! whichever of its findings heal applies first; nothing is ever dropped
+//! that holds data. `docs/databases.md` is the user's view of all this.
 
 mod apply;
 mod coldef;
