@@ -17,6 +17,8 @@ mod sqlite;
 use std::path::Path;
 
 pub use env::parse as parse_env;
+#[doc(hidden)]
+pub use sqlite::compare_ddl;
 
 use crate::finding::{Findings, Severity};
 use crate::manifest::Manifest;

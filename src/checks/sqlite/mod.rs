@@ -23,6 +23,7 @@ mod datacheck;
 mod desired;
 mod diff;
 mod fastpath;
+mod fuzzing;
 mod introspect;
 mod live;
 mod objects;
@@ -38,6 +39,8 @@ use crate::heal::{Fix, Op, Phase};
 use crate::manifest::DatabaseSpec;
 use live::Live;
 use plan::{Step, StepKind};
+
+pub use fuzzing::compare_ddl;
 
 /// The `[[database]]` check.
 pub struct DatabaseCheck;
