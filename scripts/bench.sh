@@ -9,7 +9,11 @@ cargo build --release --quiet
 bin=target/release/preflight
 example=examples/pricing-app/preflight.toml
 "$bin" heal -q -m "$example" >/dev/null || true   # converge first: measure the steady state
+# The example's `python3 --version` check costs one Python start; the
+# second line shows preflight's own cost without it.
 hyperfine --warmup 20 --runs 200 -N \
   "$bin validate -q -m $example" \
+  "$bin validate -q --no-commands -m $example" \
   "$bin validate --format json -m $example" \
-  "$bin heal -q -m $example"
+  "$bin heal -q -m $example" \
+  "python3 -c pass"

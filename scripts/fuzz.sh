@@ -19,7 +19,7 @@ for target in "${targets[@]}"; do
   log="$work.log"
   status=0
   (cd fuzz && cargo +nightly fuzz run "$target" "$work" -- -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10) >"$log" 2>&1 || status=$?
-  grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs|ERROR|panicked|SUMMARY|error" "$log" | tail -5 || true
+  grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs|==[0-9]+== ERROR|panicked|SUMMARY" "$log" | tail -5 || true
   [ "$status" -eq 0 ] || { echo "$target: FAILED (exit $status), log kept in $log"; failed=1; }
   rm -rf "$work"
 done

@@ -153,10 +153,61 @@ fn cases() -> Vec<Case> {
             &["preflight.toml:250003:", "unknown field `bogus`"],
         ),
     ];
+    cases.extend(database_cases());
     for (name, manifest, needle) in MANIFEST_CASES {
         cases.push(Case { name, manifest: manifest.to_string(), setup: nothing, expect: needle });
     }
     cases
+}
+
+const DDL: &str = "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);";
+
+fn database_cases() -> Vec<Case> {
+    let db = "[[database]]\npath = \"app.db\"\nschema = \"s.sql\"\n";
+    vec![
+        case(
+            "ddl that does not load",
+            db,
+            |t| {
+                t.write("s.sql", "CREATE TABLE t(a;");
+            },
+            &["s.sql", "syntax error"],
+        ),
+        case("ddl file missing", db, nothing, &["s.sql", "No such file"]),
+        case(
+            "zero-byte database",
+            db,
+            |t| {
+                t.write("s.sql", DDL).write("app.db", "");
+            },
+            &["db:app.db", "empty"],
+        ),
+        case(
+            "database that is a directory",
+            db,
+            |t| {
+                t.write("s.sql", DDL).mkdir("app.db");
+            },
+            &["db:app.db", "not a regular file"],
+        ),
+        case(
+            "database that is not sqlite",
+            db,
+            |t| {
+                t.write("s.sql", DDL).write("app.db", "hello, not a database at all");
+            },
+            &["db:app.db", "not a SQLite database"],
+        ),
+        case(
+            "database that is a fifo",
+            db,
+            |t| {
+                t.write("s.sql", DDL);
+                mkfifo(&t.join("app.db"));
+            },
+            &["db:app.db", "not a regular file"],
+        ),
+    ]
 }
 
 /// Malformed manifests: (name, text, expected substrings).
@@ -237,5 +288,5 @@ fn every_bad_input_exits_1_names_the_problem_and_changes_nothing() {
         assert_eq!(before, t.snapshot(), "{}: the disk changed", case.name);
         checked += 1;
     }
-    assert!(checked >= 35, "the matrix shrank to {checked} cases");
+    assert!(checked >= 40, "the matrix shrank to {checked} cases");
 }

@@ -28,19 +28,71 @@ default = { open_positions = [], closed_positions = [], meta = {} }
 [[file]]
 path = "logs/positions.json"
 default = { open_positions = [] }
+[[database]]
+path = "data/app.db"
+schema = "schema.sql"
 "#;
+
+/// The desired schema: `qty` changes type (a rebuild) and a column is added.
+const DDL: &str = "CREATE TABLE trades(id INTEGER PRIMARY KEY AUTOINCREMENT, symbol TEXT NOT NULL, qty REAL NOT NULL, note TEXT DEFAULT '');\nCREATE INDEX trades_symbol ON trades(symbol);\n";
+const DB_ROWS: i64 = 100_000;
 
 const ROWS: usize = 50_000;
 
 /// A broken root whose heal takes long enough to be interrupted mid-way:
-/// a large JSON object missing keys, an `.env` missing template keys.
+/// a large JSON object missing keys, an `.env` missing template keys, a
+/// database of 100,000 rows whose table needs a rebuild.
 fn seeded_root() -> TestDir {
     let t = TestDir::with_manifest(MANIFEST);
     t.write(".env.example", "A=1\nB=2\nC=3\n").write(".env", "A=secret\n");
     let rows: Vec<String> = (0..ROWS).map(|i| format!("{{\"symbol\":\"S{i}\",\"qty\":{i}.5}}")).collect();
     t.write("data/big.json", format!("{{\"open_positions\": [{}]}}\n", rows.join(",")));
     t.write("logs/positions.json", "{}");
+    t.write("schema.sql", DDL);
+    std::fs::copy(old_database(), t.join("data/app.db")).unwrap();
     t
+}
+
+/// The live database, built once from the older schema with its rows.
+fn old_database() -> &'static Path {
+    static PATH: std::sync::OnceLock<tempfile::TempPath> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE trades(id INTEGER PRIMARY KEY AUTOINCREMENT, symbol TEXT NOT NULL, qty INTEGER NOT NULL, trader TEXT);").unwrap();
+        let tx = conn.transaction().unwrap();
+        for i in 0..DB_ROWS {
+            tx.execute("INSERT INTO trades(symbol, qty, trader) VALUES (?1, ?2, ?3)", rusqlite::params![format!("S{}", i % 500), i, format!("t{i}")]).unwrap();
+        }
+        tx.commit().unwrap();
+        path
+    })
+}
+
+/// Integrity, and every original row and value (ids, symbols, quantities,
+/// traders) still in the database.
+fn assert_database_intact(root: &Path, seed: u64) {
+    let conn = rusqlite::Connection::open(root.join("data/app.db")).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok", "seed {seed}");
+    let summary: (i64, i64, i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(id), sum(CAST(qty AS INTEGER)), sum(length(symbol) + length(trader)) FROM trades",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    let expected: (i64, i64, i64, i64) = {
+        let original = rusqlite::Connection::open(old_database()).unwrap();
+        original
+            .query_row(
+                "SELECT count(*), sum(id), sum(qty), sum(length(symbol) + length(trader)) FROM trades",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(summary, expected, "seed {seed}: rows or values lost");
 }
 
 /// xorshift: reproducible delays without a dependency.
@@ -53,7 +105,8 @@ fn next(state: &mut u64) -> u64 {
 
 fn heal_duration(t: &TestDir) -> Duration {
     let start = Instant::now();
-    assert_eq!(t.run(&["heal"]).code, 0);
+    let run = t.run(&["heal", "--allow-rebuild"]);
+    assert!(matches!(run.code, 0 | 2), "{}", run.all_output());
     start.elapsed()
 }
 
@@ -67,13 +120,18 @@ fn assert_nothing_lost(root: &Path, original: &Snapshot, seed: u64) {
         .collect();
     for (path, (_, bytes)) in original {
         let Some(bytes) = bytes else { continue };
+        if path.extension().is_some_and(|e| e == "db") {
+            continue; // changed in place by its transaction: checked row by row
+        }
         let unchanged = now.get(path).is_some_and(|(_, b)| b.as_ref() == Some(bytes));
         assert!(unchanged || quarantined.contains(bytes), "seed {seed}: {} lost", path.display());
     }
     for path in now.keys().filter(|p| !original.contains_key(*p)) {
         let name = path.file_name().unwrap().to_string_lossy();
         let declared = ["data", "logs", "logs/archive", "data/big.json", "logs/positions.json", ".env"];
-        let allowed = name.starts_with(".preflight-tmp-") || declared.iter().any(|d| Path::new(d) == path);
+        // SQLite's own journal beside the database is part of its transaction.
+        let journal = name.starts_with("app.db-");
+        let allowed = name.starts_with(".preflight-tmp-") || journal || declared.iter().any(|d| Path::new(d) == path);
         assert!(allowed, "seed {seed}: unexpected {}", path.display());
     }
 }
@@ -88,7 +146,7 @@ fn heal_killed_at_any_moment_loses_nothing_and_converges_after() {
         let original = t.app_snapshot();
         let manifest = t.join("preflight.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-            .args(["heal", "-q", "-m", manifest.to_str().unwrap()])
+            .args(["heal", "-q", "--allow-rebuild", "-m", manifest.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -97,12 +155,14 @@ fn heal_killed_at_any_moment_loses_nothing_and_converges_after() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         assert_nothing_lost(t.path(), &original, seed);
-        let second = t.run(&["heal"]);
+        assert_database_intact(t.path(), seed);
+        let second = t.run(&["heal", "--allow-rebuild"]);
         assert!(matches!(second.code, 0 | 2), "seed {seed}: second heal {}", second.all_output());
         let leftovers =
             t.app_snapshot().into_keys().filter(|p| p.to_string_lossy().contains(".preflight-tmp-")).count();
         assert_eq!(leftovers, 0, "seed {seed}: temporary files survived the second heal");
         let big: serde_json::Value = serde_json::from_str(&t.read("data/big.json")).unwrap();
         assert_eq!(big["open_positions"].as_array().map(Vec::len), Some(ROWS), "seed {seed}");
+        assert_database_intact(t.path(), seed);
     }
 }

@@ -389,7 +389,6 @@ mod init {
     }
 
     #[test]
-    #[ignore = "needs the database check"]
     fn heals_a_deleted_database_back() {
         let t = existing_app();
         assert_eq!(t.run(&["init"]).code, 0);

@@ -46,3 +46,15 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn schema_comparison_never_panics_on_mutated_ddl(at in 0usize..400, len in 0usize..12, with in "[(),;'\" a-zA-Z0-9_]{0,16}", flip in any::<bool>()) {
+        let live = "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT NOT NULL DEFAULT '', c REAL);\nCREATE INDEX t_b ON t(b);";
+        let desired = "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT NOT NULL DEFAULT '', c REAL, d TEXT UNIQUE);\nCREATE INDEX t_b ON t(b DESC) WHERE c > 0;\nCREATE VIEW v AS SELECT a, b FROM t;";
+        let (live, desired) = if flip { (mutate(live, at, len, &with), desired.to_string()) } else { (live.to_string(), mutate(desired, at, len, &with)) };
+        let _ = preflight::checks::compare_ddl(&live, &desired);
+    }
+}

@@ -14,10 +14,13 @@ mod jsonl;
 mod locks;
 mod pidfile;
 mod prune;
+mod sqlite;
 
 use std::path::Path;
 
 pub use env::parse as parse_env;
+#[doc(hidden)]
+pub use sqlite::compare_ddl;
 
 use crate::finding::{Findings, Severity};
 use crate::manifest::Manifest;
@@ -67,6 +70,7 @@ pub const REGISTRY: &[&dyn Check] = &[
     &files::FileCheck,
     &json_integrity::JsonSchemaCheck,
     &jsonl::JsonlCheck,
+    &sqlite::DatabaseCheck,
     &heartbeat::HeartbeatCheck,
     &locks::LockCheck,
     &pidfile::PidfileCheck,

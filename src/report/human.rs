@@ -76,7 +76,10 @@ fn plan_section(plan: &[super::PlanEntry], out: &mut dyn Write) -> io::Result<()
     for entry in plan {
         writeln!(out, "  {}  {DIM}{}{DIM:#}", entry.id, entry.action)?;
         for step in &entry.steps {
-            writeln!(out, "      {step}")?;
+            // SQL steps keep their own line breaks; each line gets the indent.
+            for line in step.lines() {
+                writeln!(out, "      {line}")?;
+            }
         }
     }
     Ok(())

@@ -89,7 +89,13 @@ mod tests {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = Pid::from_child(&child).unwrap();
         assert!(is_running(pid));
-        assert!(cmdline(pid).unwrap().contains("sleep 30"));
+        // Between fork and exec the child still shows the parent's command
+        // line: wait (boundedly) for the exec.
+        let execed = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            cmdline(pid).is_some_and(|c| c.contains("sleep 30"))
+        });
+        assert!(execed, "the child's command line is sleep's");
         assert!(start_time(pid).is_some());
         child.kill().unwrap();
         // Not reaped yet: a zombie, which is not running. The signal is
