@@ -28,6 +28,12 @@ default = { open_positions = [], closed_positions = [], meta = {} }
 [[file]]
 path = "logs/positions.json"
 default = { open_positions = [] }
+[[file]]
+path = "data/cut.json"
+default = { open_positions = [], closed_positions = [] }
+[[file]]
+path = "logs/events.jsonl"
+format = "jsonl"
 [[database]]
 path = "data/app.db"
 schema = "schema.sql"
@@ -41,7 +47,8 @@ const ROWS: usize = 50_000;
 
 /// A broken root whose heal takes long enough to be interrupted mid-way:
 /// a large JSON object missing keys, an `.env` missing template keys, a
-/// database of 100,000 rows whose table needs a rebuild.
+/// database of 100,000 rows whose table needs a rebuild, a JSON file cut
+/// short and NUL-padded, an event log with torn lines.
 fn seeded_root() -> TestDir {
     let t = TestDir::with_manifest(MANIFEST);
     t.write(".env.example", "A=1\nB=2\nC=3\n").write(".env", "A=secret\n");
@@ -49,6 +56,13 @@ fn seeded_root() -> TestDir {
     t.write("data/big.json", format!("{{\"open_positions\": [{}]}}\n", rows.join(",")));
     t.write("logs/positions.json", "{}");
     t.write("schema.sql", DDL);
+    // A write cut short and padded with NULs, and an event log with torn lines.
+    let cut = format!("{{\"open_positions\": [{}", rows[..ROWS / 2].join(","));
+    t.write("data/cut.json", [cut.as_bytes(), &[0u8; 4096][..]].concat());
+    let events: String = (0..ROWS)
+        .map(|i| if i % 1000 == 7 { format!("{{\"torn\": {i}\n") } else { format!("{{\"event\": {i}}}\n") })
+        .collect();
+    t.write("logs/events.jsonl", events + "{\"last\": ");
     std::fs::copy(old_database(), t.join("data/app.db")).unwrap();
     t
 }
@@ -128,7 +142,16 @@ fn assert_nothing_lost(root: &Path, original: &Snapshot, seed: u64) {
     }
     for path in now.keys().filter(|p| !original.contains_key(*p)) {
         let name = path.file_name().unwrap().to_string_lossy();
-        let declared = ["data", "logs", "logs/archive", "data/big.json", "logs/positions.json", ".env"];
+        let declared = [
+            "data",
+            "logs",
+            "logs/archive",
+            "data/big.json",
+            "logs/positions.json",
+            ".env",
+            "data/cut.json",
+            "logs/events.jsonl",
+        ];
         // SQLite's own journal beside the database is part of its transaction.
         let journal = name.starts_with("app.db-");
         let allowed = name.starts_with(".preflight-tmp-") || journal || declared.iter().any(|d| Path::new(d) == path);
@@ -163,6 +186,14 @@ fn heal_killed_at_any_moment_loses_nothing_and_converges_after() {
         assert_eq!(leftovers, 0, "seed {seed}: temporary files survived the second heal");
         let big: serde_json::Value = serde_json::from_str(&t.read("data/big.json")).unwrap();
         assert_eq!(big["open_positions"].as_array().map(Vec::len), Some(ROWS), "seed {seed}");
+        let cut: serde_json::Value = serde_json::from_str(&t.read("data/cut.json")).unwrap();
+        assert_eq!(
+            cut["open_positions"].as_array().map(Vec::len),
+            Some(ROWS / 2),
+            "seed {seed}: salvage kept every complete row"
+        );
+        let events = t.read("logs/events.jsonl");
+        assert_eq!(events.lines().count(), ROWS - ROWS / 1000, "seed {seed}: every valid event line kept");
         assert_database_intact(t.path(), seed);
     }
 }
