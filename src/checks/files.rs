@@ -42,26 +42,13 @@ fn id(spec: &FileSpec) -> String {
 fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id(spec), Area::Fs, critical, message);
-    let path = match fsutil::resolve(root, &spec.path) {
-        Ok(p) => p,
-        Err(e) => return out.push(problem(format!("{e}; it is left alone"))),
-    };
-    let meta = match fs::metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return out.push(problem("file is missing".into()).with_fix(write_default(spec, "write the default")));
+    let path = match regular_file(root, spec, critical, out) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            return out.push(problem("file is missing".into()).with_fix(write_default(spec, "write the default")))
         }
-        Err(e) => return out.push(problem(format!("cannot inspect the file: {e}"))),
+        Err(finding) => return out.push(finding),
     };
-    if !meta.is_file() {
-        // Never opened: a FIFO or a device could block or have side effects.
-        return out.push(problem("exists but is not a regular file; preflight will not replace it".into()));
-    }
-    if spec.writable {
-        if let Some(finding) = writable_finding(spec, &path, &meta, critical) {
-            out.push(finding);
-        }
-    }
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) => return out.push(problem(format!("cannot read the file: {e}"))),
@@ -70,6 +57,34 @@ fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
         Some(finding) => out.push(finding),
         None => out.pass(id(spec), Area::Fs),
     }
+}
+
+/// Resolves a declared file and settles what every format shares: a path
+/// refused by the root, anything but a regular file (never opened: a FIFO or
+/// a device could block), the owner's write bit (its finding is pushed).
+/// `Ok(None)` means the file is missing; `Err` is the finding to report.
+pub(super) fn regular_file(
+    root: &Path,
+    spec: &FileSpec,
+    critical: Severity,
+    out: &mut Findings,
+) -> Result<Option<std::path::PathBuf>, Finding> {
+    let problem = |message: String| Finding::new(id(spec), Area::Fs, critical, message);
+    let path = fsutil::resolve(root, &spec.path).map_err(|e| problem(format!("{e}; it is left alone")))?;
+    let meta = match fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(problem(format!("cannot inspect the file: {e}"))),
+    };
+    if !meta.is_file() {
+        return Err(problem("exists but is not a regular file; preflight will not replace it".into()));
+    }
+    if spec.writable {
+        if let Some(finding) = writable_finding(spec, &path, &meta, critical) {
+            out.push(finding);
+        }
+    }
+    Ok(Some(path))
 }
 
 /// The problem with the file's content, if any.
@@ -196,7 +211,7 @@ fn reserialize(actual: &Map<String, Value>, additions: &[(&String, &Value)]) -> 
 }
 
 /// A file the application must write but cannot.
-pub(super) fn writable_finding(spec: &FileSpec, path: &Path, meta: &Metadata, critical: Severity) -> Option<Finding> {
+fn writable_finding(spec: &FileSpec, path: &Path, meta: &Metadata, critical: Severity) -> Option<Finding> {
     let mode = fsutil::mode_of(meta);
     let id = format!("{}:mode", id(spec));
     if meta.uid() == fsutil::current_uid() {

@@ -3,11 +3,11 @@
 //! file is streamed in constant memory, whatever its size.
 //!
 //! Finding IDs: `file:<path>` (missing, not a regular file), `file:<path>:mode`
-//! (not writable, via the file check's `writable_finding`), `file:<path>:lines` (lines
+//! (not writable, via the file check's `regular_file`), `file:<path>:lines` (lines
 //! that do not parse; a warning), `file:<path>:schema` (violations; critical).
 
 use std::fs;
-use std::io::{BufWriter, ErrorKind};
+use std::io::BufWriter;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,6 @@ use anyhow::Context;
 use super::json_integrity::push_schema_result;
 use super::{files, severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Severity};
-use crate::fsutil;
 use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
 use crate::json::jsonl::{self, Status, Summary};
 use crate::json::schema::{Schema, Violations};
@@ -47,28 +46,16 @@ fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut F
     let id = format!("file:{}", spec.path.display());
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id.clone(), Area::Fs, critical, message);
-    let path = match fsutil::resolve(root, &spec.path) {
-        Ok(p) => p,
-        Err(e) => return out.push(problem(format!("{e}; it is left alone"))),
-    };
-    let meta = match fs::metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+    let path = match files::regular_file(root, spec, critical, out) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
             // An empty JSONL file is a valid one with no records.
             let op = Op::WriteFile { path: spec.path.clone(), contents: Vec::new(), mode: None, secret: false };
             let fix = Fix::new("create it empty", Phase::Files, vec![op]);
             return out.push(problem("file is missing".into()).with_fix(fix));
         }
-        Err(e) => return out.push(problem(format!("cannot inspect the file: {e}"))),
+        Err(finding) => return out.push(finding),
     };
-    if !meta.is_file() {
-        return out.push(problem("exists but is not a regular file; preflight will not replace it".into()));
-    }
-    if spec.writable {
-        if let Some(finding) = files::writable_finding(spec, &path, &meta, critical) {
-            out.push(finding);
-        }
-    }
     let result = fs::File::open(&path).and_then(|file| match schema {
         None => jsonl::check(file).map(|summary| (summary, None)),
         Some(schema) => check_with_schema(file, schema).map(|(summary, v)| (summary, Some(v))),
