@@ -148,9 +148,10 @@ impl CustomOp for RepairOp {
         bad_lines.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         kept.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
         let shown = quarantine_path.strip_prefix(ctx.root()).unwrap_or(&quarantine_path);
+        let kept_lines = summary.lines - summary.bad;
         Ok(format!(
-            "kept {} lines, moved {} bad ({}) to {}",
-            summary.lines - summary.bad,
+            "kept {kept_lines} line{}, moved {} bad ({}) to {}",
+            if kept_lines == 1 { "" } else { "s" },
             summary.bad,
             summary.bad_lines_text(),
             shown.display()
