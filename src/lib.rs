@@ -4,6 +4,8 @@
 //! The flow is manifest → checks → findings → (heal: plan, apply,
 //! validate again) → report. The library never prints; `report` renders.
 
+#![warn(clippy::print_stdout, clippy::print_stderr)] // only `report` writes, through a writer it is given
+
 pub mod checks;
 pub mod finding;
 pub mod fsutil;
