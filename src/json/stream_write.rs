@@ -22,7 +22,7 @@ pub struct AtomicWriter {
 impl AtomicWriter {
     /// Starts a replacement of `target` (whose folder must exist).
     pub fn create(target: &Path) -> io::Result<Self> {
-        let tmp = tempfile::Builder::new().prefix(".preflight-tmp-").tempfile_in(fsutil::parent_dir(target))?;
+        let tmp = tempfile::Builder::new().prefix(fsutil::TEMP_PREFIX).tempfile_in(fsutil::parent_dir(target))?;
         Ok(AtomicWriter { target: target.to_path_buf(), tmp: BufWriter::with_capacity(BUFFER, tmp) })
     }
 

@@ -40,7 +40,7 @@ impl CustomOp for CreateDatabase {
             std::fs::create_dir_all(ctx.resolve(parent)?)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let tmp = tempfile::Builder::new().prefix(".preflight-tmp-").suffix(".db").tempfile_in(&dir)?;
+        let tmp = tempfile::Builder::new().prefix(fsutil::TEMP_PREFIX).suffix(".db").tempfile_in(&dir)?;
         {
             let conn = Connection::open(tmp.path())?;
             conn.execute_batch("BEGIN IMMEDIATE")?;
