@@ -30,6 +30,19 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
 }
 
+/// A character device (the kernel's null device) at `path`: never opened
+/// for writing, never read as state. Creating one needs privileges; where
+/// that fails, a FIFO (the other special file preflight must not open)
+/// takes its place so the case still runs.
+fn device_node(path: &Path) {
+    let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string; makedev(1, 3) is /dev/null's number.
+    let made = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    if made != 0 {
+        mkfifo(path);
+    }
+}
+
 fn cases() -> Vec<Case> {
     let file = "[[file]]\npath = \"data/state.json\"\ndefault = { a = 1 }\n";
     let env = "[env]\ntemplate = \".env.example\"\n";
@@ -38,7 +51,7 @@ fn cases() -> Vec<Case> {
             "env with binary content",
             "[env]\n",
             |t| {
-                t.write(".env", b"A=1\n\xff\xfe\x00\x01");
+                t.write(".env", b"A=sk-live-binary\n\xff\xfe\x00\x01");
             },
             &[".env", "UTF-8"],
         ),
@@ -55,7 +68,7 @@ fn cases() -> Vec<Case> {
             "env syntax error",
             "[env]\n",
             |t| {
-                t.write(".env", "A=1\nB C D\n");
+                t.write(".env", "A=sk-live-syntax\nB C D\n");
             },
             &[".env", "line 2"],
         ),
@@ -153,6 +166,21 @@ fn cases() -> Vec<Case> {
             &["preflight.toml:250003:", "unknown field `bogus`"],
         ),
     ];
+    cases.push(case(
+        "device node at a file path",
+        file,
+        |t| {
+            t.mkdir("data");
+            device_node(&t.join("data/state.json"));
+        },
+        &["data/state.json", "not a regular file"],
+    ));
+    cases.push(case(
+        "device node at the env path",
+        "[env]\n",
+        |t| device_node(&t.join(".env")),
+        &[".env", "not a regular file"],
+    ));
     cases.extend(database_cases());
     for (name, manifest, needle) in MANIFEST_CASES {
         cases.push(Case { name, manifest: manifest.to_string(), setup: nothing, expect: needle });

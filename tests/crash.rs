@@ -51,7 +51,7 @@ const ROWS: usize = 50_000;
 /// short and NUL-padded, an event log with torn lines.
 fn seeded_root() -> TestDir {
     let t = TestDir::with_manifest(MANIFEST);
-    t.write(".env.example", "A=1\nB=2\nC=3\n").write(".env", "A=secret\n");
+    t.write(".env.example", "A=1\nB=2\nC=3\n").write(".env", "A=sk-live-crash\n");
     let rows: Vec<String> = (0..ROWS).map(|i| format!("{{\"symbol\":\"S{i}\",\"qty\":{i}.5}}")).collect();
     t.write("data/big.json", format!("{{\"open_positions\": [{}]}}\n", rows.join(",")));
     t.write("logs/positions.json", "{}");

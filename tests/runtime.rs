@@ -660,6 +660,11 @@ mod cli {
         let manifest = fs::read_to_string(example.join("preflight.toml")).unwrap();
         let root = Root::new();
         root.write("preflight.toml", &manifest);
+        for schema in fs::read_dir(example.join("schemas")).unwrap() {
+            let schema = schema.unwrap();
+            let name = format!("schemas/{}", schema.file_name().to_string_lossy());
+            root.write(&name, &fs::read_to_string(schema.path()).unwrap());
+        }
         let run = root.t.run(&["heal", "--no-commands", "--fs-only", "--only", "heartbeat:", "--only", "lock:"]);
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert!(root.exists("state/heartbeats/engine"));

@@ -26,7 +26,7 @@ default = { open_positions = [] }
 #[test]
 fn concurrent_heals_apply_each_fix_exactly_once() {
     let t = TestDir::with_manifest(MANIFEST);
-    t.write(".env.example", "A=1\n").write("logs/positions.json", "{\"x\": 1}");
+    t.write(".env.example", "A=sk-live-concurrent\n").write("logs/positions.json", "{\"x\": 1}");
     let manifest = t.join("preflight.toml");
     let children: Vec<_> = (0..8)
         .map(|_| {
@@ -85,7 +85,9 @@ fn a_symlink_to_a_file_outside_is_not_written_through() {
 #[test]
 fn quarantine_and_history_are_private() {
     let t = TestDir::with_manifest(MANIFEST);
-    t.write(".env.example", "A=1\nB=2\n").write(".env", "A=secret\n").write("logs/positions.json", "{}");
+    t.write(".env.example", "A=1\nB=sk-live-template\n")
+        .write(".env", "A=sk-live-secret\n")
+        .write("logs/positions.json", "{}");
     assert_eq!(t.run(&["heal"]).code, 0);
     assert_eq!(t.mode(".preflight"), 0o700);
     assert_eq!(t.mode(".preflight/quarantine"), 0o700);

@@ -125,6 +125,18 @@ pub fn snapshot(root: &Path, skip_state: bool) -> Snapshot {
         .collect()
 }
 
+/// Secrets planted in `.env` files by tests start with this. Every run of
+/// the binary in the whole suite is checked for it: output, and the history
+/// of the root it ran in.
+pub const SECRET_MARK: &str = "sk-live-";
+
+fn assert_no_secret(run: &Run, cwd: &Path) {
+    assert!(!run.stdout.contains(SECRET_MARK), "a planted secret reached stdout:\n{}", run.stdout);
+    assert!(!run.stderr.contains(SECRET_MARK), "a planted secret reached stderr:\n{}", run.stderr);
+    let history = fs::read_to_string(cwd.join(".preflight/history.jsonl")).unwrap_or_default();
+    assert!(!history.contains(SECRET_MARK), "a planted secret reached the history:\n{history}");
+}
+
 /// Runs the binary with `args` in `cwd`.
 pub fn run_preflight(args: &[&str], cwd: &Path) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_preflight"))
@@ -134,9 +146,11 @@ pub fn run_preflight(args: &[&str], cwd: &Path) -> Run {
         .env_remove("CLICOLOR_FORCE")
         .output()
         .expect("run preflight");
-    Run {
+    let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    };
+    assert_no_secret(&run, cwd);
+    run
 }
