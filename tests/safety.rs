@@ -119,3 +119,18 @@ fn temporary_files_of_an_interrupted_heal_are_swept_by_the_next() {
     assert!(!t.exists("logs/.preflight-tmp-Ab12Cd") && !t.exists(".preflight-tmp-Zz99"));
     assert!(t.exists("logs/.keep-me"));
 }
+
+#[test]
+fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
+    let outside = TestDir::new();
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\n").mkdir("logs");
+    let plan = t.run(&["heal", "--dry-run"]);
+    assert!(plan.stdout.contains("logs/positions.json"), "{}", plan.stdout);
+    // Between the look and the heal, the folder becomes a link out of the root.
+    std::fs::remove_dir(t.join("logs")).unwrap();
+    symlink(outside.path(), t.join("logs")).unwrap();
+    let run = t.run(&["heal"]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(common::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
+}
