@@ -90,17 +90,41 @@ pub fn read(root: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
-fn prune(file: &Path, keep_runs: usize) -> anyhow::Result<()> {
-    let text = fs::read_to_string(file)?;
-    let mut runs: Vec<&str> = Vec::new();
-    let mut seen = HashSet::new();
-    let lines: Vec<(&str, Option<String>)> = text
-        .lines()
+/// Replaces the lines of `run` with `entries`: a run's actions are
+/// appended one by one as they finish (so a killed heal still leaves its
+/// trace) and rewritten once complete, with what only the end can know.
+pub fn rewrite_run(root: &Path, run: &str, entries: &[Entry]) -> anyhow::Result<()> {
+    let file = path(root);
+    let text = fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut out = String::new();
+    for (line, line_run) in runs_of(&text) {
+        if line_run.as_deref() != Some(run) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for entry in entries {
+        out.push_str(&serde_json::to_string(entry)?);
+        out.push('\n');
+    }
+    fsutil::atomic_write(&file, out.as_bytes(), Some(0o600)).with_context(|| format!("cannot write {}", file.display()))
+}
+
+/// Each line with the run it belongs to (`None` when it does not parse).
+fn runs_of(text: &str) -> Vec<(&str, Option<String>)> {
+    text.lines()
         .map(|l| {
             let run = serde_json::from_str::<Entry>(l).ok().map(|e| e.run);
             (l, run)
         })
-        .collect();
+        .collect()
+}
+
+fn prune(file: &Path, keep_runs: usize) -> anyhow::Result<()> {
+    let text = fs::read_to_string(file)?;
+    let mut runs: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    let lines = runs_of(&text);
     for (_, run) in &lines {
         if let Some(run) = run {
             if seen.insert(run.as_str()) {
@@ -136,6 +160,19 @@ mod tests {
             outcome: "done".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn rewrite_run_replaces_only_that_run() {
+        let root = tempfile::tempdir().unwrap();
+        append(root.path(), &[entry("r1")]).unwrap();
+        append(root.path(), &[entry("r2")]).unwrap();
+        let mut complete = entry("r2");
+        complete.detail = "with hashes".into();
+        rewrite_run(root.path(), "r2", &[complete.clone(), complete]).unwrap();
+        let entries = read(root.path()).unwrap();
+        let summary: Vec<(&str, &str)> = entries.iter().map(|e| (e.run.as_str(), e.detail.as_str())).collect();
+        assert_eq!(summary, [("r1", ""), ("r2", "with hashes"), ("r2", "with hashes")]);
     }
 
     #[test]

@@ -143,6 +143,9 @@ fn apply_plan(
             saved: ctx.take_saved(),
             ..Default::default()
         });
+        // Durable before the next action: a heal killed later still leaves
+        // a trace of what it did.
+        history::append(&manifest.root, &entries[entries.len() - 1..])?;
         changes.push(ctx.take_changes());
         actions.push(ActionRecord { id: finding.id.clone(), action: fix.action.clone(), outcome, detail });
     }
@@ -152,7 +155,9 @@ fn apply_plan(
     for (entry, change) in entries.iter_mut().zip(changes) {
         change.record(&manifest.root, entry).context("cannot record what heal changed")?;
     }
-    history::append(&manifest.root, &entries)?;
+    if !entries.is_empty() {
+        history::rewrite_run(&manifest.root, run_id, &entries)?;
+    }
     Ok(actions)
 }
 
