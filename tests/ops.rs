@@ -62,6 +62,16 @@ mod run {
     }
 
     #[test]
+    fn its_json_report_names_the_run_command_and_lists_the_actions() {
+        let t = TestDir::with_manifest(DIR_MANIFEST);
+        let run = launch(&t, &["--format", "json", "--", "true"]);
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        let doc: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+        assert_eq!(doc["command"], "run");
+        assert_eq!(doc["actions"][0]["action"], "create directory");
+    }
+
+    #[test]
     fn the_app_gets_sigpipe_with_its_default_action() {
         // Rust ignores SIGPIPE in its own processes; an ignored signal
         // would survive the exec and change how the app reacts to pipes.

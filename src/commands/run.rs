@@ -32,7 +32,7 @@ pub fn run(cli: &Cli, retry: Retry, cmd: &[OsString]) -> anyhow::Result<u8> {
     // change the disk and then fail.
     find_program(program)?;
     let result = heal_until_ready(cli, retry)?;
-    let report = Report::heal(&result, cli.strict);
+    let report = Report { command: "run", ..Report::heal(&result, cli.strict) };
     let mut err = anstream::stderr();
     let code = emit(&report, report_format(cli), &mut err)?;
     if code == 1 {

@@ -24,7 +24,7 @@ pub fn render(report: &Report, quiet: bool, out: &mut dyn Write) -> io::Result<(
         findings(report.findings, out)?;
         return plan_section(plan, out).and_then(|()| summary(report.findings, report, out));
     }
-    if report.command == "heal" && report.after.is_some() {
+    if report.healed && report.after.is_some() {
         findings(report.findings, out)?;
         actions(report, out)?;
         writeln!(out, "\n{HEADING}after heal{HEADING:#}")?;

@@ -19,7 +19,7 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     if let Some(plan) = &report.plan {
         doc["plan"] = json!(plan);
     }
-    if report.command == "heal" && report.plan.is_none() {
+    if report.healed {
         doc["actions"] = json!(report.actions);
         doc["after"] = findings(report.current());
     }

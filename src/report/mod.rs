@@ -32,12 +32,15 @@ pub struct Report<'a> {
     pub actions: &'a [ActionRecord],
     /// For heal: the findings after the fixes, when any ran.
     pub after: Option<&'a Findings>,
+    /// Fixes were applied (or could have been): the report has actions and
+    /// an after-state, even when both are empty.
+    pub healed: bool,
     pub strict: bool,
 }
 
 impl<'a> Report<'a> {
     pub fn validate(findings: &'a Findings, strict: bool) -> Self {
-        Report { command: "validate", findings, plan: None, actions: &[], after: None, strict }
+        Report { command: "validate", findings, plan: None, actions: &[], after: None, healed: false, strict }
     }
 
     pub fn dry_run(findings: &'a Findings, strict: bool) -> Self {
@@ -48,7 +51,7 @@ impl<'a> Report<'a> {
                 Some(PlanEntry { id: f.id.clone(), action: fix.action.clone(), steps: fix.describe() })
             })
             .collect();
-        Report { command: "heal", findings, plan: Some(plan), actions: &[], after: None, strict }
+        Report { command: "heal", findings, plan: Some(plan), actions: &[], after: None, healed: false, strict }
     }
 
     pub fn heal(result: &'a HealResult, strict: bool) -> Self {
@@ -58,6 +61,7 @@ impl<'a> Report<'a> {
             plan: None,
             actions: &result.actions,
             after: result.after.as_ref(),
+            healed: true,
             strict,
         }
     }
