@@ -28,6 +28,9 @@ pub fn render(report: &Report, quiet: bool, out: &mut dyn Write) -> io::Result<(
         findings(report.findings, out)?;
         actions(report, out)?;
         writeln!(out, "\n{HEADING}after heal{HEADING:#}")?;
+        if report.current().problems.is_empty() {
+            writeln!(out, "  nothing left to fix")?;
+        }
         findings(report.current(), out)?;
     } else {
         findings(report.findings, out)?;
@@ -87,13 +90,15 @@ fn plan_section(plan: &[super::PlanEntry], out: &mut dyn Write) -> io::Result<()
 
 fn actions(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{HEADING}heal{HEADING:#}")?;
+    let width = report.actions.iter().map(|a| a.id.chars().count()).max().unwrap_or(0).min(48);
     for action in report.actions {
         let (style, word) = match action.outcome {
             Outcome::Done => (OK, "done  "),
             Outcome::Failed => (CRITICAL, "failed"),
         };
         let detail = if action.detail.is_empty() { String::new() } else { format!(": {}", action.detail) };
-        writeln!(out, "  {style}{word}{style:#}  {}  {}{detail}", action.id, action.action)?;
+        let id = &action.id;
+        writeln!(out, "  {style}{word}{style:#}  {id:<width$}  {}{detail}", action.action)?;
     }
     Ok(())
 }
