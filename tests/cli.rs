@@ -275,6 +275,17 @@ default = { a = 1 }
     }
 
     #[test]
+    fn only_does_not_run_checks_it_cannot_select() {
+        let t = TestDir::with_manifest(
+            "version = 1\n[[dir]]\npath = \"data\"\n[[command]]\nname = \"marker\"\nrun = \"touch ran\"\n",
+        );
+        assert_eq!(t.run(&["validate", "--only", "dir:"]).code, 1);
+        assert!(!t.exists("ran"), "--only dir: must not start the command check");
+        t.run(&["validate"]);
+        assert!(t.exists("ran"), "without --only the command runs");
+    }
+
+    #[test]
     fn db_only_skips_file_checks_and_fs_only_keeps_them() {
         let t = broken();
         let before = t.snapshot();

@@ -32,6 +32,10 @@ impl Check for CommandCheck {
         "command"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "command:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::System
     }

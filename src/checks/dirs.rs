@@ -16,6 +16,10 @@ impl Check for DirCheck {
         "dir"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "dir:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

@@ -16,6 +16,10 @@ impl Check for DiskCheck {
         "disk"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "disk"
+    }
+
     fn scope(&self) -> Scope {
         Scope::System
     }

@@ -20,6 +20,10 @@ impl Check for EnvCheck {
         "env"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "env:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

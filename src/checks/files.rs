@@ -23,6 +23,10 @@ impl Check for FileCheck {
         "file"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "file:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

@@ -22,6 +22,10 @@ impl Check for HeartbeatCheck {
         "heartbeat"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "heartbeat:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

@@ -133,6 +133,10 @@ impl Check for JsonSchemaCheck {
         "file.schema"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "file:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

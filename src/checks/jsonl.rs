@@ -29,6 +29,10 @@ impl Check for JsonlCheck {
         "file.jsonl"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "file:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

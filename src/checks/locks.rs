@@ -31,6 +31,10 @@ impl Check for LockCheck {
         "lock"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "lock:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

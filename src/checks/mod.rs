@@ -56,6 +56,9 @@ pub struct CheckCtx<'a> {
 pub trait Check: Sync {
     /// The manifest section it reads, e.g. `dir`.
     fn name(&self) -> &'static str;
+    /// What every finding ID of this check starts with, e.g. `dir:`: checks
+    /// that `--only` cannot select are not run at all.
+    fn id_prefix(&self) -> &'static str;
     fn scope(&self) -> Scope;
     /// Inspects the disk and pushes findings (and passes) into `out`.
     /// An `Err` means the check could not run at all (for example, a schema
@@ -97,6 +100,11 @@ impl Selection {
         }
     }
 
+    /// Whether some ID starting with `prefix` could be selected by `--only`.
+    fn may_select(&self, prefix: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o.starts_with(prefix) || prefix.starts_with(o.as_str()))
+    }
+
     /// An ID is selected when it equals an `--only` value or starts with it.
     pub fn includes_id(&self, id: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|p| id.starts_with(p.as_str()))
@@ -107,7 +115,8 @@ impl Selection {
 pub fn run_all(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<Findings> {
     let ctx = CheckCtx { manifest, root: &manifest.root, options };
     let mut out = Findings::default();
-    for check in REGISTRY.iter().filter(|c| selection.includes_scope(c.scope())) {
+    let selected = |c: &&&dyn Check| selection.includes_scope(c.scope()) && selection.may_select(c.id_prefix());
+    for check in REGISTRY.iter().filter(selected) {
         check.run(&ctx, &mut out)?;
     }
     out.retain_ids(|id| selection.includes_id(id));
@@ -117,4 +126,30 @@ pub fn run_all(manifest: &Manifest, options: &CheckOptions, selection: &Selectio
 /// The manifest's severity override, else the default.
 pub fn severity(declared: Option<Severity>, default: Severity) -> Severity {
     declared.unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(values: &[&str]) -> Selection {
+        Selection { only: values.iter().map(|v| v.to_string()).collect(), ..Selection::default() }
+    }
+
+    #[test]
+    fn only_skips_checks_whose_ids_it_cannot_select() {
+        assert!(only(&[]).may_select("command:"));
+        assert!(only(&["dir:data"]).may_select("dir:"));
+        assert!(!only(&["dir:data"]).may_select("command:"));
+        assert!(only(&["d"]).may_select("db:") && only(&["d"]).may_select("disk"));
+        assert!(only(&["disk"]).may_select("disk"));
+        assert!(!only(&["file:a", "env:B"]).may_select("db:"));
+    }
+
+    #[test]
+    fn every_check_declares_a_distinct_kind_of_id() {
+        for check in REGISTRY {
+            assert!(!check.id_prefix().is_empty(), "{}", check.name());
+        }
+    }
 }

@@ -25,6 +25,10 @@ impl Check for PidfileCheck {
         "pidfile"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "pidfile:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

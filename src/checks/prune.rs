@@ -29,6 +29,10 @@ impl Check for PruneCheck {
         "prune"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "prune:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }

@@ -50,6 +50,10 @@ impl Check for DatabaseCheck {
         "database"
     }
 
+    fn id_prefix(&self) -> &'static str {
+        "db:"
+    }
+
     fn scope(&self) -> Scope {
         Scope::Database
     }
