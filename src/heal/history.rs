@@ -61,6 +61,13 @@ pub fn append(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
+    append_unpruned(root, entries)?;
+    prune(&path(root), max_runs())
+}
+
+/// Appends without pruning: for the actions of a run in progress, which
+/// `rewrite_run` completes (and prunes) when the run ends.
+pub fn append_unpruned(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
     let file = path(root);
     fsutil::create_private_dir(fsutil::parent_dir(&file))?;
     let mut text = String::new();
@@ -76,7 +83,7 @@ pub fn append(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", file.display()))?;
     out.write_all(text.as_bytes())?;
     out.sync_all()?;
-    prune(&file, max_runs())
+    Ok(())
 }
 
 /// Every readable entry, oldest first. Lines that do not parse are skipped.
@@ -107,7 +114,9 @@ pub fn rewrite_run(root: &Path, run: &str, entries: &[Entry]) -> anyhow::Result<
         out.push_str(&serde_json::to_string(entry)?);
         out.push('\n');
     }
-    fsutil::atomic_write(&file, out.as_bytes(), Some(0o600)).with_context(|| format!("cannot write {}", file.display()))
+    fsutil::atomic_write(&file, out.as_bytes(), Some(0o600))
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    prune(&file, max_runs())
 }
 
 /// Each line with the run it belongs to (`None` when it does not parse).

@@ -145,7 +145,7 @@ fn apply_plan(
         });
         // Durable before the next action: a heal killed later still leaves
         // a trace of what it did.
-        history::append(&manifest.root, &entries[entries.len() - 1..])?;
+        history::append_unpruned(&manifest.root, &entries[entries.len() - 1..])?;
         changes.push(ctx.take_changes());
         actions.push(ActionRecord { id: finding.id.clone(), action: fix.action.clone(), outcome, detail });
     }
