@@ -21,6 +21,7 @@ use std::path::Path;
 pub use env::parse as parse_env;
 #[doc(hidden)]
 pub use sqlite::compare_ddl;
+pub use sqlite::has_sqlite_header;
 
 use crate::finding::{Findings, Severity};
 use crate::manifest::Manifest;

@@ -4,7 +4,6 @@
 //! why.
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -109,7 +108,8 @@ fn scan_env(root: &Path, notes: &mut Vec<String>) -> Option<EnvFound> {
         return Some(env);
     };
     env.env_exists = true;
-    let pairs: Vec<(String, String)> = dotenvy::from_read_iter(text.as_bytes()).filter_map(Result::ok).collect();
+    // A .env that does not parse counts as holding none of the keys.
+    let pairs = preflight::checks::parse_env(&text).unwrap_or_default();
     for key in &env.template_keys {
         match pairs.iter().rev().find(|(k, _)| k == key) {
             Some((_, value)) if !value.trim().is_empty() => env.set_keys.push(key.clone()),
@@ -122,9 +122,8 @@ fn scan_env(root: &Path, notes: &mut Vec<String>) -> Option<EnvFound> {
 
 /// The keys of an env file, in order, without their values.
 fn env_keys(text: &str) -> Option<Vec<String>> {
-    let mut keys = Vec::new();
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        let (key, _) = item.ok()?;
+    let mut keys: Vec<String> = Vec::new();
+    for (key, _) in preflight::checks::parse_env(text).ok()? {
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -137,8 +136,7 @@ fn is_sqlite_name(name: &str) -> bool {
 }
 
 fn has_sqlite_header(path: &Path) -> bool {
-    let mut header = [0u8; 16];
-    fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)).is_ok() && &header == b"SQLite format 3\0"
+    preflight::checks::has_sqlite_header(path).unwrap_or(false)
 }
 
 fn scan_database(path: &Path, rel: PathBuf) -> anyhow::Result<DbFound> {

@@ -41,6 +41,7 @@ use live::Live;
 use plan::{Step, StepKind};
 
 pub use fuzzing::compare_ddl;
+pub use live::has_sqlite_header;
 
 /// The `[[database]]` check.
 pub struct DatabaseCheck;
