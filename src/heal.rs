@@ -11,7 +11,7 @@ use crate::finding::{Finding, Findings};
 use crate::fsutil;
 use crate::manifest::Manifest;
 use crate::safety::lock::{self, LOCK_WAIT};
-use crate::safety::{atomic, history, ApplyCtx, Outcome};
+use crate::safety::{atomic, history, precondition, ApplyCtx, Outcome};
 
 /// What happened to one planned fix.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -101,9 +101,10 @@ fn apply_plan(
     let mut ctx = ApplyCtx::new(&manifest.root, run_id);
     let mut actions = Vec::new();
     let mut entries = Vec::new();
-    let mut changes = Vec::new();
     for finding in plan(findings).into_iter().filter(|f| allow(f)) {
         let fix = finding.fix.as_ref().expect("planned findings have a fix");
+        // From here on, what undoes each act is in the history before it.
+        ctx.begin(&finding.id, &fix.action)?;
         let result = fix.ops.iter().try_fold(Vec::new(), |mut details, op| {
             let detail = ctx.apply(op)?;
             details.push(detail);
@@ -111,31 +112,37 @@ fn apply_plan(
         });
         let (outcome, detail) = match result {
             Ok(details) => (Outcome::Done, details.join("; ")),
+            Err(e) if precondition::is_skip(&e) => (Outcome::Skipped, format!("{e:#}")),
             Err(e) => (Outcome::Failed, format!("{e:#}")),
         };
-        entries.push(history::Entry {
+        let mut entry = history::Entry {
             run: run_id.to_string(),
             time: now(),
             id: finding.id.clone(),
             action: fix.action.clone(),
             outcome,
             detail: detail.clone(),
-            saved: ctx.take_saved(),
             ..Default::default()
-        });
+        };
+        if outcome == Outcome::Skipped {
+            // Nothing changed: the copies it made are not kept.
+            ctx.discard();
+        } else {
+            entry.saved = ctx.take_saved();
+            // Hashed as the action left each path: rollback compares the
+            // disk with the state the last action on a path left.
+            let changes = ctx.take_changes();
+            entry.set_undo(changes.records(&manifest.root).context("cannot record what heal changed")?);
+        }
         // Durable before the next action: a heal killed later still leaves
-        // a trace of what it did.
-        history::append_unpruned(&manifest.root, &entries[entries.len() - 1..])?;
-        changes.push(ctx.take_changes());
+        // what undoes this one.
+        history::append_unpruned(&manifest.root, std::slice::from_ref(&entry))?;
+        entries.push(entry);
         actions.push(ActionRecord { id: finding.id.clone(), action: fix.action.clone(), outcome, detail });
     }
-    // Hashes are taken once every action has run: a later action may
-    // change a file an earlier one wrote, and rollback compares the disk
-    // with the state the run left.
-    for (entry, change) in entries.iter_mut().zip(changes) {
-        entry.set_undo(change.records(&manifest.root).context("cannot record what heal changed")?);
-    }
     if !entries.is_empty() {
+        // The run is complete: its lines, write-ahead notes included, give
+        // way to one entry per action.
         history::rewrite_run(&manifest.root, run_id, &entries)?;
     }
     Ok(actions)

@@ -7,10 +7,13 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
 use crate::manifest::EnvSpec;
+use crate::safety::precondition::{Expect, Seen};
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 pub struct EnvCheck;
@@ -100,6 +103,7 @@ fn missing_file(spec: &EnvSpec, id: &str, critical: Severity, template: Option<&
                 contents: t.text.clone().into_bytes(),
                 mode: Some(0o600),
                 secret: true,
+                expect: Expect::Absent,
             }],
         )),
         _ => finding,
@@ -230,7 +234,10 @@ impl CustomOp for AppendLine {
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
         let abs = ctx.resolve(&self.path)?;
-        let mut text = fs::read(&abs)?;
+        // Read now, not at check time: appends of one run compose. The
+        // write still goes ahead only if nothing changed it since this read.
+        let (mut text, seen) = Seen::read(&abs).with_context(|| format!("cannot read {}", self.path.display()))?;
+        let seen = seen.with_hash(&text);
         if parse(&String::from_utf8_lossy(&text)).is_ok_and(|e| e.iter().any(|(k, _)| *k == self.key)) {
             return Ok(format!("{} already present", self.key));
         }
@@ -239,7 +246,7 @@ impl CustomOp for AppendLine {
         }
         text.extend_from_slice(self.line.as_bytes());
         text.push(b'\n');
-        ctx.write_file(&self.path, &text, None)?;
+        ctx.write_file(&self.path, &text, None, &Expect::Unchanged(seen))?;
         Ok(format!("appended {}", self.key))
     }
 }

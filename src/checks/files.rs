@@ -14,6 +14,7 @@ use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
 use crate::manifest::{FileFormat, FileSpec};
+use crate::safety::precondition::{Expect, Seen};
 use crate::safety::{Fix, Op, Phase};
 
 pub struct FileCheck;
@@ -45,15 +46,16 @@ fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
     let path = match regular_file(root, spec, critical, out) {
         Ok(Some(path)) => path,
         Ok(None) => {
-            return out.push(problem("file is missing".into()).with_fix(write_default(spec, "write the default")))
+            let fix = write_default(spec, "write the default", Expect::Absent);
+            return out.push(problem("file is missing".into()).with_fix(fix));
         }
         Err(finding) => return out.push(finding),
     };
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
+    let (bytes, seen) = match Seen::read(&path) {
+        Ok(read) => read,
         Err(e) => return out.push(problem(format!("cannot read the file: {e}"))),
     };
-    match content_finding(spec, &bytes, critical) {
+    match content_finding(spec, &bytes, &seen, critical) {
         Some(finding) => out.push(finding),
         None => out.pass(id(spec), Area::Fs),
     }
@@ -87,20 +89,23 @@ pub(super) fn regular_file(
     Ok(Some(path))
 }
 
-/// The problem with the file's content, if any.
-fn content_finding(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Finding> {
+/// The problem with the file's content, if any. A fix writes only while
+/// the file is still what was read (`seen`, hashed here: the fix's content
+/// derives from these bytes).
+fn content_finding(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -> Option<Finding> {
     let problem = |message: &str| Finding::new(id(spec), Area::Fs, critical, message);
+    let unchanged = || Expect::Unchanged(seen.clone().with_hash(bytes));
     if spec.format == FileFormat::Text {
         let default_is_empty = spec.default.as_ref().and_then(Value::as_str).is_none_or(str::is_empty);
         return (bytes.is_empty() && !default_is_empty)
-            .then(|| problem("file is empty").with_fix(write_default(spec, "write the default")));
+            .then(|| problem("file is empty").with_fix(write_default(spec, "write the default", unchanged())));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Some(problem("file is empty").with_fix(write_default(spec, "write the default")));
+        return Some(problem("file is empty").with_fix(write_default(spec, "write the default", unchanged())));
     }
     // The strict scanner finds damage (and proposes the salvage) before
     // any allocation: a corrupt file is never parsed into a `Value`.
-    if let Some(finding) = super::json_integrity::damaged(spec, bytes, critical) {
+    if let Some(finding) = super::json_integrity::damaged(spec, bytes, seen, critical) {
         return Some(finding);
     }
     let Some(Value::Object(default)) = &spec.default else {
@@ -139,7 +144,13 @@ fn content_finding(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<
     let fix = Fix::new(
         format!("add missing key{}", if names.len() == 1 { "" } else { "s" }),
         Phase::Files,
-        vec![Op::WriteFile { path: spec.path.clone(), contents: merged.into_bytes(), mode: None, secret: false }],
+        vec![Op::WriteFile {
+            path: spec.path.clone(),
+            contents: merged.into_bytes(),
+            mode: None,
+            secret: false,
+            expect: unchanged(),
+        }],
     );
     Some(problem(&message).with_fix(fix))
 }
@@ -155,14 +166,15 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-fn write_default(spec: &FileSpec, action: &str) -> Fix {
+fn write_default(spec: &FileSpec, action: &str, expect: Expect) -> Fix {
     let contents = match (&spec.default, spec.format) {
         (Some(Value::String(s)), FileFormat::Text) => s.clone().into_bytes(),
         (None, FileFormat::Text) => Vec::new(),
         (Some(v), _) => pretty(v),
         (None, _) => b"{}\n".to_vec(),
     };
-    Fix::new(action, Phase::Files, vec![Op::WriteFile { path: spec.path.clone(), contents, mode: None, secret: false }])
+    let op = Op::WriteFile { path: spec.path.clone(), contents, mode: None, secret: false, expect };
+    Fix::new(action, Phase::Files, vec![op])
 }
 
 fn pretty(value: &Value) -> Vec<u8> {
@@ -245,6 +257,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn seen_of(bytes: &[u8]) -> Seen {
+        Seen { dev: 1, ino: 1, size: bytes.len() as u64, mtime: 0, sha256: None }
+    }
+
     fn additions(value: &Value) -> Vec<(&String, &Value)> {
         value.as_object().unwrap().iter().collect()
     }
@@ -277,16 +293,17 @@ mod tests {
             writable: true,
             severity: None,
         };
-        let finding = content_finding(&spec, br#"{"open_positions": [{"s": "X"}]}"#, Severity::Critical).unwrap();
+        let seen = seen_of(br#"{"open_positions": [{"s": "X"}]}"#);
+        let finding =
+            content_finding(&spec, br#"{"open_positions": [{"s": "X"}]}"#, &seen, Severity::Critical).unwrap();
         assert!(finding.message.contains("closed_positions"));
         let Some(Op::WriteFile { contents, .. }) = finding.fix.unwrap().ops.into_iter().next() else {
             panic!("write fix")
         };
         let merged: Value = serde_json::from_slice(&contents).unwrap();
         assert_eq!(merged, json!({"open_positions": [{"s": "X"}], "closed_positions": []}));
-        assert!(
-            content_finding(&spec, br#"{"open_positions": [], "closed_positions": []}"#, Severity::Critical).is_none()
-        );
+        let full = br#"{"open_positions": [], "closed_positions": []}"#;
+        assert!(content_finding(&spec, full, &seen_of(full), Severity::Critical).is_none());
     }
 
     #[test]
@@ -299,7 +316,7 @@ mod tests {
             writable: true,
             severity: None,
         };
-        let finding = content_finding(&spec, b"[1, 2]", Severity::Critical).unwrap();
+        let finding = content_finding(&spec, b"[1, 2]", &seen_of(b"[1, 2]"), Severity::Critical).unwrap();
         assert!(finding.fix.is_none());
         assert!(finding.message.contains("an array"));
     }

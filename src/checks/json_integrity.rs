@@ -18,13 +18,14 @@ use crate::json::scan::Kind as JsonKind;
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
 use crate::safety::atomic::AtomicWriter;
+use crate::safety::precondition::Seen;
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 /// The finding for a JSON file that the strict scanner finds damaged,
 /// with its salvage fix; `None` when the document is valid. It runs before
 /// any parse into a `Value`, so a corrupt file costs one pass over its
-/// bytes and no allocation per value.
-pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Finding> {
+/// bytes and no allocation per value. `seen`: the file as `bytes` were read.
+pub fn damaged(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -> Option<Finding> {
     let Outcome::Damaged(mut salvage) = salvage::salvage(bytes) else {
         return None;
     };
@@ -45,7 +46,7 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Find
         return Some(Finding::new(id, Area::Fs, critical, message));
     }
     message.push_str(&format!("; {}", salvage.effect()));
-    let op = SalvageOp { path: spec.path.clone(), default, plan: salvage };
+    let op = SalvageOp { path: spec.path.clone(), default, plan: salvage, seen: seen.clone().with_hash(bytes) };
     Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
         "salvage the valid prefix",
         Phase::Files,
@@ -85,12 +86,14 @@ fn kind_name(kind: Option<JsonKind>) -> &'static str {
 
 /// Quarantines the original byte for byte, then writes the salvaged and
 /// merged document atomically. The salvage is computed again from the
-/// quarantined copy, so what is written derives from exactly what is kept.
+/// quarantined copy, so what is written derives from exactly what is kept;
+/// and only while the file is still the one the check read.
 struct SalvageOp {
     path: PathBuf,
     default: Option<Value>,
     /// The salvage as the check saw it, for the plan.
     plan: Salvage,
+    seen: Seen,
 }
 
 impl CustomOp for SalvageOp {
@@ -103,7 +106,9 @@ impl CustomOp for SalvageOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be salvaged")?;
+        let target = ctx.resolve(&self.path)?;
+        // `None`: this run kept the original already; the file is unchanged since.
+        let copy = ctx.quarantine_checked(&self.path, &self.seen)?.unwrap_or_else(|| target.clone());
         let bytes = std::fs::read(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
         let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
             return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
@@ -111,13 +116,13 @@ impl CustomOp for SalvageOp {
         if !salvage.merge_default(self.default.as_ref()) {
             anyhow::bail!("the salvaged top level is not an object; the file is left alone");
         }
-        let target = ctx.resolve(&self.path)?;
         let mut writer =
             AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
         writer.write_all(&bytes[salvage.head.clone()])?;
         writer.write_all(&salvage.tail)?;
         writer.write_all(b"\n")?;
-        writer.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
+        let staged = writer.stage().with_context(|| format!("cannot write {}", self.path.display()))?;
+        ctx.commit_staged(&self.path, staged, &self.seen)?;
         let shown = copy.strip_prefix(ctx.root()).unwrap_or(&copy);
         Ok(format!("{}; original kept at {}", salvage.summary(), shown.display()))
     }

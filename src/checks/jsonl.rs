@@ -7,7 +7,7 @@
 //! that do not parse; a warning), `file:<path>:schema` (violations; critical).
 
 use std::fs;
-use std::io::BufWriter;
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,8 @@ use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::json::jsonl::{self, Status, Summary};
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
-use crate::safety::atomic::AtomicWriter;
+use crate::safety::live::Lines;
+use crate::safety::precondition::{Expect, Seen};
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 pub struct JsonlCheck;
@@ -50,7 +51,13 @@ fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut F
         Ok(Some(path)) => path,
         Ok(None) => {
             // An empty JSONL file is a valid one with no records.
-            let op = Op::WriteFile { path: spec.path.clone(), contents: Vec::new(), mode: None, secret: false };
+            let op = Op::WriteFile {
+                path: spec.path.clone(),
+                contents: Vec::new(),
+                mode: None,
+                secret: false,
+                expect: Expect::Absent,
+            };
             let fix = Fix::new("create it empty", Phase::Files, vec![op]);
             return out.push(problem("file is missing".into()).with_fix(fix));
         }
@@ -63,7 +70,7 @@ fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut F
     match result {
         Ok((summary, violations)) => {
             out.pass(id, Area::Fs);
-            push_lines_result(spec, &summary, out);
+            push_lines_result(spec, &path, &summary, out);
             if let Some(violations) = violations {
                 push_schema_result(spec, &violations, out);
             }
@@ -86,7 +93,7 @@ fn check_with_schema(file: fs::File, schema: &Schema) -> std::io::Result<(Summar
     Ok((summary, violations))
 }
 
-fn push_lines_result(spec: &FileSpec, summary: &Summary, out: &mut Findings) {
+fn push_lines_result(spec: &FileSpec, path: &Path, summary: &Summary, out: &mut Findings) {
     let id = Kind::Jsonl.id(format_args!("{}:lines", spec.path.display()));
     if summary.bad == 0 {
         return out.pass(id, Area::Fs);
@@ -96,9 +103,17 @@ fn push_lines_result(spec: &FileSpec, summary: &Summary, out: &mut Findings) {
         message.push_str("; the last line is torn (cut without its newline)");
     }
     let warning = severity(spec.severity, Severity::Warning);
-    let op = RepairOp { path: spec.path.clone(), bad: summary.bad, lines: summary.lines };
-    let fix = Fix::new("move bad lines to quarantine", Phase::Files, vec![Op::Custom(Box::new(op))]);
-    out.push(Finding::new(id, Area::Fs, warning, message).with_fix(fix));
+    let finding = Finding::new(id, Area::Fs, warning, message);
+    // What the repair may rewrite: the bytes read here (lines appended
+    // later are carried over as they are).
+    match Seen::prefix(path, summary.bytes) {
+        Ok(seen) => {
+            let op = RepairOp { path: spec.path.clone(), bad: summary.bad, lines: summary.lines, seen };
+            let fix = Fix::new("move bad lines to quarantine", Phase::Files, vec![Op::Custom(Box::new(op))]);
+            out.push(finding.with_fix(fix));
+        }
+        Err(_) => out.push(finding),
+    }
 }
 
 /// The quarantine file for a JSONL file's bad lines.
@@ -109,11 +124,14 @@ fn bad_lines_name(path: &Path) -> PathBuf {
 }
 
 /// Streams the file once: valid and blank lines to an atomic replacement,
-/// bad lines (with their numbers) to the run's quarantine.
+/// bad lines (with their numbers) to the run's quarantine; lines the
+/// application appends meanwhile are carried over (`ApplyCtx::rewrite_log`).
 struct RepairOp {
     path: PathBuf,
     bad: u64,
     lines: u64,
+    /// The file as the check read it.
+    seen: Seen,
 }
 
 impl CustomOp for RepairOp {
@@ -127,12 +145,6 @@ impl CustomOp for RepairOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        // The whole original is kept first (the safety rule, and what
-        // rollback restores); the repair reads that copy, so the bad-lines
-        // file and the new file derive from exactly the bytes kept.
-        let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be repaired")?;
-        let target = ctx.resolve(&self.path)?;
-        let input = fs::File::open(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
         let quarantine_path = ctx.quarantine_path(&bad_lines_name(&self.path))?;
         let quarantine = fs::OpenOptions::new()
             .write(true)
@@ -140,21 +152,44 @@ impl CustomOp for RepairOp {
             .mode(0o600)
             .open(&quarantine_path)
             .with_context(|| format!("cannot create {}", quarantine_path.display()))?;
-        let mut bad_lines = BufWriter::with_capacity(1 << 20, quarantine);
-        let mut kept =
-            AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
-        let summary = jsonl::repair(input, &mut kept, &mut bad_lines)?;
-        // The bad lines are durable before the file that lost them changes.
-        bad_lines.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        kept.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
+        let mut repair =
+            Repair { bad_lines: BufWriter::with_capacity(1 << 20, quarantine), summary: Summary::default() };
+        let carried = ctx.rewrite_log(&self.path, &self.seen, &mut repair)?;
+        let summary = repair.summary;
         let shown = quarantine_path.strip_prefix(ctx.root()).unwrap_or(&quarantine_path);
         let kept_lines = summary.lines - summary.bad;
-        Ok(format!(
+        let mut detail = format!(
             "kept {kept_lines} line{}, moved {} bad ({}) to {}",
             if kept_lines == 1 { "" } else { "s" },
             summary.bad,
             summary.bad_lines_text(),
             shown.display()
-        ))
+        );
+        let late = carried.before + carried.after;
+        if late > 0 {
+            detail.push_str(&format!("; {late} bytes appended during the repair carried over"));
+        }
+        Ok(detail)
+    }
+}
+
+/// The JSONL rules as a log rewrite: good lines kept, bad ones numbered
+/// in the quarantine file.
+struct Repair {
+    bad_lines: BufWriter<fs::File>,
+    summary: Summary,
+}
+
+impl Lines for Repair {
+    fn rewrite(&mut self, input: &mut dyn Read, _last: bool, mut kept: &mut dyn Write) -> io::Result<()> {
+        let before = self.summary.lines;
+        let part = jsonl::repair_after(input, before, &mut kept, &mut self.bad_lines)?;
+        self.summary.append(part, before);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.bad_lines.flush()?;
+        self.bad_lines.get_ref().sync_all()
     }
 }

@@ -58,7 +58,7 @@ pub struct Summary {
 impl Summary {
     /// Adds the counts of the lines that follow; `offset` is added to the
     /// other's line numbers when it numbered its lines from 1.
-    fn append(&mut self, other: Summary, offset: u64) {
+    pub fn append(&mut self, other: Summary, offset: u64) {
         self.lines += other.lines;
         self.bytes += other.bytes;
         self.bad += other.bad;
@@ -292,11 +292,22 @@ fn split_at_newlines(region: &[u8], n: usize) -> Vec<&[u8]> {
 /// classified on all cores; the good runs between bad lines are copied in
 /// single writes.
 pub fn repair<R: Read>(reader: R, kept: &mut impl Write, quarantine: &mut impl Write) -> io::Result<Summary> {
+    repair_after(reader, 0, kept, quarantine)
+}
+
+/// `repair` of lines that follow `lines_before` others: the numbers
+/// written to `quarantine` count those (the summary's do not).
+pub fn repair_after<R: Read>(
+    reader: R,
+    lines_before: u64,
+    kept: &mut impl Write,
+    quarantine: &mut impl Write,
+) -> io::Result<Summary> {
     for_each_part(reader, |part, before| {
         let mut pos = 0;
         for bad in &part.bad {
             kept.write_all(&part.bytes[pos..bad.range.start])?;
-            write!(quarantine, "{}\t", before + bad.number)?;
+            write!(quarantine, "{}\t", lines_before + before + bad.number)?;
             quarantine.write_all(&part.bytes[bad.range.clone()])?;
             quarantine.write_all(b"\n")?;
             pos = bad.range.end + usize::from(bad.terminated);

@@ -19,7 +19,7 @@ pub fn runs(runs: &[Run], json: bool, out: &mut dyn Write) -> io::Result<()> {
 /// Prints the statistics per finding ID.
 pub fn stats(stats: &BTreeMap<&str, Stat>, json: bool, out: &mut dyn Write) -> io::Result<()> {
     if json {
-        let rows: Vec<_> = stats.iter().map(|(id, s)| json!({"id": id, "found": s.found, "healed": s.healed, "failed": s.failed, "tripped": s.tripped, "last": s.last})).collect();
+        let rows: Vec<_> = stats.iter().map(|(id, s)| json!({"id": id, "found": s.found, "healed": s.healed, "failed": s.failed, "skipped": s.skipped, "tripped": s.tripped, "last": s.last})).collect();
         return writeln!(out, "{}", pretty(&json!({"version": 1, "stats": rows})));
     }
     print_stats(stats, out)
@@ -53,12 +53,13 @@ fn print_stats(stats: &BTreeMap<&str, Stat>, out: &mut dyn Write) -> io::Result<
         return Ok(());
     }
     let width = stats.keys().map(|k| k.chars().count()).max().unwrap_or(2).clamp(2, 48);
-    writeln!(out, "{:<width$}  found  healed  failed  tripped  last", "id")?;
+    writeln!(out, "{:<width$}  found  healed  failed  skipped  tripped  last", "id")?;
     let mut rows: Vec<_> = stats.iter().collect();
     // The recurring problems first.
     rows.sort_by(|a, b| b.1.found.cmp(&a.1.found).then(a.0.cmp(b.0)));
     for (id, s) in rows {
-        writeln!(out, "{id:<width$}  {:>5}  {:>6}  {:>6}  {:>7}  {}", s.found, s.healed, s.failed, s.tripped, s.last)?;
+        let (found, healed, failed, skipped, tripped) = (s.found, s.healed, s.failed, s.skipped, s.tripped);
+        writeln!(out, "{id:<width$}  {found:>5}  {healed:>6}  {failed:>6}  {skipped:>7}  {tripped:>7}  {}", s.last)?;
     }
     Ok(())
 }

@@ -93,9 +93,10 @@ fn actions(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let width = report.actions.iter().map(|a| a.id.chars().count()).max().unwrap_or(0).min(48);
     for action in report.actions {
         let (style, word) = match action.outcome {
-            Outcome::Done => (OK, "done  "),
-            Outcome::Failed => (CRITICAL, "failed"),
-            Outcome::Tripped | Outcome::Unknown => (WARNING, "held  "),
+            Outcome::Done => (OK, "done   "),
+            Outcome::Failed => (CRITICAL, "failed "),
+            Outcome::Skipped => (WARNING, "skipped"),
+            Outcome::Tripped | Outcome::Pending | Outcome::Unknown => (WARNING, "held   "),
         };
         let detail = if action.detail.is_empty() { String::new() } else { format!(": {}", action.detail) };
         let (id, detail) = (escape(&action.id), escape(&detail));
@@ -114,8 +115,13 @@ fn summary(findings: &Findings, report: &Report, out: &mut dyn Write) -> io::Res
         _ => CRITICAL,
     };
     let fixed = report.actions.iter().filter(|a| a.outcome == Outcome::Done).count();
-    let failed = report.actions.len() - fixed;
-    let healed = if report.actions.is_empty() { String::new() } else { format!("{fixed} fixed, {failed} failed; ") };
+    let skipped = report.actions.iter().filter(|a| a.outcome == Outcome::Skipped).count();
+    let failed = report.actions.len() - fixed - skipped;
+    let healed = match (report.actions.is_empty(), skipped) {
+        (true, _) => String::new(),
+        (false, 0) => format!("{fixed} fixed, {failed} failed; "),
+        (false, _) => format!("{fixed} fixed, {failed} failed, {skipped} skipped; "),
+    };
     let plural = if warning == 1 { "" } else { "s" };
     writeln!(out, "{style}{healed}{critical} critical, {warning} warning{plural}, {ok} ok{style:#}")
 }

@@ -15,10 +15,11 @@ pub fn render(result: &Rollback, json: bool, out: &mut dyn Write) -> io::Result<
         let doc = json!({
             "version": 1, "command": "rollback", "status": if code == 0 { "ok" } else { "critical" },
             "exit_code": code, "rollback_of": target, "run": result.run, "actions": result.done,
-            "refused": result.refused, "left_as_is": result.left,
+            "refused": result.refused, "left_as_is": result.left, "interrupted": result.interrupted,
         });
         return writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
+    let target = if result.interrupted { format!("{target} (interrupted heal)") } else { target.clone() };
     if !result.refused.is_empty() {
         writeln!(out, "rollback of run {target} refused, nothing was changed:")?;
         for reason in &result.refused {

@@ -1,38 +1,76 @@
 //! The applier: carries out operations under the safety rules. Every write
 //! is atomic, every replaced or removed original is copied to the run's
-//! quarantine first, and nothing outside the root is touched.
+//! quarantine first, nothing outside the root is touched, a file is
+//! replaced only if it is still what the check saw (`precondition`), and
+//! what undoes each act is in the history before it acts (`ahead`).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context;
 
+use super::ahead::Ahead;
 use super::atomic;
+use super::copy;
 use super::fix::Op;
-use super::journal::{Changes, Journal};
+use super::journal::{After, Changes, Journal, Undo};
 use super::layout::{self, Area};
+use super::precondition::{self, Expect, Skip};
 use crate::fsutil;
 
 /// What an operation may use while it runs. Custom operations must go
 /// through these helpers for anything they write.
 pub struct ApplyCtx<'a> {
-    root: &'a Path,
-    run_id: &'a str,
+    pub(super) root: &'a Path,
+    pub(super) run_id: &'a str,
     /// Backups and quarantined copies made by the current action, relative
     /// to the root, for the history.
-    saved: Vec<PathBuf>,
+    pub(super) saved: Vec<PathBuf>,
     /// Files already quarantined in this run: the first copy is the original.
-    quarantined: std::collections::HashSet<PathBuf>,
+    pub(super) quarantined: std::collections::HashSet<PathBuf>,
     /// What the run created and which originals it kept, for rollback.
-    journal: Journal,
+    pub(super) journal: Journal,
+    /// The action in progress, whose undo records are written ahead.
+    ahead: Ahead,
 }
 
 impl<'a> ApplyCtx<'a> {
     pub fn new(root: &'a Path, run_id: &'a str) -> Self {
-        ApplyCtx { root, run_id, saved: Vec::new(), quarantined: Default::default(), journal: Journal::default() }
+        ApplyCtx {
+            root,
+            run_id,
+            saved: Vec::new(),
+            quarantined: Default::default(),
+            journal: Journal::default(),
+            ahead: Ahead::default(),
+        }
+    }
+
+    /// Starts an action of a heal run: from now on, what undoes each act
+    /// is appended to the history before the act.
+    pub fn begin(&mut self, id: &str, action: &str) -> anyhow::Result<()> {
+        self.ahead.begin(self.root, self.run_id, id, action)
+    }
+
+    /// Writes ahead what undoes an act that will leave `rel` as `after`.
+    pub fn write_ahead(&mut self, rel: &Path, after: After) -> anyhow::Result<()> {
+        let undo = self.journal.ahead(rel, &after);
+        self.ahead.record(self.root, self.run_id, undo)
+    }
+
+    /// The action that just ran was skipped: it changed nothing, so the
+    /// copies it kept are removed and its records forgotten.
+    pub fn discard(&mut self) {
+        for rel in self.journal.discard() {
+            self.quarantined.remove(&rel);
+        }
+        for saved in self.take_saved() {
+            let _ = fs::remove_file(self.root.join(saved));
+        }
+        self.ahead.end();
     }
 
     pub fn root(&self) -> &Path {
@@ -54,6 +92,7 @@ impl<'a> ApplyCtx<'a> {
 
     /// What the action that just ran created and kept, for the history.
     pub fn take_changes(&mut self) -> Changes {
+        self.ahead.end();
         self.journal.take()
     }
 
@@ -63,62 +102,108 @@ impl<'a> ApplyCtx<'a> {
     }
 
     /// `.preflight/<area>/<run>/<rel>`, parents created private (0700).
-    fn private_path(&mut self, area: Area, rel: &Path) -> anyhow::Result<PathBuf> {
-        let relative = layout::saved_copy(area, self.run_id, rel);
-        let absolute = self.root.join(&relative);
+    /// Not listed as saved until `saved_copy` says it holds what it must.
+    pub(super) fn private_path(&mut self, area: Area, rel: &Path) -> anyhow::Result<PathBuf> {
+        let absolute = self.root.join(layout::saved_copy(area, self.run_id, rel));
         let parent = fsutil::parent_dir(&absolute);
         fsutil::create_private_dir(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-        self.saved.push(relative);
         Ok(absolute)
     }
 
-    /// Copies the file at `rel`, byte for byte, into the run's quarantine.
-    /// Returns the copy's path, or `None` when there was nothing to keep.
+    /// Lists a complete copy (absolute path) as saved by this action;
+    /// returns it relative to the root.
+    pub(super) fn saved_copy(&mut self, absolute: &Path) -> PathBuf {
+        let relative = absolute.strip_prefix(self.root).unwrap_or(absolute).to_path_buf();
+        self.saved.push(relative.clone());
+        relative
+    }
+
+    /// Copies the file at `rel`, byte for byte, into the run's quarantine,
+    /// and checks the copy once durable. Returns the copy's path, or
+    /// `None` when there was nothing to keep.
     pub fn quarantine(&mut self, rel: &Path) -> anyhow::Result<Option<PathBuf>> {
         if self.quarantined.contains(rel) {
             return Ok(None);
         }
-        let source = self.resolve(rel)?;
-        match fs::symlink_metadata(&source) {
-            Ok(meta) if meta.is_file() => {}
-            Ok(_) => anyhow::bail!("{} is not a regular file; it is left alone", rel.display()),
+        let source = match precondition::open_regular(&self.resolve(rel)?) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", rel.display())),
-        }
+            Err(e) => return Err(e).with_context(|| format!("cannot quarantine {}; it is left alone", rel.display())),
+        };
+        let meta = source.metadata()?;
         let target = self.private_path(Area::Quarantine, rel)?;
-        let copy = copy_private(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
-        self.quarantined.insert(rel.to_path_buf());
-        let saved = copy.strip_prefix(self.root).unwrap_or(&copy);
-        if let Ok(meta) = fs::symlink_metadata(&source) {
-            self.journal.kept(rel, saved, &meta);
-        }
+        let (copy, hash) =
+            copy::copy_file(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        self.keep(rel, &copy, &meta, hash);
         Ok(Some(copy))
+    }
+
+    /// Notes a verified copy of `rel`'s original (metadata `meta`).
+    pub(super) fn keep(&mut self, rel: &Path, copy: &Path, meta: &fs::Metadata, hash: String) {
+        self.quarantined.insert(rel.to_path_buf());
+        let saved = self.saved_copy(copy);
+        self.journal.kept(rel, &saved, meta, hash);
     }
 
     /// A path inside the run's quarantine for a new file, such as the bad
     /// lines of a JSONL file (`name` relative to the quarantine folder).
+    /// It is listed as saved by the action.
     pub fn quarantine_path(&mut self, name: &Path) -> anyhow::Result<PathBuf> {
-        self.private_path(Area::Quarantine, name)
+        let path = self.private_path(Area::Quarantine, name)?;
+        self.saved_copy(&path);
+        Ok(path)
     }
 
     /// A path inside the run's backup folder (`.preflight/backups/<run>/`).
-    /// The caller must write there a full SQLite online backup of the
-    /// database at `rel`: `rollback` restores it over `rel`.
+    /// The caller writes there a full SQLite online backup of the database
+    /// at `rel`, then calls `backup_saved` before changing the database.
     pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
-        let backup = self.private_path(Area::Backups, rel)?;
-        if let Ok(meta) = fs::symlink_metadata(self.resolve(rel)?) {
-            let saved = backup.strip_prefix(self.root).unwrap_or(&backup);
-            self.journal.kept(rel, saved, &meta);
-        }
-        Ok(backup)
+        self.private_path(Area::Backups, rel)
     }
 
-    /// Quarantines any original, then writes `contents` atomically.
-    pub fn write_file(&mut self, rel: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
-        self.quarantine(rel)?;
+    /// The backup at `backup` is complete and durable: it is recorded, and
+    /// written ahead as the undo of the change about to be made to `rel`
+    /// (whose result SQLite decides). `rollback` restores it over `rel`.
+    pub fn backup_saved(&mut self, rel: &Path, backup: &Path) -> anyhow::Result<()> {
+        let meta = fs::symlink_metadata(self.resolve(rel)?)?;
+        let hash = super::journal::sha256_file(backup)?;
+        let saved = self.saved_copy(backup);
+        self.journal.kept(rel, &saved, &meta, hash);
+        self.write_ahead(rel, After::Unknown)
+    }
+
+    /// Writes `contents` atomically where the check saw `expect`: a new
+    /// file only where there was none, a replacement (its original
+    /// quarantined first) only of the very file the check read.
+    pub fn write_file(
+        &mut self,
+        rel: &Path,
+        contents: &[u8],
+        mode: Option<u32>,
+        expect: &Expect,
+    ) -> anyhow::Result<()> {
         let path = self.resolve(rel)?;
-        create_parents(self.root, rel)?;
-        atomic::write(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))
+        let after = After::File(precondition::sha256(contents));
+        match expect {
+            Expect::Absent => {
+                if fs::symlink_metadata(&path).is_ok() {
+                    return Err(Skip::Changed("a file was created there".into()).into());
+                }
+                self.write_ahead(rel, after.clone())?;
+                self.make_parents(rel)?;
+                let staged = stage(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))?;
+                self.note_written(rel, &staged, &after)?;
+                staged.commit_new().map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists => Skip::Changed("a file was created there".into()).into(),
+                    _ => anyhow::Error::new(e).context(format!("cannot write {}", rel.display())),
+                })
+            }
+            Expect::Unchanged(seen) => {
+                self.quarantine_checked(rel, seen)?;
+                let staged = stage(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))?;
+                self.commit_checked(rel, staged, seen, after)
+            }
+        }
     }
 
     /// Puts the saved copy (relative to the root) back over `rel`
@@ -131,7 +216,7 @@ impl<'a> ApplyCtx<'a> {
         mtime: Option<SystemTime>,
     ) -> anyhow::Result<()> {
         let target = self.resolve(rel)?;
-        create_parents(self.root, rel)?;
+        self.make_parents(rel)?;
         let mut input =
             fs::File::open(self.root.join(saved)).with_context(|| format!("cannot read {}", saved.display()))?;
         let mut writer = atomic::AtomicWriter::create(&target)?.mode(Some(mode)).modified(mtime);
@@ -152,18 +237,45 @@ impl<'a> ApplyCtx<'a> {
         }
     }
 
+    /// Notes the hash of a staged replacement of `rel`, so the end of the
+    /// action need not read the file again.
+    pub(super) fn note_written(&self, rel: &Path, staged: &atomic::Staged, after: &After) -> io::Result<()> {
+        if let After::File(hash) = after {
+            self.journal.wrote(rel, &fs::metadata(staged.path())?, hash.clone());
+        }
+        Ok(())
+    }
+
+    /// Creates the missing parent folders of `rel`, checking each stays
+    /// inside, with their undo written ahead.
+    pub fn make_parents(&mut self, rel: &Path) -> anyhow::Result<()> {
+        let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        let abs = fsutil::resolve(self.root, parent)?;
+        if abs.is_dir() {
+            return Ok(());
+        }
+        self.resolve(parent)?;
+        self.write_ahead(parent, After::Folder)?;
+        fs::create_dir_all(&abs).with_context(|| format!("cannot create directory {}", parent.display()))
+    }
+
     /// Runs one operation.
     pub fn apply(&mut self, op: &Op) -> anyhow::Result<String> {
         match op {
             Op::CreateDir { path, mode } => self.create_dir(path, *mode),
-            Op::WriteFile { path, contents, mode, .. } => {
-                self.write_file(path, contents, *mode)?;
+            Op::WriteFile { path, contents, mode, expect, .. } => {
+                self.write_file(path, contents, *mode, expect)?;
                 Ok(format!("wrote {} bytes", contents.len()))
             }
             Op::SetMode { path, mode } => {
                 let abs = self.resolve(path)?;
                 if let Ok(meta) = fs::symlink_metadata(&abs) {
-                    self.journal.mode_changed(path, fsutil::mode_of(&meta), *mode);
+                    let from = fsutil::mode_of(&meta);
+                    self.journal.mode_changed(path, from, *mode);
+                    let change = super::journal::ModeChange { path: path.clone(), from, to: *mode };
+                    self.ahead.record(self.root, self.run_id, Undo { modes: vec![change], ..Undo::default() })?;
                 }
                 fs::set_permissions(&abs, fs::Permissions::from_mode(*mode))
                     .with_context(|| format!("cannot chmod {}", path.display()))?;
@@ -174,13 +286,17 @@ impl<'a> ApplyCtx<'a> {
                     self.quarantine(path)?;
                 }
                 let abs = self.resolve(path)?;
+                self.write_ahead(path, After::Removed)?;
                 fs::remove_file(&abs).with_context(|| format!("cannot remove {}", path.display()))?;
                 fsutil::sync_dir(fsutil::parent_dir(&abs))?;
                 Ok("removed".into())
             }
             Op::Touch { path } => {
                 let abs = self.resolve(path)?;
-                create_parents(self.root, path)?;
+                if fs::symlink_metadata(&abs).is_err() {
+                    self.write_ahead(path, After::File(precondition::sha256(b"")))?;
+                }
+                self.make_parents(path)?;
                 let file = fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -195,7 +311,8 @@ impl<'a> ApplyCtx<'a> {
 
     fn create_dir(&mut self, rel: &Path, mode: Option<u32>) -> anyhow::Result<String> {
         let abs = self.resolve(rel)?;
-        create_parents(self.root, rel)?;
+        self.write_ahead(rel, After::Folder)?;
+        self.make_parents(rel)?;
         match fs::create_dir(&abs) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && abs.is_dir() => {}
@@ -213,34 +330,9 @@ impl<'a> ApplyCtx<'a> {
     }
 }
 
-/// Creates the missing parent folders of `rel`, checking each stays inside.
-fn create_parents(root: &Path, rel: &Path) -> anyhow::Result<()> {
-    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    let abs = fsutil::resolve(root, parent)?;
-    fs::create_dir_all(&abs).with_context(|| format!("cannot create directory {}", parent.display()))
-}
-
-/// Copies a file so that only the owner can read the copy: originals may
-/// hold secrets. A name already taken in this run gets a numbered suffix.
-fn copy_private(source: &Path, target: &Path) -> io::Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut input = fs::File::open(source)?;
-    for attempt in 0.. {
-        let candidate = match attempt {
-            0 => target.to_path_buf(),
-            n => PathBuf::from(format!("{}.{n}", target.display())),
-        };
-        match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&candidate) {
-            Ok(mut output) => {
-                io::copy(&mut input, &mut output)?;
-                output.sync_all()?;
-                return Ok(candidate);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    unreachable!("the loop returns")
+/// Writes `contents` to a durable temporary file beside `path`.
+fn stage(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<atomic::Staged> {
+    let mut writer = atomic::AtomicWriter::create(path)?.mode(mode);
+    writer.write_all(contents)?;
+    writer.stage()
 }

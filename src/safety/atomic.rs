@@ -59,16 +59,19 @@ impl AtomicWriter {
 
     /// Makes the new content durable and renames it over the target.
     pub fn commit(self) -> io::Result<()> {
-        let (target, tmp) = self.finish()?;
-        tmp.persist(&target).map_err(|e| e.error)?;
-        fsutil::sync_dir(fsutil::parent_dir(&target))
+        self.stage()?.commit()
     }
 
     /// Like `commit`, but fails when the target exists: it is never replaced.
     pub fn commit_new(self) -> io::Result<()> {
+        self.stage()?.commit_new()
+    }
+
+    /// Makes the new content durable without putting it in place yet, so
+    /// the caller can check the target just before the rename.
+    pub fn stage(self) -> io::Result<Staged> {
         let (target, tmp) = self.finish()?;
-        tmp.persist_noclobber(&target).map_err(|e| e.error)?;
-        fsutil::sync_dir(fsutil::parent_dir(&target))
+        Ok(Staged { target, tmp })
     }
 
     fn finish(self) -> io::Result<(PathBuf, tempfile::NamedTempFile)> {
@@ -100,6 +103,38 @@ impl Write for AtomicWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         self.tmp.flush()
+    }
+}
+
+/// A replacement that is durable in its temporary file. Dropping it
+/// removes whatever that name holds.
+pub struct Staged {
+    target: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Staged {
+    /// The temporary file's path.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Renames it over the target.
+    pub fn commit(self) -> io::Result<()> {
+        let target = self.target;
+        self.tmp.persist(&target).map_err(|e| e.error)?;
+        fsutil::sync_dir(fsutil::parent_dir(&target))
+    }
+
+    /// Renames it into place, failing when the target exists.
+    pub fn commit_new(self) -> io::Result<()> {
+        let target = self.target;
+        self.tmp.persist_noclobber(&target).map_err(|e| e.error)?;
+        fsutil::sync_dir(fsutil::parent_dir(&target))
     }
 }
 

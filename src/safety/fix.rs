@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::apply::ApplyCtx;
+use super::precondition::Expect;
 
 /// When a fix runs relative to others: directories before the files inside
 /// them, files before databases, runtime clean-up last.
@@ -44,9 +45,10 @@ impl Fix {
 pub enum Op {
     /// Create a directory (and missing parents), then set `mode` on it.
     CreateDir { path: PathBuf, mode: Option<u32> },
-    /// Replace or create a file atomically. An existing original is copied to
-    /// the run's quarantine first. `secret` contents are never described.
-    WriteFile { path: PathBuf, contents: Vec<u8>, mode: Option<u32>, secret: bool },
+    /// Replace or create a file atomically, only if it is still what the
+    /// check saw (`expect`). An existing original is copied to the run's
+    /// quarantine first. `secret` contents are never described.
+    WriteFile { path: PathBuf, contents: Vec<u8>, mode: Option<u32>, secret: bool, expect: Expect },
     /// Change permission bits.
     SetMode { path: PathBuf, mode: u32 },
     /// Remove a file; with `quarantine`, a copy is kept first.
@@ -74,7 +76,7 @@ impl Op {
                 Some(m) => format!("mkdir {} (mode {:04o})", path.display(), m),
                 None => format!("mkdir {}", path.display()),
             }],
-            Op::WriteFile { path, contents, mode, secret } => {
+            Op::WriteFile { path, contents, mode, secret, .. } => {
                 let mut line = format!("write {} ({} bytes", path.display(), contents.len());
                 if let Some(m) = mode {
                     line.push_str(&format!(", mode {m:04o}"));

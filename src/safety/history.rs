@@ -33,8 +33,15 @@ pub enum Outcome {
     #[default]
     Done,
     Failed,
+    /// Not acted on, for a reason that is no failure: the file changed
+    /// since the check, or another process is writing it.
+    Skipped,
     /// `watch`'s circuit breaker held the fix back.
     Tripped,
+    /// Started and not finished yet: the entry holds undo records written
+    /// ahead of the act. A run's end replaces these; left over, they are
+    /// what an interrupted heal did (or was about to do).
+    Pending,
     /// An outcome this version does not know (a newer preflight wrote it).
     #[serde(other)]
     Unknown,
@@ -45,7 +52,9 @@ impl Outcome {
         match self {
             Outcome::Done => "done",
             Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
             Outcome::Tripped => "tripped",
+            Outcome::Pending => "pending",
             Outcome::Unknown => "unknown",
         }
     }
@@ -103,6 +112,13 @@ pub fn append(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
 /// Appends without pruning: for the actions of a run in progress, which
 /// `rewrite_run` completes (and prunes) when the run ends.
 pub fn append_unpruned(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
+    append_lines(root, entries, true)
+}
+
+/// Appends entries; `durable` waits until they are on disk (undo records
+/// written ahead of an act must be; a note that an action started can
+/// ride along with the next durable write).
+pub fn append_lines(root: &Path, entries: &[Entry], durable: bool) -> anyhow::Result<()> {
     let file = path(root);
     fsutil::create_private_dir(fsutil::parent_dir(&file))?;
     let mut text = String::new();
@@ -117,7 +133,9 @@ pub fn append_unpruned(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
         .open(&file)
         .with_context(|| format!("cannot write {}", file.display()))?;
     out.write_all(text.as_bytes())?;
-    out.sync_all()?;
+    if durable {
+        out.sync_data()?;
+    }
     Ok(())
 }
 
@@ -225,22 +243,25 @@ pub struct Stat {
     pub found: usize,
     pub healed: usize,
     pub failed: usize,
+    /// Times its fix was skipped (changed since the check, held open).
+    pub skipped: usize,
     /// Times `watch`'s circuit breaker stopped healing it.
     pub tripped: usize,
     pub last: String,
 }
 
-/// Per finding ID, rollbacks left out.
+/// Per finding ID, rollbacks and write-ahead notes left out.
 pub fn stats(entries: &[Entry]) -> BTreeMap<&str, Stat> {
     let mut stats: BTreeMap<&str, Stat> = BTreeMap::new();
-    for entry in entries.iter().filter(|e| e.rollback_of.is_none()) {
+    for entry in entries.iter().filter(|e| e.rollback_of.is_none() && e.outcome != Outcome::Pending) {
         let stat = stats.entry(entry.id.as_str()).or_default();
         stat.found += 1;
         match entry.outcome {
             Outcome::Done => stat.healed += 1,
             Outcome::Failed => stat.failed += 1,
+            Outcome::Skipped => stat.skipped += 1,
             Outcome::Tripped => stat.tripped += 1,
-            Outcome::Unknown => {}
+            Outcome::Pending | Outcome::Unknown => {}
         }
         stat.last.clone_from(&entry.time);
     }
@@ -313,7 +334,7 @@ mod tests {
             undo,
         ];
         let stats = stats(&entries);
-        assert_eq!(stats["a"], Stat { found: 3, healed: 1, failed: 1, tripped: 1, last: "r3".into() });
+        assert_eq!(stats["a"], Stat { found: 3, healed: 1, failed: 1, skipped: 0, tripped: 1, last: "r3".into() });
     }
 
     #[test]

@@ -1,19 +1,26 @@
 //! The safety floor every change to the disk goes through: the fix
 //! vocabulary (`fix`), the applier that carries fixes out under the rules
-//! (`apply`: confinement, quarantine, backups), the one atomic writer
-//! (`atomic`), what a run changed and how to undo it (`journal`, `history`,
-//! `rollback`), one heal at a time (`lock`), and the layout of the private
-//! folder (`layout`). It knows no check and no orchestrator.
+//! (`apply`: confinement, quarantine, backups; `replace`, `live`: only
+//! what the check saw, never under a live writer), the one atomic writer
+//! (`atomic`), what a run changed and how to undo it (`journal`, `ahead`,
+//! `history`, `rollback`), one heal at a time (`lock`), and the layout of
+//! the private folder (`layout`). It knows no check and no orchestrator.
 
+mod ahead;
 pub mod apply;
 pub mod atomic;
+mod copy;
 pub mod fix;
 pub mod history;
 pub mod journal;
 pub mod layout;
+pub mod live;
 pub mod lock;
+pub mod precondition;
 mod remove;
+mod replace;
 pub mod rollback;
+pub mod writers;
 
 pub use apply::ApplyCtx;
 pub use fix::{CustomOp, Fix, Op, Phase};

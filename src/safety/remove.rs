@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::apply::ApplyCtx;
 use super::fix::{CustomOp, Op};
+use super::precondition::Skip;
 use crate::runtime::content::{read_small, show};
 
 /// Removes `path` if its bytes are still `expected`.
@@ -32,7 +33,7 @@ impl CustomOp for RemoveIfUnchanged {
         let abs = ctx.resolve(&self.path)?;
         let now = read_small(&abs).with_context(|| format!("cannot read {}", self.path.display()))?;
         if now != self.expected {
-            bail!("{} changed since it was checked (now {}); left alone", self.path.display(), show(&now));
+            return Err(Skip::Changed(format!("it now holds {}", show(&now))).into());
         }
         ctx.apply(&Op::RemoveFile { path: self.path.clone(), quarantine: true })?;
         Ok(format!("removed; it held {}", show(&self.expected)))
@@ -66,7 +67,7 @@ mod tests {
         fs::write(root.path().join("a.lock"), b"456").unwrap();
         let mut ctx = ApplyCtx::new(root.path(), "r1");
         let err = op(b"123").apply(&mut ctx).unwrap_err();
-        assert!(err.to_string().contains("changed since"), "{err}");
+        assert!(err.to_string().contains("changed since check"), "{err}");
         assert!(root.path().join("a.lock").exists());
     }
 }

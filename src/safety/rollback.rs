@@ -4,6 +4,13 @@
 //! every path) and lists every reason to refuse; the steps only run when
 //! there is none, through the applier like any other change.
 //!
+//! A run that was interrupted (killed, or its machine lost power) left
+//! undo records written ahead of each act (`pending` entries): a path may
+//! then be in any state the run's acts were to leave it in, or still the
+//! original; anything else changed after the run. An act whose result was
+//! not known in advance (a database transaction) cannot be told from a
+//! later change: rollback says so and leaves that path alone.
+//!
 //! Database backups (SQLite online-backup copies under
 //! `.preflight/backups/<run>/`) are restored by an atomic file copy over
 //! the database, after removing its `-wal`, `-shm` and `-journal` files; a
@@ -11,7 +18,7 @@
 //! refused, as its content may have moved on without the main file
 //! changing. The application must be stopped while it runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,8 +27,8 @@ use anyhow::bail;
 
 use super::apply::ApplyCtx;
 use super::history::{self, Entry, Outcome, Replaced};
-use super::journal::hash_if_present;
-use super::{layout, lock};
+use super::journal::{hash_if_present, sha256_file};
+use super::{atomic, layout, lock};
 use crate::fsutil;
 
 /// What a rollback did, or why it did nothing.
@@ -37,6 +44,8 @@ pub struct Rollback {
     pub refused: Vec<String>,
     /// Actions of the run that kept nothing to undo them with.
     pub left: Vec<String>,
+    /// The run did not finish (its heal was killed or stopped).
+    pub interrupted: bool,
 }
 
 impl Rollback {
@@ -58,14 +67,17 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
     let target = pick_run(&entries, wanted)?;
     let of_run: Vec<&Entry> = entries.iter().filter(|e| e.run == target).collect();
     let plan = Plan::of(&of_run);
-    let left = of_run
-        .iter()
-        .filter(|e| e.outcome == Outcome::Done && e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty())
-        .map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action))
-        .collect();
+    let left = left_as_is(&of_run);
+    // Temporary files of writes the run did not finish are no one's data.
+    for folder in plan.folders() {
+        if let Ok(dir) = fsutil::resolve(root, folder) {
+            atomic::sweep_temp_files(&dir)?;
+        }
+    }
     let refused = plan.check(root);
+    let interrupted = plan.interrupted;
     if !refused.is_empty() {
-        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left });
+        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left, interrupted });
     }
     let mut ctx = ApplyCtx::new(root, run_id);
     let mut done = Vec::new();
@@ -86,7 +98,28 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
         });
     }
     history::append(root, &done)?;
-    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left })
+    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left, interrupted })
+}
+
+/// Actions that changed something and kept nothing to undo it with.
+fn left_as_is(entries: &[&Entry]) -> Vec<String> {
+    let unrecorded = |e: &Entry| e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty();
+    let finished: HashSet<&str> =
+        entries.iter().filter(|e| e.outcome != Outcome::Pending).map(|e| e.id.as_str()).collect();
+    let mut left = Vec::new();
+    for entry in entries {
+        let ids_of = |e: &&&Entry| e.id == entry.id;
+        if entry.outcome == Outcome::Done && unrecorded(entry) {
+            left.push(format!("{}: {} (nothing was kept to undo it)", entry.id, entry.action));
+        } else if entry.outcome == Outcome::Pending
+            && !finished.contains(entry.id.as_str())
+            && entries.iter().filter(ids_of).all(|e| unrecorded(e))
+            && !left.iter().any(|l: &String| l.starts_with(&format!("{}: ", entry.id)))
+        {
+            left.push(format!("{}: {} (interrupted; nothing was kept to undo it)", entry.id, entry.action));
+        }
+    }
+    left
 }
 
 /// The named run, or the newest run that is not a rollback and was not
@@ -115,58 +148,105 @@ fn pick_run(entries: &[Entry], wanted: Option<&str>) -> anyhow::Result<String> {
     Ok(wanted.to_string())
 }
 
-/// One change to undo, with the finding whose fix made it.
+/// One change to undo, with the finding whose fix made it, and the states
+/// the path may be in for the undo to go ahead (`None`: absent).
 #[derive(Debug)]
 pub enum Step {
-    Restore { id: String, original: Replaced },
-    SetMode { id: String, path: PathBuf, from: u32, to: u32 },
-    RemoveFile { id: String, path: PathBuf, sha256: String },
+    Restore { id: String, original: Replaced, states: States },
+    SetMode { id: String, path: PathBuf, from: u32, modes: Vec<u32> },
+    RemoveFile { id: String, path: PathBuf, states: States },
     RemoveDir { id: String, path: PathBuf },
+}
+
+/// The states a path may be in: what the run left (the last act on it),
+/// or for an interrupted run any state an act of it was to leave, and the
+/// original.
+#[derive(Debug, Default, Clone)]
+pub struct States {
+    pub hashes: Vec<Option<String>>,
+    /// The last act on it was written ahead without its result.
+    pub unsettled: bool,
 }
 
 /// The steps to undo one run, restores first, folders last (deepest first).
 #[derive(Debug, Default)]
 pub struct Plan {
     pub steps: Vec<Step>,
+    /// Some action of the run has only its write-ahead records.
+    pub interrupted: bool,
+}
+
+/// What the records of one path say, in the order they were written.
+#[derive(Default)]
+struct Records<'a> {
+    id: &'a str,
+    created: bool,
+    folder: bool,
+    original: Option<&'a Replaced>,
+    /// The state each act was to leave, and whether it was unsettled.
+    afters: Vec<(Option<&'a str>, bool)>,
 }
 
 impl Plan {
     /// Builds the plan from the run's entries. A path the run created is
     /// removed even if a later action of the same run also replaced it.
     pub fn of(entries: &[&Entry]) -> Plan {
-        let mut created: BTreeMap<&Path, (&str, Option<&str>)> = BTreeMap::new();
-        let mut originals: BTreeMap<&Path, (&str, &Replaced)> = BTreeMap::new();
-        let mut modes: BTreeMap<&Path, (&str, u32, u32)> = BTreeMap::new();
-        for entry in entries {
+        // An action's own entry supersedes what was written ahead of it.
+        let finished: HashSet<&str> =
+            entries.iter().filter(|e| e.outcome != Outcome::Pending).map(|e| e.id.as_str()).collect();
+        let interrupted = entries.iter().any(|e| e.outcome == Outcome::Pending && !finished.contains(e.id.as_str()));
+        let mut paths: BTreeMap<&Path, Records> = BTreeMap::new();
+        let mut modes: BTreeMap<&Path, (&str, u32, Vec<u32>)> = BTreeMap::new();
+        for entry in entries.iter().filter(|e| e.outcome != Outcome::Pending || !finished.contains(e.id.as_str())) {
             for m in &entry.modes {
                 // The first change knows the original mode, the last one the mode left.
-                modes.entry(&m.path).and_modify(|e| e.2 = m.to).or_insert((&entry.id, m.from, m.to));
+                let (_, _, left) = modes.entry(&m.path).or_insert((&entry.id, m.from, vec![m.from]));
+                left.push(m.to);
             }
             for c in &entry.created {
-                created.entry(&c.path).or_insert((&entry.id, c.sha256.as_deref()));
+                let records = paths.entry(&c.path).or_insert_with(|| Records { id: &entry.id, ..Records::default() });
+                if !records.created && records.original.is_none() {
+                    records.created = true;
+                    records.folder = c.sha256.is_none() && !c.unsettled;
+                }
+                records.afters.push((c.sha256.as_deref(), c.unsettled));
             }
             for r in &entry.replaced {
-                originals.entry(&r.path).or_insert((&entry.id, r));
+                let records = paths.entry(&r.path).or_insert_with(|| Records { id: &entry.id, ..Records::default() });
+                records.original.get_or_insert(r);
+                records.afters.push((r.sha256.as_deref(), r.unsettled));
             }
         }
-        let mut steps: Vec<Step> = originals
-            .into_iter()
-            .filter(|(path, _)| !created.contains_key(path))
-            .map(|(_, (id, r))| Step::Restore { id: id.into(), original: r.clone() })
-            .collect();
-        for (path, (id, from, to)) in modes.into_iter().filter(|(path, _)| !created.contains_key(path)) {
-            steps.push(Step::SetMode { id: id.into(), path: path.into(), from, to });
-        }
-        let mut dirs = Vec::new();
-        for (path, (id, sha256)) in created {
-            match sha256 {
-                Some(sha) => steps.push(Step::RemoveFile { id: id.into(), path: path.into(), sha256: sha.into() }),
-                None => dirs.push(Step::RemoveDir { id: id.into(), path: path.into() }),
+        let (mut restores, mut removals, mut dirs) = (Vec::new(), Vec::new(), Vec::new());
+        for (path, records) in &paths {
+            let id = records.id.to_string();
+            let states = records.states(interrupted);
+            match (records.created, records.original) {
+                (true, _) if records.folder => dirs.push(Step::RemoveDir { id, path: path.to_path_buf() }),
+                (true, _) => removals.push(Step::RemoveFile { id, path: path.to_path_buf(), states }),
+                (false, Some(original)) => restores.push(Step::Restore { id, original: original.clone(), states }),
+                (false, None) => {}
             }
         }
+        let mut steps = restores;
+        for (path, (id, from, left)) in
+            modes.into_iter().filter(|(path, _)| !paths.get(path).is_some_and(|r| r.created))
+        {
+            let modes = if interrupted { left } else { left.last().copied().into_iter().collect() };
+            steps.push(Step::SetMode { id: id.into(), path: path.into(), from, modes });
+        }
+        steps.extend(removals);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.path().components().count()));
         steps.extend(dirs);
-        Plan { steps }
+        Plan { steps, interrupted }
+    }
+
+    /// The folders of every path the plan touches.
+    pub fn folders(&self) -> Vec<&Path> {
+        let mut folders: Vec<&Path> = self.steps.iter().filter_map(|s| s.path().parent()).collect();
+        folders.sort_unstable();
+        folders.dedup();
+        folders
     }
 
     /// Every reason the disk no longer matches what the run left.
@@ -176,9 +256,9 @@ impl Plan {
         let mut reasons = Vec::new();
         for step in &self.steps {
             let result = match step {
-                Step::Restore { original, .. } => check_restore(root, original),
-                Step::SetMode { path, to, .. } => check_mode(root, path, *to),
-                Step::RemoveFile { path, sha256, .. } => check_created_file(root, path, sha256),
+                Step::Restore { original, states, .. } => check_restore(root, original, states),
+                Step::SetMode { path, modes, .. } => check_mode(root, path, modes),
+                Step::RemoveFile { path, states, .. } => check_created_file(root, path, states),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
             match result {
@@ -188,6 +268,24 @@ impl Plan {
             }
         }
         reasons
+    }
+}
+
+impl Records<'_> {
+    fn states(&self, interrupted: bool) -> States {
+        let unsettled = self.afters.last().is_some_and(|(_, unsettled)| *unsettled);
+        let mut settled = self.afters.iter().filter(|(_, unsettled)| !unsettled).map(|(h, _)| h.map(str::to_string));
+        let mut hashes: Vec<Option<String>> =
+            if interrupted { settled.collect() } else { settled.next_back().into_iter().collect() };
+        if interrupted {
+            // The act may not have happened: the path is still as it was.
+            match self.original {
+                None => hashes.push(None),
+                Some(r) if !layout::is_backup(&r.saved) => hashes.push(r.saved_sha256.clone()),
+                Some(_) => {}
+            }
+        }
+        States { hashes, unsettled }
     }
 }
 
@@ -236,15 +334,25 @@ fn is_database_backup(original: &Replaced) -> bool {
     layout::is_backup(&original.saved)
 }
 
-fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<String>> {
+fn check_restore(root: &Path, original: &Replaced, states: &States) -> anyhow::Result<Option<String>> {
     let now = hash_if_present(&fsutil::resolve(root, &original.path)?)?;
-    if now != original.sha256 {
-        let what = if original.sha256.is_none() { "was created again" } else { "changed" };
+    if !states.hashes.contains(&now) {
+        if states.unsettled {
+            return Ok(Some(format!(
+                "the heal was interrupted while changing it, and whether the change was made cannot be told from a \
+                 later write: left as it is; its copy from before the run is {}",
+                original.saved.display()
+            )));
+        }
+        let what = if states.hashes == [None] { "was created again" } else { "changed" };
         return Ok(Some(format!("{what} after the run; restoring its original would lose that")));
     }
     let saved = root.join(&original.saved);
     if !saved.is_file() {
         return Ok(Some(format!("the copy {} is gone", original.saved.display())));
+    }
+    if original.saved_sha256.as_ref().is_some_and(|h| sha256_file(&saved).ok().as_ref() != Some(h)) {
+        return Ok(Some(format!("the copy {} is not what was saved", original.saved.display())));
     }
     if is_database_backup(original) {
         let db = fsutil::resolve(root, &original.path)?;
@@ -259,19 +367,27 @@ fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<Stri
     Ok(None)
 }
 
-fn check_mode(root: &Path, path: &Path, left: u32) -> anyhow::Result<Option<String>> {
+fn check_mode(root: &Path, path: &Path, left: &[u32]) -> anyhow::Result<Option<String>> {
     let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
         Err(e) => return Err(e.into()),
     };
     let now = fsutil::mode_of(&meta);
-    Ok((now != left).then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
+    let shown: Vec<String> = left.iter().map(|m| format!("{m:04o}")).collect();
+    Ok((!left.contains(&now))
+        .then(|| format!("mode changed after the run (now {now:04o}, the run left {})", shown.join(" or "))))
 }
 
-fn check_created_file(root: &Path, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {
-    Ok(match hash_if_present(&fsutil::resolve(root, path)?)? {
-        Some(now) if now != sha256 => Some("changed after the run; it is not removed".into()),
+fn check_created_file(root: &Path, path: &Path, states: &States) -> anyhow::Result<Option<String>> {
+    let now = hash_if_present(&fsutil::resolve(root, path)?)?;
+    Ok(match now {
+        Some(_) if !states.hashes.contains(&now) => Some(if states.unsettled {
+            "the heal was interrupted while creating it: it cannot be told from a later write, so it is not removed"
+                .into()
+        } else {
+            "changed after the run; it is not removed".into()
+        }),
         _ => None,
     })
 }
@@ -329,8 +445,8 @@ mod tests {
 
     #[test]
     fn folders_are_removed_last_and_deepest_first() {
-        let dir = |p: &str| Created { path: p.into(), sha256: None };
-        let file = Created { path: "a/b/f".into(), sha256: Some("h".into()) };
+        let dir = |p: &str| Created { path: p.into(), sha256: None, unsettled: false };
+        let file = Created { path: "a/b/f".into(), sha256: Some("h".into()), unsettled: false };
         let e = entry(vec![dir("a/b"), file, dir("a")], vec![]);
         let plan = Plan::of(&[&e]);
         let paths: Vec<&Path> = plan.steps.iter().map(Step::path).collect();
@@ -341,7 +457,7 @@ mod tests {
     fn a_changed_file_is_a_reason_to_refuse() {
         let root = tempfile::tempdir().unwrap();
         fs::write(root.path().join("f"), b"later").unwrap();
-        let e = entry(vec![Created { path: "f".into(), sha256: Some("0".into()) }], vec![]);
+        let e = entry(vec![Created { path: "f".into(), sha256: Some("0".into()), unsettled: false }], vec![]);
         let reasons = Plan::of(&[&e]).check(root.path());
         assert_eq!(reasons.len(), 1);
         assert!(reasons[0].starts_with("f: changed after the run"), "{reasons:?}");

@@ -275,6 +275,8 @@ fn backup_into(ctx: &mut ApplyCtx, _writer: &Connection, path: &Path, db: &Path)
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
     std::fs::File::open(&target)?.sync_all()?;
+    // Only now, complete and durable, is it the undo of what follows.
+    ctx.backup_saved(db, &target)?;
     Ok(target)
 }
 

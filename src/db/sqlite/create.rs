@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use super::live::HealthCache;
 use crate::fsutil;
 use crate::safety::atomic::AtomicWriter;
+use crate::safety::journal::{sha256_file, After};
 use crate::safety::{ApplyCtx, CustomOp};
 
 /// Creates a missing database from the DDL: built in a temporary file next
@@ -38,10 +39,7 @@ impl CustomOp for CreateDatabase {
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
         let path = ctx.resolve(&self.db)?;
-        if let Some(parent) = self.db.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(ctx.resolve(parent)?)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
+        ctx.make_parents(&self.db)?;
         let writer = AtomicWriter::create(&path)?.mode(Some(0o666 & !fsutil::umask()));
         {
             let conn = Connection::open(writer.temp_path())?;
@@ -51,7 +49,9 @@ impl CustomOp for CreateDatabase {
             }
             conn.execute_batch("COMMIT")?;
         }
-        writer.commit_new().map_err(|e| anyhow!("cannot create {}: {e}", self.db.display()))?;
+        let staged = writer.stage()?;
+        ctx.write_ahead(&self.db, After::File(sha256_file(staged.path())?))?;
+        staged.commit_new().map_err(|e| anyhow!("cannot create {}: {e}", self.db.display()))?;
         self.cache.remember_path(&path);
         Ok(format!("created with {} statements", self.statements.len()))
     }

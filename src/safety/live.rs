@@ -1,0 +1,383 @@
+//! Rewriting a log (an append-only file such as JSONL) while the
+//! application may be appending to it. No appended line may be lost:
+//!
+//! 1. Nothing is done while another process holds the file open for
+//!    writing (`writers`); one that keeps it open is named in the skip.
+//! 2. The original is copied whole; the rewrite reads the copy. Lines
+//!    appended meanwhile are carried over from the old end offset, into
+//!    the copy and the rewrite, until the file stops growing and no one
+//!    holds it for writing; a file that keeps growing is left alone.
+//! 3. The rewrite is swapped in (`renameat2(RENAME_EXCHANGE)`), so the old
+//!    file keeps a name until heal lets it go.
+//! 4. A writer that opened the old file just before the swap may still
+//!    append to it: heal waits for such writers to close, then carries
+//!    those last lines over to the new file. A writer that does not close
+//!    gets the old file back (swapped again, with whatever was appended to
+//!    the new one meanwhile), and the action is skipped.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use super::apply::ApplyCtx;
+use super::atomic::{AtomicWriter, Staged, TEMP_PREFIX};
+use super::copy::Copy;
+use super::journal::After;
+use super::layout::Area;
+use super::precondition::{hex, open_regular, Seen, Skip};
+use super::replace::HOLD_WAIT;
+use super::writers;
+use crate::fsutil;
+
+/// How long heal keeps carrying lines of a file that keeps growing.
+const GROW_LIMIT: Duration = Duration::from_secs(5);
+
+/// Bytes read at a time when lines are carried over.
+const CHUNK: usize = 4 << 20;
+
+/// Turns lines of the log into what the rewritten log keeps.
+pub trait Lines {
+    /// Rewrites the lines read from `input`: whole lines, each ending in
+    /// `\n`, or with `last`, the file's final bytes, which may lack it.
+    fn rewrite(&mut self, input: &mut dyn Read, last: bool, kept: &mut dyn Write) -> io::Result<()>;
+    /// Makes what the rewrite set aside (bad lines) durable: called before
+    /// the file that held them changes.
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// Bytes appended to the log while it was rewritten, all carried over.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Carried {
+    /// Before the swap, into the rewrite.
+    pub before: u64,
+    /// After the swap, from the old file to the new one.
+    pub after: u64,
+}
+
+/// The old file as it is read: what is copied, and the incomplete last
+/// line not rewritten yet.
+struct Old<'a> {
+    file: &'a fs::File,
+    copy: Copy,
+    tail: Vec<u8>,
+}
+
+impl Old<'_> {
+    /// Copies what was appended since the last look, and rewrites its whole
+    /// lines. Returns the bytes carried.
+    fn carry(&mut self, lines: &mut dyn Lines, kept: &mut dyn Write) -> anyhow::Result<u64> {
+        let size = self.file.metadata()?.len();
+        let from = self.copy.len();
+        if size < from {
+            return Err(Skip::Changed("it shrank while it was rewritten".into()).into());
+        }
+        let mut buf = vec![0u8; CHUNK.min((size - from) as usize)];
+        while self.copy.len() < size {
+            let n = match self.file.read_at(&mut buf, self.copy.len()) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.copy.extend(&buf[..n])?;
+            self.tail.extend_from_slice(&buf[..n]);
+            if let Some(newline) = memchr::memrchr(b'\n', &self.tail) {
+                let whole: Vec<u8> = self.tail.drain(..=newline).collect();
+                lines.rewrite(&mut whole.as_slice(), false, kept)?;
+            }
+        }
+        Ok(self.copy.len() - from)
+    }
+
+    /// Rewrites the last bytes, the file being final for now.
+    fn finish(&mut self, lines: &mut dyn Lines, kept: &mut dyn Write) -> io::Result<()> {
+        let tail = std::mem::take(&mut self.tail);
+        if tail.is_empty() {
+            return Ok(());
+        }
+        lines.rewrite(&mut tail.as_slice(), true, kept)
+    }
+}
+
+/// A writer that hashes and counts what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl ApplyCtx<'_> {
+    /// Rewrites the log at `rel` through `lines`, carrying over every line
+    /// appended meanwhile (see the module comment). `seen` is what the
+    /// check read: the same file, its first `seen.size` bytes unchanged.
+    pub fn rewrite_log(&mut self, rel: &Path, seen: &Seen, lines: &mut dyn Lines) -> anyhow::Result<Carried> {
+        let path = self.resolve(rel)?;
+        let file = match open_regular(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Skip::Changed("removed".into()).into()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}; it is left alone", rel.display())),
+        };
+        let meta = file.metadata()?;
+        if let Some(why) = seen.shrunk_or_replaced(&meta) {
+            return Err(Skip::Changed(why).into());
+        }
+        writers::wait_until_closed(seen.dev, seen.ino, HOLD_WAIT).map_err(Skip::HeldOpen)?;
+        let target = self.private_path(Area::Quarantine, rel)?;
+        let copy =
+            Copy::create(&target, Some(seen.size)).with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        let copy_path = copy.path.clone();
+        let mut old = Old { file: &file, copy, tail: Vec::new() };
+        let result = self.rewrite_from(rel, &path, seen, &meta, &mut old, lines);
+        if result.is_err() && !self.saved.iter().any(|s| self.root.join(s) == copy_path) {
+            // Not kept (the rewrite stopped before the swap): not a copy of anything.
+            let _ = fs::remove_file(&copy_path);
+        }
+        result
+    }
+
+    fn rewrite_from(
+        &mut self,
+        rel: &Path,
+        path: &Path,
+        seen: &Seen,
+        meta: &fs::Metadata,
+        old: &mut Old,
+        lines: &mut dyn Lines,
+    ) -> anyhow::Result<Carried> {
+        let mut kept = Hashing {
+            inner: AtomicWriter::create(path).with_context(|| format!("cannot write {}", rel.display()))?,
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let first = old.carry(lines, &mut kept).with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        let prefix_differs = seen.sha256.as_deref().is_some_and(|h| old.copy.prefix_sha256() != Some(h));
+        if first < seen.size || prefix_differs {
+            return Err(Skip::Changed(format!("its first {} bytes differ", seen.size)).into());
+        }
+        let before = self.carry_until_quiet(seen, old, lines, &mut kept)?;
+        old.finish(lines, &mut kept)?;
+        lines.sync()?;
+        let after = After::File(hex(&kept.hasher.clone().finalize()));
+        let written = kept.len;
+        let staged = kept.inner.stage().with_context(|| format!("cannot write {}", rel.display()))?;
+        // Known until lines are carried after the swap (then read again).
+        self.note_written(rel, &staged, &after)?;
+        let saved_hash = old.copy.seal().with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        self.keep(rel, &old.copy.path.clone(), meta, saved_hash);
+        self.write_ahead(rel, after)?;
+        if fs::symlink_metadata(path).map(|m| (m.dev(), m.ino())).ok() != Some((seen.dev, seen.ino)) {
+            return Err(Skip::Changed("replaced by another file".into()).into());
+        }
+        exchange(staged.path(), path).with_context(|| format!("cannot replace {}", rel.display()))?;
+        let after = self.settle_old(rel, path, seen, old, lines, staged, written)?;
+        Ok(Carried { before, after })
+    }
+
+    /// Carries appended lines until the file stops growing at a moment no
+    /// other process holds it open for writing. Returns the bytes carried.
+    fn carry_until_quiet(
+        &mut self,
+        seen: &Seen,
+        old: &mut Old,
+        lines: &mut dyn Lines,
+        kept: &mut dyn Write,
+    ) -> anyhow::Result<u64> {
+        let start = Instant::now();
+        let mut carried = 0;
+        let mut held_since: Option<Instant> = None;
+        loop {
+            let holders = writers::writers(seen.dev, seen.ino);
+            carried += old.carry(lines, kept)?;
+            if holders.is_empty() {
+                if old.file.metadata()?.len() == old.copy.len() {
+                    return Ok(carried);
+                }
+                held_since = None;
+            } else if held_since.get_or_insert_with(Instant::now).elapsed() > HOLD_WAIT {
+                return Err(Skip::HeldOpen(holders).into());
+            }
+            if start.elapsed() > GROW_LIMIT {
+                return Err(Skip::Growing.into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// After the swap: waits for writers of the old file to close, then
+    /// carries what they appended to the new file. Returns those bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn settle_old(
+        &mut self,
+        rel: &Path,
+        path: &Path,
+        seen: &Seen,
+        old: &mut Old,
+        lines: &mut dyn Lines,
+        staged: Staged,
+        written: u64,
+    ) -> anyhow::Result<u64> {
+        if let Err(pids) = writers::wait_until_closed(seen.dev, seen.ino, HOLD_WAIT) {
+            swap_back(path, staged, written).with_context(|| format!("cannot put {} back", rel.display()))?;
+            return Err(Skip::HeldOpen(pids).into());
+        }
+        let mut late = Vec::new();
+        let carried = old.carry(lines, &mut late).and_then(|n| {
+            old.finish(lines, &mut late)?;
+            lines.sync()?;
+            Ok(n)
+        });
+        let carried = match carried {
+            Ok(n) => n,
+            Err(e) => {
+                swap_back(path, staged, written).with_context(|| format!("cannot put {} back", rel.display()))?;
+                return Err(e);
+            }
+        };
+        if carried > 0 {
+            append(path, &late).with_context(|| format!("cannot carry the last lines into {}", rel.display()))?;
+            let hash = old.copy.seal().with_context(|| format!("cannot quarantine {}", rel.display()))?;
+            self.journal.rehash_saved(rel, hash);
+        }
+        // The old file's last name goes: every byte of it is in the copy.
+        drop(staged);
+        fsutil::sync_dir(fsutil::parent_dir(path))?;
+        Ok(carried)
+    }
+}
+
+/// Appends `bytes` to the file at `path` in one write, durably.
+fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut file = fs::OpenOptions::new().append(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// Swaps the old file back in after the new one was in place: what was
+/// appended to the new file meanwhile (beyond its first `written` bytes)
+/// is appended to the old one, then the new one goes.
+fn swap_back(path: &Path, staged: Staged, written: u64) -> io::Result<()> {
+    if let Err(e) = exchange(staged.path(), path) {
+        // The old file keeps its temporary name rather than being lost.
+        std::mem::forget(staged);
+        return Err(e);
+    }
+    let new = fs::File::open(staged.path())?;
+    let meta = new.metadata()?;
+    // Best effort: an appender that reopens per line closes at once.
+    let _ = writers::wait_until_closed(meta.dev(), meta.ino(), HOLD_WAIT);
+    let mut appended = Vec::new();
+    let len = new.metadata()?.len();
+    if len > written {
+        appended.resize((len - written) as usize, 0);
+        new.read_exact_at(&mut appended, written)?;
+    }
+    append(path, &appended)?;
+    drop(staged);
+    fsutil::sync_dir(fsutil::parent_dir(path))
+}
+
+/// Exchanges two names atomically. Where the file system cannot, a link
+/// keeps both files named at every step.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let (ca, cb) = (c_path(a)?, c_path(b)?);
+    // SAFETY: both are valid NUL-terminated paths for the call's duration.
+    let rc =
+        unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 {
+        return fsutil::sync_dir(fsutil::parent_dir(b));
+    }
+    let error = io::Error::last_os_error();
+    if !matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)) {
+        return Err(error);
+    }
+    let third = fsutil::parent_dir(b).join(format!("{TEMP_PREFIX}swap-{}", std::process::id()));
+    fs::hard_link(b, &third)?;
+    fs::rename(a, b)?;
+    fs::rename(&third, a)?;
+    fsutil::sync_dir(fsutil::parent_dir(b))
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safety::layout;
+    use std::process::Command;
+
+    /// Keeps every line as it is.
+    struct Keep;
+
+    impl Lines for Keep {
+        fn rewrite(&mut self, input: &mut dyn Read, _last: bool, kept: &mut dyn Write) -> io::Result<()> {
+            io::copy(input, kept).map(drop)
+        }
+
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_log_rewritten_under_a_live_appender_keeps_every_line_once() {
+        for round in 0..3 {
+            let root = tempfile::tempdir().unwrap();
+            let log = root.path().join("log");
+            fs::write(&log, (0..100_000).map(|i| format!("old {i}\n")).collect::<String>()).unwrap();
+            let seen = Seen::prefix(&log, fs::metadata(&log).unwrap().len()).unwrap();
+            // dash opens the file for each `>>`: the appender that reopens per line.
+            let script =
+                format!("i=0; while [ $i -lt 3000 ]; do echo \"new $i\" >> '{}'; i=$((i+1)); done", log.display());
+            let mut writer = Command::new("sh").arg("-c").arg(script).spawn().unwrap();
+            let mut ctx = ApplyCtx::new(root.path(), "r");
+            let carried = ctx.rewrite_log(Path::new("log"), &seen, &mut Keep);
+            assert!(writer.wait().unwrap().success());
+            assert!(carried.is_ok(), "round {round}: {carried:?}");
+            let text = fs::read_to_string(&log).unwrap();
+            let lines: std::collections::HashMap<&str, usize> = text.lines().fold(Default::default(), |mut m, l| {
+                *m.entry(l).or_default() += 1;
+                m
+            });
+            for line in (0..100_000).map(|i| format!("old {i}")).chain((0..3000).map(|i| format!("new {i}"))) {
+                assert_eq!(lines.get(line.as_str()), Some(&1), "round {round}: {line}");
+            }
+            let copy = root.path().join(layout::saved_copy(Area::Quarantine, "r", Path::new("log")));
+            assert!(fs::read_to_string(copy).unwrap().starts_with("old 0\n"), "the original is kept");
+        }
+    }
+
+    #[test]
+    fn exchange_swaps_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"new").unwrap();
+        fs::write(&b, b"old").unwrap();
+        exchange(&a, &b).unwrap();
+        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"old".to_vec(), b"new".to_vec()));
+    }
+}
