@@ -66,8 +66,10 @@ pub fn heal_only(
     allow: &dyn Fn(&Finding) -> bool,
 ) -> anyhow::Result<HealResult> {
     let wanted = |findings: &Findings| plan(findings).into_iter().any(allow);
+    // The fixes of these passes may be applied: they fingerprint what they read.
+    let applying = CheckOptions { fingerprint_logs: true, ..options.clone() };
     let (_lock, before) = match lock::acquire_existing(&manifest.root, LOCK_WAIT)? {
-        Some(lock) => (lock, checks::run_all(manifest, options, selection)?),
+        Some(lock) => (lock, checks::run_all(manifest, &applying, selection)?),
         None => {
             let first = checks::run_all(manifest, options, selection)?;
             if !wanted(&first) {
@@ -75,7 +77,7 @@ pub fn heal_only(
             }
             let lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
             // Another heal may have finished while this one waited: look again.
-            (lock, checks::run_all(manifest, options, selection)?)
+            (lock, checks::run_all(manifest, &applying, selection)?)
         }
     };
     if !wanted(&before) {

@@ -20,7 +20,7 @@ use crate::json::jsonl::{self, Status, Summary};
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
 use crate::safety::live::Lines;
-use crate::safety::precondition::{Expect, Seen};
+use crate::safety::precondition::{self, Expect, Seen};
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 pub struct JsonlCheck;
@@ -37,13 +37,13 @@ impl Check for JsonlCheck {
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Jsonl) {
             let schema = spec.schema.as_ref().map(|s| Schema::load(ctx.root, s)).transpose()?;
-            check_file(ctx.root, spec, schema.as_ref(), out);
+            check_file(ctx.root, spec, schema.as_ref(), ctx.options.fingerprint_logs, out);
         }
         Ok(())
     }
 }
 
-fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
+fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, fingerprint: bool, out: &mut Findings) {
     let id = Kind::Jsonl.id(spec.path.display());
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id.clone(), Area::Fs, critical, message);
@@ -70,7 +70,7 @@ fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut F
     match result {
         Ok((summary, violations)) => {
             out.pass(id, Area::Fs);
-            push_lines_result(spec, &path, &summary, out);
+            push_lines_result(spec, &path, &summary, fingerprint, out);
             if let Some(violations) = violations {
                 push_schema_result(spec, &violations, out);
             }
@@ -93,7 +93,7 @@ fn check_with_schema(file: fs::File, schema: &Schema) -> std::io::Result<(Summar
     Ok((summary, violations))
 }
 
-fn push_lines_result(spec: &FileSpec, path: &Path, summary: &Summary, out: &mut Findings) {
+fn push_lines_result(spec: &FileSpec, path: &Path, summary: &Summary, fingerprint: bool, out: &mut Findings) {
     let id = Kind::Jsonl.id(format_args!("{}:lines", spec.path.display()));
     if summary.bad == 0 {
         return out.pass(id, Area::Fs);
@@ -106,7 +106,14 @@ fn push_lines_result(spec: &FileSpec, path: &Path, summary: &Summary, out: &mut 
     let finding = Finding::new(id, Area::Fs, warning, message);
     // What the repair may rewrite: the bytes read here (lines appended
     // later are carried over as they are).
-    match Seen::prefix(path, summary.bytes) {
+    let seen = if fingerprint {
+        Seen::prefix(path, summary.bytes)
+    } else {
+        precondition::open_regular(path)
+            .and_then(|f| f.metadata())
+            .map(|m| Seen { size: summary.bytes, ..Seen::of(&m) })
+    };
+    match seen {
         Ok(seen) => {
             let op = RepairOp { path: spec.path.clone(), bad: summary.bad, lines: summary.lines, seen };
             let fix = Fix::new("move bad lines to quarantine", Phase::Files, vec![Op::Custom(Box::new(op))]);

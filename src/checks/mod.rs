@@ -44,6 +44,9 @@ pub struct CheckOptions {
     pub no_commands: bool,
     /// What the database engines keep between the passes of one run.
     pub cache: db::Cache,
+    /// Fixes of logs carry a hash of the bytes the check read, which takes
+    /// a second read: only a heal about to apply them needs it.
+    pub fingerprint_logs: bool,
 }
 
 /// What a check sees.
