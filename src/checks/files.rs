@@ -4,7 +4,7 @@
 //! original text, so every byte the user wrote stays where it was.
 
 use std::fs::{self, Metadata};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -49,8 +49,9 @@ fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
         }
         Err(finding) => return out.push(finding),
     };
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
+    let mut bytes = Vec::new();
+    match fsutil::open_regular(&path).and_then(|mut file| file.read_to_end(&mut bytes)) {
+        Ok(_) => {}
         Err(e) => return out.push(problem(format!("cannot read the file: {e}"))),
     };
     match content_finding(spec, &bytes, critical) {

@@ -5,7 +5,7 @@
 //! own ID, `file:<path>`; schema violations on `file:<path>:schema`, so
 //! `--only file:<path>:schema` selects just the invariants.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -17,7 +17,6 @@ use crate::json::salvage::{self, Outcome, Salvage};
 use crate::json::scan::Kind as JsonKind;
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
-use crate::safety::atomic::AtomicWriter;
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 /// The finding for a JSON file that the strict scanner finds damaged,
@@ -103,23 +102,21 @@ impl CustomOp for SalvageOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be salvaged")?;
-        let bytes = std::fs::read(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
+        let mut copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be salvaged")?;
+        let mut bytes = Vec::new();
+        copy.file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", copy.path.display()))?;
         let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
             return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
         };
         if !salvage.merge_default(self.default.as_ref()) {
             anyhow::bail!("the salvaged top level is not an object; the file is left alone");
         }
-        let target = ctx.resolve(&self.path)?;
-        let mut writer =
-            AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
+        let mut writer = ctx.writer(&self.path)?;
         writer.write_all(&bytes[salvage.head.clone()])?;
         writer.write_all(&salvage.tail)?;
         writer.write_all(b"\n")?;
         writer.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
-        let shown = copy.strip_prefix(ctx.root()).unwrap_or(&copy);
-        Ok(format!("{}; original kept at {}", salvage.summary(), shown.display()))
+        Ok(format!("{}; original kept at {}", salvage.summary(), copy.path.display()))
     }
 }
 
@@ -164,8 +161,7 @@ pub fn push_schema_result(spec: &FileSpec, violations: &Violations, out: &mut Fi
 /// The parsed document, or `None` when it is missing or does not parse.
 fn read_json(root: &Path, rel: &Path) -> Option<Value> {
     let path = crate::fsutil::resolve(root, rel).ok()?;
-    if !std::fs::metadata(&path).ok()?.is_file() {
-        return None;
-    }
-    serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+    let mut bytes = Vec::new();
+    crate::fsutil::open_regular(&path).ok()?.read_to_end(&mut bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }

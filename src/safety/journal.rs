@@ -147,7 +147,11 @@ impl Journal {
 
 /// SHA-256 of a file's bytes, in lower-case hex.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    sha256_of(crate::fsutil::open_regular(path)?)
+}
+
+/// SHA-256 of everything `file` yields, in lower-case hex.
+pub fn sha256_of(mut file: impl Read) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
