@@ -62,7 +62,7 @@ pub struct Entry {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::pathser::list")]
     pub saved: Vec<PathBuf>,
     /// Files and folders this action created (undone by `rollback`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

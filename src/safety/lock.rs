@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rustix::fs::OFlags;
 
-use super::confined::Root;
+use super::confined::{Dir, Root};
 use super::layout;
 
 /// How long a heal waits for another one on the same root to finish.
@@ -31,6 +31,7 @@ pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
     let file = dir
         .open_in_place(OsStr::new(layout::LOCK), OFlags::RDWR, Some(0o600))
         .with_context(|| format!("cannot open {}", path.display()))?;
+    check_history(&dir)?;
     wait_for(file, &path, wait)
 }
 
@@ -44,9 +45,22 @@ pub fn acquire_existing(root: &Path, wait: Duration) -> anyhow::Result<Option<He
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", layout::STATE_DIR)),
     };
     match dir.open_in_place(OsStr::new(layout::LOCK), OFlags::RDONLY, None) {
-        Ok(file) => wait_for(file, &path, wait).map(Some),
+        Ok(file) => {
+            check_history(&dir)?;
+            wait_for(file, &path, wait).map(Some)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),
+    }
+}
+
+/// A history that cannot be appended to safely (a symlink, a FIFO, a file
+/// with another link) stops heal before it changes anything, not after.
+fn check_history(dir: &Dir) -> anyhow::Result<()> {
+    match dir.open_in_place(OsStr::new(layout::HISTORY), OFlags::RDONLY, None) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot use {}", layout::history_file().display())),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod history;
 pub mod journal;
 pub mod layout;
 pub mod lock;
+mod pathser;
 mod remove;
 pub mod rollback;
 
