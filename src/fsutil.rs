@@ -1,9 +1,11 @@
-//! File-system primitives shared by everyone: staying inside the root,
-//! durable folder entries, permission bits, the process's identity.
+//! File-system primitives shared by everyone: the string-based check that a
+//! path stays inside the root (for read-only checks; writes go through
+//! `safety::confined`), opening a regular file without blocking,
+//! permission bits, the process's identity.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Why a path may not be used.
@@ -75,11 +77,6 @@ pub fn describe(kind: rustix::fs::FileType) -> &'static str {
     }
 }
 
-/// Makes a rename or a new entry in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
 pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -106,11 +103,6 @@ pub fn mode_of(meta: &fs::Metadata) -> u32 {
 pub fn current_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
-}
-
-/// Creates `dir` (and parents) with mode 0700: the tool's own private folders.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 #[cfg(test)]

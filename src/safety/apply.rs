@@ -189,16 +189,17 @@ impl<'a> ApplyCtx<'a> {
         self.new_private_file(Area::Quarantine, name)
     }
 
-    /// A path inside the run's backup folder (`.preflight/backups/<run>/`),
-    /// where an empty private file is created. The caller must write there
-    /// a full SQLite online backup of the database at `rel`: `rollback`
-    /// restores it over `rel`.
-    pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
-        let (_, backup) = self.new_private_file(Area::Backups, rel)?;
+    /// A new, empty private (0600) file in the run's backup folder
+    /// (`.preflight/backups/<run>/`): its absolute path and a handle on it.
+    /// The caller must write there a full SQLite online backup of the
+    /// database at `rel` (SQLite takes a path): `rollback` restores it over
+    /// `rel`.
+    pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<(PathBuf, File)> {
+        let (file, backup) = self.new_private_file(Area::Backups, rel)?;
         if let Some(original) = self.read(rel)? {
             self.journal.kept(rel, &backup, &original.metadata()?);
         }
-        Ok(self.root.join(backup))
+        Ok((self.root.join(backup), file))
     }
 
     /// Quarantines any original, then writes `contents` atomically.

@@ -265,7 +265,7 @@ fn data_fix(conn: &Connection, check: &str, fix: &str) -> Result<String, String>
 /// backup from a connection inside a write transaction.
 fn backup_into(ctx: &mut ApplyCtx, _writer: &Connection, path: &Path, db: &Path) -> anyhow::Result<PathBuf> {
     use rusqlite::backup::{Backup, StepResult};
-    let target = ctx.backup_path(db)?;
+    let (target, kept) = ctx.backup_path(db)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let source = Connection::open_with_flags(path, flags)?;
     source.busy_timeout(BUSY_TIMEOUT)?;
@@ -281,10 +281,9 @@ fn backup_into(ctx: &mut ApplyCtx, _writer: &Connection, path: &Path, db: &Path)
         }
     }
     drop(copy);
-    // The database may hold secrets: the copy is the owner's only.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::File::open(&target)?.sync_all()?;
+    // `kept` is the private (0600) file the context created, which SQLite
+    // filled by path: made durable through that handle.
+    kept.sync_all()?;
     Ok(target)
 }
 
