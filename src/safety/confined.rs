@@ -484,6 +484,44 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_swapped_during_the_walk_never_leads_outside() {
+        // Both ways in: openat2 (when the kernel has it) and the
+        // component walk that replaces it elsewhere.
+        let (dir, root) = root();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/data")).unwrap();
+        symlink(outside.path(), dir.path().join("a/link")).unwrap();
+        let (a, b) = (dir.path().join("a/data"), dir.path().join("a/link"));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let stop = stop.clone();
+            let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+            let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: two valid NUL-terminated paths.
+                    unsafe {
+                        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+                    };
+                }
+            })
+        };
+        let mut opened = 0;
+        for i in 0..4000 {
+            let rel = Path::new("a/data");
+            let found = if i % 2 == 0 { root.open_dir(rel) } else { root.dir().walk(rel, None) };
+            if let Ok(d) = found {
+                opened += 1;
+                let _ = d.create_new(OsStr::new(&format!("f{i}")), 0o600);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert!(opened > 0, "the folder was never reached");
+        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "a file was created outside");
+    }
+
+    #[test]
     fn dot_dot_and_absolute_paths_are_refused() {
         let (_dir, root) = root();
         assert!(root.open_dir(Path::new("../x")).is_err());
