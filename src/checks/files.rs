@@ -275,6 +275,8 @@ mod tests {
             default: Some(json!({"open_positions": [], "closed_positions": []})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, br#"{"open_positions": [{"s": "X"}]}"#, Severity::Critical).unwrap();
@@ -297,6 +299,8 @@ mod tests {
             default: Some(json!({"a": 1})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, b"[1, 2]", Severity::Critical).unwrap();
