@@ -1,14 +1,12 @@
 //! Runtime hygiene end to end, through the library: real files with real
 //! modification times, real child processes, real commands.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, SystemTime};
 
-use common::TestDir;
+use crate::support::{self, TestDir};
 use filetime::FileTime;
 use preflight::checks::{run_all, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
@@ -49,7 +47,7 @@ impl Root {
     }
 
     /// Runs the binary with the manifest `body`.
-    fn cli(&self, body: &str, args: &[&str]) -> common::Run {
+    fn cli(&self, body: &str, args: &[&str]) -> support::Run {
         self.write("preflight.toml", &format!("version = 1\n{body}"));
         self.t.run(args)
     }

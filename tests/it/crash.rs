@@ -6,14 +6,12 @@
 //! `PREFLIGHT_CRASH_KILLS` sets the number of kills (default 16);
 //! `scripts/crash.sh` runs the long version.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Snapshot, TestDir};
+use crate::support::{self, Snapshot, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -127,8 +125,8 @@ fn heal_duration(t: &TestDir) -> Duration {
 /// Every original file is either unchanged or kept byte for byte in the
 /// quarantine; nothing but hidden temporary files is new.
 fn assert_nothing_lost(root: &Path, original: &Snapshot, seed: u64) {
-    let now = common::snapshot(root, true);
-    let quarantined: Vec<Vec<u8>> = common::snapshot(&root.join(".preflight/quarantine"), false)
+    let now = support::snapshot(root, true);
+    let quarantined: Vec<Vec<u8>> = support::snapshot(&root.join(".preflight/quarantine"), false)
         .into_values()
         .filter_map(|(_, bytes)| bytes)
         .collect();

@@ -1,12 +1,10 @@
 //! Safety promises of heal that cut across checks: one heal at a time,
 //! nothing outside the root, private copies of what is replaced.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 
-use common::TestDir;
+use crate::support::{self, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -68,7 +66,7 @@ fn symlinks_out_of_the_root_at_any_level_are_refused() {
         let run = t.run(&["heal"]);
         assert_eq!(run.code, 1, "{level}: {}", run.all_output());
         assert!(run.stderr.contains("outside the root"), "{level}: {}", run.stderr);
-        assert!(common::snapshot(outside.path(), false).is_empty(), "{level}: something was written outside");
+        assert!(support::snapshot(outside.path(), false).is_empty(), "{level}: something was written outside");
     }
 }
 
@@ -92,7 +90,7 @@ fn quarantine_and_history_are_private() {
     assert_eq!(t.mode(".preflight"), 0o700);
     assert_eq!(t.mode(".preflight/quarantine"), 0o700);
     assert_eq!(t.mode(".preflight/history.jsonl"), 0o600);
-    for (path, (mode, bytes)) in common::snapshot(&t.join(".preflight/quarantine"), false) {
+    for (path, (mode, bytes)) in support::snapshot(&t.join(".preflight/quarantine"), false) {
         let expected = if bytes.is_some() { 0o600 } else { 0o700 };
         assert_eq!(mode, expected, "{}", path.display());
     }
@@ -132,5 +130,5 @@ fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     symlink(outside.path(), t.join("logs")).unwrap();
     let run = t.run(&["heal"]);
     assert_eq!(run.code, 1, "{}", run.all_output());
-    assert!(common::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
+    assert!(support::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
 }

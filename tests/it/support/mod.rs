@@ -1,8 +1,6 @@
 //! Test harness: a temporary application root, the real `preflight` binary
 //! run against it, and byte-level snapshots of the disk.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

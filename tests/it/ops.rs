@@ -3,14 +3,12 @@
 //! database backups), init (validates to 0), watch (heals, trips the
 //! breaker, stops on SIGTERM), JUnit output, completions and man page.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestDir;
+use crate::support::{self, TestDir};
 
 const DIR_MANIFEST: &str = "version = 1\n[[dir]]\npath = \"data\"\n";
 
@@ -45,11 +43,11 @@ mod run {
 
     /// `preflight -m … run ARGS`: the manifest comes first, as everything
     /// after `run`'s command belongs to the command.
-    fn launch(t: &TestDir, args: &[&str]) -> common::Run {
+    fn launch(t: &TestDir, args: &[&str]) -> support::Run {
         let manifest = t.join("preflight.toml");
         let mut all = vec!["-m", manifest.to_str().unwrap(), "run"];
         all.extend(args);
-        common::run_preflight(&all, t.path())
+        support::run_preflight(&all, t.path())
     }
 
     #[test]

@@ -1,13 +1,11 @@
 //! JSON and JSONL integrity through the real binary: salvage of corrupt
 //! documents, JSONL line repair, JSON Schema invariants.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 
-use common::TestDir;
+use crate::support::TestDir;
 use serde_json::{json, Value};
 
 const POSITIONS: &str = r#"

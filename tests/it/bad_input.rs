@@ -2,13 +2,11 @@
 //! touching anything. Every case runs `heal` and must exit 1, name the path
 //! and the problem, and leave the disk byte-identical.
 
-mod common;
-
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use common::TestDir;
+use crate::support::TestDir;
 
 struct Case {
     name: &'static str,
