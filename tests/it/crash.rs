@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, Snapshot, TestDir};
+use crate::support::{self, ChildGuard, Snapshot, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -166,12 +166,12 @@ fn heal_killed_at_any_moment_loses_nothing_and_converges_after() {
         let t = seeded_root();
         let original = t.app_snapshot();
         let manifest = t.join("preflight.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-            .args(["heal", "-q", "--allow-rebuild", "-m", manifest.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_preflight"))
+                .args(["heal", "-q", "--allow-rebuild", "-m", manifest.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         sleep(Duration::from_micros(next(&mut state) % window));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();

@@ -1,7 +1,7 @@
 //! The integration tests: one binary (one link of the library and its
 //! bundled SQLite), one module per area. `support` is the shared harness:
 //! temporary roots, the real `preflight` binary run against them, disk
-//! snapshots.
+//! snapshots, and child processes that never outlive their test.
 //!
 //! Run one area with a filter, e.g. `cargo test --test it sqlite::`.
 

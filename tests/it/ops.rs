@@ -5,8 +5,8 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::support::{self, TestDir};
 
@@ -414,49 +414,32 @@ mod init {
 
 mod watch {
     use super::*;
+    use crate::support::{eventually, Background, Run};
 
-    /// `preflight watch` as a child process, output to files (never a
-    /// pipe nobody drains), stopped with SIGTERM when dropped.
+    /// `preflight watch` in the background, stopped with SIGTERM by
+    /// `stop` (and killed by its guard if the test fails first).
     struct Watch {
-        child: Child,
-        out: std::path::PathBuf,
+        process: Background,
     }
 
     impl Watch {
         fn start(t: &TestDir, args: &[&str]) -> Watch {
-            let out = t.join("watch.out");
-            let child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-                .arg("watch")
-                .args(args)
-                .args(["-m", t.join("preflight.toml").to_str().unwrap()])
-                .env("NO_COLOR", "1")
-                .stdout(fs::File::create(&out).unwrap())
-                .stderr(fs::File::create(t.join("watch.err")).unwrap())
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap();
-            Watch { child, out }
+            let manifest = t.join("preflight.toml");
+            let mut all = vec!["watch"];
+            all.extend(args);
+            all.extend(["-m", manifest.to_str().unwrap()]);
+            Watch { process: Background::start(&all, t.path()) }
         }
 
+        /// Its reports so far.
         fn output(&self) -> String {
-            fs::read_to_string(&self.out).unwrap_or_default()
+            self.process.stdout()
         }
 
-        /// SIGTERM, then the exit code.
-        fn stop(mut self) -> Option<i32> {
-            // SAFETY: kill only sends a signal to the child this test started.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            self.child.wait().unwrap().code()
-        }
-    }
-
-    /// Polls `done` until it holds; gives up (failing) after a minute, a
-    /// bound against hanging, not a measured time.
-    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-        let give_up = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            assert!(Instant::now() < give_up, "never happened: {what}");
-            std::thread::sleep(Duration::from_millis(20));
+        /// SIGTERM, then the exit code and everything it printed.
+        fn stop(mut self) -> Run {
+            self.process.terminate();
+            self.process.finish()
         }
     }
 
@@ -467,8 +450,9 @@ mod watch {
         eventually("data is created", || t.exists("data"));
         fs::remove_dir(t.join("data")).unwrap();
         eventually("data is created again", || t.exists("data"));
-        assert_eq!(watch.stop(), Some(0));
-        assert!(fs::read_to_string(t.join("watch.err")).unwrap().contains("preflight watch: stopped"));
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
+        assert!(stopped.stderr.contains("preflight watch: stopped"), "{}", stopped.stderr);
         let stats = t.run(&["history", "--stats", "--json"]).json();
         assert_eq!(stats["stats"][0]["healed"], 2);
     }
@@ -479,8 +463,9 @@ mod watch {
         let watch = Watch::start(&t, &["--interval", "50ms", "--format", "json"]);
         eventually("data is created", || t.exists("data"));
         eventually("the report is written", || watch.output().ends_with("}\n"));
-        assert_eq!(watch.stop(), Some(0));
-        let text = fs::read_to_string(t.join("watch.out")).unwrap();
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
+        let text = stopped.stdout;
         let docs: Vec<serde_json::Value> =
             serde_json::Deserializer::from_str(&text).into_iter().collect::<Result<_, _>>().unwrap();
         assert_eq!(docs[0]["actions"][0]["id"], "dir:data", "{text}");
@@ -496,7 +481,8 @@ mod watch {
         // The first report shows the heal; the next one the finding left alone.
         eventually("the finding is reported again", || watch.output().matches("critical  dir:data").count() >= 2);
         assert!(!t.exists("data"), "healed once, then left for the cooldown");
-        assert_eq!(watch.stop(), Some(0));
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
         assert_eq!(t.run(&["history", "--stats", "--json"]).json()["stats"][0]["healed"], 1);
     }
 
@@ -514,7 +500,8 @@ mod watch {
         assert!(output.contains("healed 2 times in the last hour; not healed again"), "{output}");
         assert!(output.contains("critical  dir:data"), "{output}");
         assert!(!t.exists("data"), "a tripped finding is not healed");
-        assert_eq!(watch.stop(), Some(0));
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
         let stats = t.run(&["history", "--stats", "--json"]).json();
         assert_eq!(stats["stats"][0]["healed"], 2);
         assert_eq!(stats["stats"][0]["tripped"], 1);

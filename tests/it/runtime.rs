@@ -3,10 +3,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use crate::support::{self, TestDir};
+use crate::support::{self, ChildGuard, TestDir};
 use filetime::FileTime;
 use preflight::checks::{run_all, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
@@ -79,20 +79,16 @@ fn plan_lines(findings: &Findings, id: &str) -> Vec<String> {
     findings.problems.iter().find(|f| f.id == id).and_then(|f| f.fix.as_ref()).map_or(Vec::new(), |f| f.describe())
 }
 
-fn sleeper() -> Child {
-    Command::new("sleep").arg("60").spawn().unwrap()
+/// A long-lived process, killed when the guard drops.
+fn sleeper() -> ChildGuard {
+    ChildGuard::spawn(Command::new("sleep").arg("60"))
 }
 
 /// The PID of a process that has exited and been reaped.
 fn dead_pid() -> u32 {
-    let mut child = Command::new("true").spawn().unwrap();
+    let mut child = ChildGuard::spawn(&mut Command::new("true"));
     child.wait().unwrap();
     child.id()
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn hostname() -> String {
@@ -150,7 +146,6 @@ mod locks {
         assert!(message.contains("kept"), "{message}");
         root.heal(LOCKS);
         assert!(root.exists("state/a.lock"));
-        stop(child);
     }
 
     #[test]
@@ -166,7 +161,6 @@ mod locks {
         root.age("state/a.lock", -3600);
         root.heal(LOCKS);
         assert!(root.exists("state/a.lock"));
-        stop(unrelated);
     }
 
     #[test]
@@ -209,7 +203,6 @@ mod locks {
         let err = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).unwrap_err();
         assert!(err.to_string().contains("changed since"), "{err}");
         assert!(root.exists("state/a.lock"));
-        stop(holder);
     }
 }
 
@@ -294,13 +287,12 @@ mod pidfiles {
         root.heal(&spec("critical", None));
         assert!(child.try_wait().unwrap().is_none(), "still running");
         assert!(root.exists("run/app.pid"));
-        stop(child);
     }
 
     #[test]
     fn terminate_stops_a_matching_process_and_removes_the_pidfile() {
         let root = Root::new();
-        let mut child = Command::new("sleep").arg("61").spawn().unwrap();
+        let mut child = ChildGuard::spawn(Command::new("sleep").arg("61"));
         root.write("run/app.pid", &format!("{}\n", child.id()));
         let body = spec("terminate", Some("sleep 61"));
         let found = root.validate(&body);
@@ -326,7 +318,6 @@ mod pidfiles {
         assert!(message.contains("not terminated"), "{message}");
         root.heal(&body);
         assert!(unrelated.try_wait().unwrap().is_none(), "still running");
-        stop(unrelated);
     }
 
     #[test]
@@ -642,7 +633,7 @@ mod cli {
     #[test]
     fn a_live_pidfile_blocks_the_launch_until_terminated() {
         let root = Root::new();
-        let mut child = Command::new("sleep").arg("62").spawn().unwrap();
+        let mut child = ChildGuard::spawn(Command::new("sleep").arg("62"));
         root.write("run/app.pid", &child.id().to_string());
         let critical = "[[pidfile]]\npath = \"run/app.pid\"\n";
         assert_eq!(root.cli(critical, &["heal"]).code, 1);

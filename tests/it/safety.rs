@@ -4,7 +4,7 @@
 use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 
-use crate::support::{self, TestDir};
+use crate::support::{self, ChildGuard, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -28,15 +28,15 @@ fn concurrent_heals_apply_each_fix_exactly_once() {
     let manifest = t.join("preflight.toml");
     let children: Vec<_> = (0..8)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_preflight"))
-                .args(["heal", "--format", "json", "-m", manifest.to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            ChildGuard::spawn(
+                Command::new(env!("CARGO_BIN_EXE_preflight"))
+                    .args(["heal", "--format", "json", "-m", manifest.to_str().unwrap()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
         })
         .collect();
-    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outputs: Vec<_> = children.into_iter().map(ChildGuard::wait_with_output).collect();
     for output in &outputs {
         assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     }

@@ -1,9 +1,14 @@
-//! The real `preflight` binary, run to completion, and the check every
-//! run of it goes through: no planted secret in its output or history.
+//! The real `preflight` binary, run to completion or in the background,
+//! and the check every run of it goes through: no planted secret in its
+//! output or history.
 
-use std::fs;
-use std::path::Path;
-use std::process::Command;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
+
+use super::process::ChildGuard;
 
 /// What one run of the binary printed and returned.
 #[derive(Debug)]
@@ -36,15 +41,16 @@ fn assert_no_secret(run: &Run, cwd: &Path) {
     assert!(!history.contains(SECRET_MARK), "a planted secret reached the history:\n{history}");
 }
 
+/// `preflight ARGS` in `cwd`, colours off.
+fn preflight(args: &[&str], cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_preflight"));
+    command.args(args).current_dir(cwd).env("NO_COLOR", "1").env_remove("CLICOLOR_FORCE");
+    command
+}
+
 /// Runs the binary with `args` in `cwd`.
 pub fn run_preflight(args: &[&str], cwd: &Path) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_preflight"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env_remove("CLICOLOR_FORCE")
-        .output()
-        .expect("run preflight");
+    let output = preflight(args, cwd).output().expect("run preflight");
     let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -52,4 +58,56 @@ pub fn run_preflight(args: &[&str], cwd: &Path) -> Run {
     };
     assert_no_secret(&run, cwd);
     run
+}
+
+/// The binary started with `args` in `cwd` and left running (`watch`,
+/// `run --retry-timeout`). Its output goes to files outside the root
+/// (never a pipe nobody drains), readable while it runs. Killed when
+/// dropped, like every [`ChildGuard`].
+pub struct Background {
+    child: ChildGuard,
+    cwd: PathBuf,
+    logs: TempDir,
+}
+
+impl Background {
+    pub fn start(args: &[&str], cwd: &Path) -> Background {
+        let logs = tempfile::tempdir().expect("temp dir");
+        let child = ChildGuard::spawn(
+            preflight(args, cwd)
+                .stdin(Stdio::null())
+                .stdout(File::create(logs.path().join("stdout")).unwrap())
+                .stderr(File::create(logs.path().join("stderr")).unwrap()),
+        );
+        Background { child, cwd: cwd.to_path_buf(), logs }
+    }
+
+    /// What it has written to stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&fs::read(self.logs.path().join("stdout")).unwrap_or_default()).into_owned()
+    }
+
+    /// What it has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&fs::read(self.logs.path().join("stderr")).unwrap_or_default()).into_owned()
+    }
+
+    /// Sends SIGTERM, how a service manager stops it, unless it has
+    /// already exited.
+    pub fn terminate(&mut self) {
+        if self.child.try_wait().unwrap().is_none() {
+            // SAFETY: kill only sends a signal, to the child this test
+            // started; it is not reaped yet, so the PID is still its own.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits for it to exit: what it printed and returned, checked for a
+    /// leaked secret like every run.
+    pub fn finish(mut self) -> Run {
+        let status = self.child.wait().expect("wait for preflight");
+        let run = Run { code: status.code().unwrap_or(-1), stdout: self.stdout(), stderr: self.stderr() };
+        assert_no_secret(&run, &self.cwd);
+        run
+    }
 }
