@@ -6,7 +6,6 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use crate::support::{self, TestDir};
 
@@ -40,6 +39,7 @@ fn strings(db: &Path, sql: &str) -> Vec<String> {
 
 mod run {
     use super::*;
+    use crate::support::Background;
 
     /// `preflight -m … run ARGS`: the manifest comes first, as everything
     /// after `run`'s command belongs to the command.
@@ -114,16 +114,32 @@ mod run {
         assert!(run.stderr.contains("cannot start ./bin/missing"), "{}", run.stderr);
     }
 
+    /// `launch`, left running in the background.
+    fn launch_in_background(t: &TestDir, args: &[&str]) -> Background {
+        let manifest = t.join("preflight.toml");
+        let mut all = vec!["-m", manifest.to_str().unwrap(), "run"];
+        all.extend(args);
+        Background::start(&all, t.path())
+    }
+
+    /// Replaces `path` in one step (write beside it, rename over it), so
+    /// the launcher never reads it half-written.
+    fn replace(path: &Path, contents: &str) {
+        let temporary = path.with_extension("test-tmp");
+        fs::write(&temporary, contents).unwrap();
+        fs::rename(&temporary, path).unwrap();
+    }
+
     #[test]
     fn retry_waits_for_a_manifest_that_is_not_there_yet() {
         let t = TestDir::new();
-        let path = t.join("preflight.toml");
-        let mounter = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            fs::write(path, DIR_MANIFEST).unwrap();
-        });
-        let run = launch(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
-        mounter.join().unwrap();
+        let mut launcher =
+            launch_in_background(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
+        // The volume is "mounted" once the launcher has tried without it,
+        // never before: its first attempt is reported before it sleeps.
+        launcher.wait_for_stderr("a first attempt without the manifest", |err| err.contains("attempt 1: "));
+        replace(&t.join("preflight.toml"), DIR_MANIFEST);
+        let run = launcher.finish();
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert!(t.exists("started") && t.exists("data"));
         assert!(run.stderr.contains("cannot read the manifest"), "{}", run.stderr);
@@ -134,13 +150,12 @@ mod run {
         // Damaged, and its salvage is not the default's kind: left alone, critical.
         let t = TestDir::with_manifest("version = 1\n[[file]]\npath = \"x.json\"\ndefault = { a = 1 }\n");
         t.write("x.json", "[not json");
-        let path = t.join("x.json");
-        let fixer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(400));
-            fs::write(path, "{\"a\": 1}").unwrap();
-        });
-        let run = launch(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
-        fixer.join().unwrap();
+        let mut launcher =
+            launch_in_background(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
+        // Repaired by someone else once the launcher has found it damaged.
+        launcher.wait_for_stderr("a first attempt on the damaged file", |err| err.contains("attempt 1: "));
+        replace(&t.join("x.json"), "{\"a\": 1}");
+        let run = launcher.finish();
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert!(t.exists("started"));
         assert!(run.stderr.contains("attempt 1: critical findings remain"), "{}", run.stderr);

@@ -5,10 +5,11 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::process::ChildGuard;
+use super::process::{ChildGuard, GIVE_UP};
 
 /// What one run of the binary printed and returned.
 #[derive(Debug)]
@@ -90,6 +91,23 @@ impl Background {
     /// What it has written to stderr so far.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&fs::read(self.logs.path().join("stderr")).unwrap_or_default()).into_owned()
+    }
+
+    /// Polls stderr until `done` holds. Fails at once, with the output,
+    /// when the process exits first; after a minute otherwise.
+    pub fn wait_for_stderr(&mut self, what: &str, done: impl Fn(&str) -> bool) {
+        let give_up = Instant::now() + GIVE_UP;
+        while !done(&self.stderr()) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let stderr = self.stderr();
+                if done(&stderr) {
+                    return;
+                }
+                panic!("exited ({status}) before this happened: {what}\n{}{stderr}", self.stdout());
+            }
+            assert!(Instant::now() < give_up, "never happened: {what}\n{}{}", self.stdout(), self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM, how a service manager stops it, unless it has
