@@ -118,6 +118,14 @@ fn temporary_files_of_an_interrupted_heal_are_swept_by_the_next() {
     assert!(t.exists("logs/.keep-me"));
 }
 
+// NOTE(arch): this test does not exercise the race its name describes.
+// The swap happens between two processes (`heal --dry-run`, then `heal`),
+// so the second heal plans afresh, finds the link and refuses it like any
+// symlink out of the root; the window between one heal's plan and its
+// apply is never entered. To be rewritten against the applier API (plan
+// in-process, swap the folder for a link, then apply that plan, and assert
+// the apply refuses and writes nothing outside). Kept until then: it still
+// checks the refusal of a link out of the root found at heal time.
 #[test]
 fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     let outside = TestDir::new();
