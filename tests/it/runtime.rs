@@ -79,9 +79,10 @@ fn plan_lines(findings: &Findings, id: &str) -> Vec<String> {
     findings.problems.iter().find(|f| f.id == id).and_then(|f| f.fix.as_ref()).map_or(Vec::new(), |f| f.describe())
 }
 
-/// A long-lived process, killed when the guard drops.
+/// A long-lived process, killed when the guard drops; its command line
+/// is visible to the checks.
 fn sleeper() -> ChildGuard {
-    ChildGuard::spawn(Command::new("sleep").arg("60"))
+    ChildGuard::spawn_and_wait_for_exec(Command::new("sleep").arg("60"))
 }
 
 /// The PID of a process that has exited and been reaped.
@@ -292,7 +293,7 @@ mod pidfiles {
     #[test]
     fn terminate_stops_a_matching_process_and_removes_the_pidfile() {
         let root = Root::new();
-        let mut child = ChildGuard::spawn(Command::new("sleep").arg("61"));
+        let mut child = ChildGuard::spawn_and_wait_for_exec(Command::new("sleep").arg("61"));
         root.write("run/app.pid", &format!("{}\n", child.id()));
         let body = spec("terminate", Some("sleep 61"));
         let found = root.validate(&body);
@@ -633,7 +634,7 @@ mod cli {
     #[test]
     fn a_live_pidfile_blocks_the_launch_until_terminated() {
         let root = Root::new();
-        let mut child = ChildGuard::spawn(Command::new("sleep").arg("62"));
+        let mut child = ChildGuard::spawn_and_wait_for_exec(Command::new("sleep").arg("62"));
         root.write("run/app.pid", &child.id().to_string());
         let critical = "[[pidfile]]\npath = \"run/app.pid\"\n";
         assert_eq!(root.cli(critical, &["heal"]).code, 1);

@@ -2,6 +2,7 @@
 //! wait for what a process does: polling for an observable event, never a
 //! fixed sleep.
 
+use std::fs;
 use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -20,6 +21,21 @@ impl ChildGuard {
     pub fn spawn(command: &mut Command) -> ChildGuard {
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
         ChildGuard { child: Some(child) }
+    }
+
+    /// Starts `command` and waits until the kernel shows the new program's
+    /// command line. `spawn` returns while exec is still setting the
+    /// program up, and in that window `/proc/PID/cmdline` reads empty: a
+    /// check that reads it (the pidfile check does) would see an unknown
+    /// program.
+    pub fn spawn_and_wait_for_exec(command: &mut Command) -> ChildGuard {
+        let mut guard = ChildGuard::spawn(command);
+        let cmdline = format!("/proc/{}/cmdline", guard.id());
+        eventually("the child's command line is visible", || {
+            assert!(guard.try_wait().unwrap().is_none(), "{:?} exited at once", command.get_program());
+            fs::read(&cmdline).is_ok_and(|bytes| !bytes.is_empty())
+        });
+        guard
     }
 
     /// Waits for the child to exit and collects its piped output.
