@@ -1,12 +1,10 @@
 //! Safety promises of heal that cut across checks: one heal at a time,
 //! nothing outside the root, private copies of what is replaced.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 
-use common::TestDir;
+use crate::support::{self, ChildGuard, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -30,15 +28,15 @@ fn concurrent_heals_apply_each_fix_exactly_once() {
     let manifest = t.join("preflight.toml");
     let children: Vec<_> = (0..8)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_preflight"))
-                .args(["heal", "--format", "json", "-m", manifest.to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            ChildGuard::spawn(
+                Command::new(env!("CARGO_BIN_EXE_preflight"))
+                    .args(["heal", "--format", "json", "-m", manifest.to_str().unwrap()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
         })
         .collect();
-    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outputs: Vec<_> = children.into_iter().map(ChildGuard::wait_with_output).collect();
     for output in &outputs {
         assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     }
@@ -68,7 +66,7 @@ fn symlinks_out_of_the_root_at_any_level_are_refused() {
         let run = t.run(&["heal"]);
         assert_eq!(run.code, 1, "{level}: {}", run.all_output());
         assert!(run.stderr.contains("outside the root"), "{level}: {}", run.stderr);
-        assert!(common::snapshot(outside.path(), false).is_empty(), "{level}: something was written outside");
+        assert!(support::snapshot(outside.path(), false).is_empty(), "{level}: something was written outside");
     }
 }
 
@@ -92,7 +90,7 @@ fn quarantine_and_history_are_private() {
     assert_eq!(t.mode(".preflight"), 0o700);
     assert_eq!(t.mode(".preflight/quarantine"), 0o700);
     assert_eq!(t.mode(".preflight/history.jsonl"), 0o600);
-    for (path, (mode, bytes)) in common::snapshot(&t.join(".preflight/quarantine"), false) {
+    for (path, (mode, bytes)) in support::snapshot(&t.join(".preflight/quarantine"), false) {
         let expected = if bytes.is_some() { 0o600 } else { 0o700 };
         assert_eq!(mode, expected, "{}", path.display());
     }
@@ -120,6 +118,14 @@ fn temporary_files_of_an_interrupted_heal_are_swept_by_the_next() {
     assert!(t.exists("logs/.keep-me"));
 }
 
+// NOTE(arch): this test does not exercise the race its name describes.
+// The swap happens between two processes (`heal --dry-run`, then `heal`),
+// so the second heal plans afresh, finds the link and refuses it like any
+// symlink out of the root; the window between one heal's plan and its
+// apply is never entered. To be rewritten against the applier API (plan
+// in-process, swap the folder for a link, then apply that plan, and assert
+// the apply refuses and writes nothing outside). Kept until then: it still
+// checks the refusal of a link out of the root found at heal time.
 #[test]
 fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     let outside = TestDir::new();
@@ -132,5 +138,5 @@ fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     symlink(outside.path(), t.join("logs")).unwrap();
     let run = t.run(&["heal"]);
     assert_eq!(run.code, 1, "{}", run.all_output());
-    assert!(common::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
+    assert!(support::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
 }
