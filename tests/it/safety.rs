@@ -118,14 +118,28 @@ fn temporary_files_of_an_interrupted_heal_are_swept_by_the_next() {
     assert!(t.exists("logs/.keep-me"));
 }
 
-// NOTE(arch): this test does not exercise the race its name describes.
-// The swap happens between two processes (`heal --dry-run`, then `heal`),
-// so the second heal plans afresh, finds the link and refuses it like any
-// symlink out of the root; the window between one heal's plan and its
-// apply is never entered. To be rewritten against the applier API (plan
-// in-process, swap the folder for a link, then apply that plan, and assert
-// the apply refuses and writes nothing outside). Kept until then: it still
-// checks the refusal of a link out of the root found at heal time.
+/// The applier's own guard: a plan made while `logs/` was a folder is
+/// applied after `logs/` became a link out of the root. The plan is not
+/// made again, so only the applier stands between it and the outside.
+#[test]
+fn a_plan_applied_after_its_folder_became_a_link_out_writes_nothing_outside() {
+    let outside = TestDir::new();
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\n").mkdir("logs");
+    let manifest = preflight::manifest::load(&t.join("preflight.toml"), None).unwrap();
+    let options = preflight::checks::CheckOptions::default();
+    let findings = preflight::checks::run_all(&manifest, &options, &Default::default()).unwrap();
+    assert!(findings.problems.iter().any(|f| f.id == "file:logs/positions.json" && f.fixable()));
+    std::fs::remove_dir(t.join("logs")).unwrap();
+    symlink(outside.path(), t.join("logs")).unwrap();
+    let actions = preflight::heal::apply_plan(&manifest, &findings, "run-1", &|_| true).unwrap();
+    let refused = actions.iter().find(|a| a.id == "file:logs/positions.json").expect("the action ran");
+    assert_eq!(refused.outcome, preflight::safety::Outcome::Failed, "{}", refused.detail);
+    assert!(support::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
+}
+
+/// The same swap between two processes: the second heal plans afresh and
+/// refuses the link like any symlink out of the root.
 #[test]
 fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     let outside = TestDir::new();
