@@ -26,6 +26,11 @@ impl Check for DatabaseCheck {
             let inspection = db::sqlite::inspect(ctx.root, spec, options, &ctx.options.cache.sqlite)?;
             record(inspection, out);
         }
+        for spec in &ctx.manifest.postgres {
+            let id = Kind::Database.id(&spec.url_env);
+            let message = "PostgreSQL databases are not checked by this build; nothing was compared";
+            out.push(Finding::new(id, Area::Db, crate::finding::Severity::Critical, message));
+        }
         Ok(())
     }
 }

@@ -276,6 +276,8 @@ mod tests {
             default: Some(json!({"open_positions": [], "closed_positions": []})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, br#"{"open_positions": [{"s": "X"}]}"#, Severity::Critical).unwrap();
@@ -298,6 +300,8 @@ mod tests {
             default: Some(json!({"a": 1})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, b"[1, 2]", Severity::Critical).unwrap();
