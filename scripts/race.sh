@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-50}
 start=$(date +%s)
 PREFLIGHT_RACE_ROUNDS=$rounds PREFLIGHT_RACE_MS=${RACE_MS:-1500} \
-    cargo test --release --test race -- --nocapture --test-threads=1
+    cargo test --release --test it race:: -- --nocapture --test-threads=1
 echo "symlink-swap race: $rounds rounds of heal and of prune, nothing changed outside the root, $(( $(date +%s) - start )) s"

@@ -9,6 +9,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod confinement;
 mod crash;
 mod faults;
 mod json;
@@ -16,6 +17,7 @@ mod launchers;
 mod manifest;
 mod ops;
 mod parsers_never_panic;
+mod race;
 mod runtime;
 mod safety;
 mod sqlite;

@@ -2,8 +2,6 @@
 //! block a run, odd names and huge durations never stop one half-done, and
 //! a file with another link is never changed in place.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -12,32 +10,31 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, TestDir};
 use filetime::FileTime;
+
+use crate::support::{self, ChildGuard, Run, TestDir};
 
 /// Runs `preflight ARGS -m <root>/preflight.toml`, failing the test if it
 /// has not finished within 20 s (a blocking open would hang it forever).
 fn run_bounded(t: &TestDir, args: &[&str]) -> Run {
     let manifest = t.join("preflight.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-        .args(args)
-        .args(["-m", manifest.to_str().unwrap()])
-        .current_dir(t.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_preflight"))
+            .args(args)
+            .args(["-m", manifest.to_str().unwrap()])
+            .current_dir(t.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // The guard kills it if this fails.
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("preflight {args:?} hung");
-        }
+        assert!(Instant::now() < deadline, "preflight {args:?} hung");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let output = child.wait_with_output().unwrap();
+    let output = child.wait_with_output();
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -62,7 +59,7 @@ fn a_private_folder_symlinked_out_of_the_root_receives_nothing() {
     let run = run_bounded(&t, &["heal"]);
     assert_eq!(run.code, 1, "{}", run.all_output());
     assert!(run.stderr.contains("`.preflight` is a symlink"), "{}", run.stderr);
-    assert!(common::snapshot(outside.path(), false).is_empty(), "lock, history or quarantine went outside");
+    assert!(support::snapshot(outside.path(), false).is_empty(), "lock, history or quarantine went outside");
     assert_eq!(t.read("state.json"), "{\"b\": 2}", "nothing is changed when the private folder is unusable");
 }
 
@@ -75,7 +72,7 @@ fn a_quarantine_folder_symlinked_out_of_the_root_receives_no_copy() {
     let run = run_bounded(&t, &["heal", "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.all_output());
     assert!(run.stdout.contains("quarantine` is a symlink"), "{}", run.stdout);
-    assert!(common::snapshot(outside.path(), false).is_empty(), "a copy went outside");
+    assert!(support::snapshot(outside.path(), false).is_empty(), "a copy went outside");
     assert_eq!(t.read("state.json"), "{\"b\": 2}", "no original is replaced without its copy");
 }
 
@@ -140,10 +137,10 @@ fn init_does_not_write_schemas_through_a_symlinked_folder() {
     let t = TestDir::new();
     rusqlite::Connection::open(t.join("app.db")).unwrap().execute_batch("CREATE TABLE t(a)").unwrap();
     symlink(outside.path(), t.join("schemas")).unwrap();
-    let run = common::run_preflight(&["init"], t.path());
+    let run = support::run_preflight(&["init"], t.path());
     assert_eq!(run.code, 1, "{}", run.all_output());
     assert!(run.stderr.contains("`schemas` is a symlink"), "{}", run.stderr);
-    assert!(common::snapshot(outside.path(), false).is_empty(), "a schema dump went outside");
+    assert!(support::snapshot(outside.path(), false).is_empty(), "a schema dump went outside");
 }
 
 #[test]

@@ -10,11 +10,13 @@ use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use filetime::FileTime;
 use tempfile::TempDir;
+
+use crate::support::ChildGuard;
 
 const FILES: usize = 3000;
 const SWAP_A: &str = "PREFLIGHT_TEST_SWAP_A";
@@ -31,7 +33,7 @@ fn budget() -> Duration {
 }
 
 /// Not a test of its own: the body of the helper process. It runs only
-/// when the two paths are in its environment (see `Swapper::start`).
+/// when the two paths are in its environment (see `start_swapper`).
 #[test]
 fn swap_helper() {
     let (Some(a), Some(b)) = (std::env::var_os(SWAP_A), std::env::var_os(SWAP_B)) else { return };
@@ -43,41 +45,19 @@ fn swap_helper() {
     }
 }
 
-/// The helper process, killed (and reaped) when dropped, even when the
-/// test fails half-way.
-struct Swapper(Child);
-
-impl Swapper {
-    fn start(a: &Path, b: &Path) -> Swapper {
-        // The helper is this same test binary, told to run `swap_helper` only.
-        let name = module_path!().split_once("::").map_or("swap_helper".into(), |(_, m)| format!("{m}::swap_helper"));
-        let child = Command::new(std::env::current_exe().unwrap())
+/// The helper process, killed (and reaped) when the guard is dropped,
+/// even when the test fails half-way.
+fn start_swapper(a: &Path, b: &Path) -> ChildGuard {
+    // The helper is this same test binary, told to run `swap_helper` only.
+    let name = module_path!().split_once("::").map_or("swap_helper".into(), |(_, m)| format!("{m}::swap_helper"));
+    ChildGuard::spawn(
+        Command::new(std::env::current_exe().unwrap())
             .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
             .env(SWAP_A, a)
             .env(SWAP_B, b)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the swap helper");
-        Swapper(child)
-    }
-}
-
-impl Drop for Swapper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Kills a `preflight` that outlives a failing assertion.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+            .stderr(Stdio::null()),
+    )
 }
 
 /// Every entry under `dir`: its kind, mode, size, mtime and bytes.
@@ -139,25 +119,25 @@ fn one_round(manifest: &str, folder: &str, fill: impl Fn(&Path, &Path)) -> Round
     std::os::unix::fs::symlink(outside.path(), t.join("link")).unwrap();
     let before = fingerprint(outside.path());
     let manifest_path = t.join("preflight.toml");
-    let heal = Command::new(env!("CARGO_BIN_EXE_preflight"))
-        .args(["heal", "-q", "-m", manifest_path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut heal = Guard(heal);
+    let mut heal = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_preflight"))
+            .args(["heal", "-q", "-m", manifest_path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     // The swaps start once heal holds its lock: the manifest has loaded and
     // the first look is done, so heal is about to act.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !t.join(".preflight/lock").exists() && heal.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+    while !t.join(".preflight/lock").exists() && heal.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(200));
     }
-    let swapper = Swapper::start(&t.join(folder), &t.join("link"));
+    let swapper = start_swapper(&t.join(folder), &t.join("link"));
     // Heal is killed when the time is up: it fsyncs every file it writes,
     // so thousands of them take longer than a test should. A killed heal is
     // a case it must survive anyway.
     let deadline = Instant::now() + budget();
-    while heal.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+    while heal.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(heal);
