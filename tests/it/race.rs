@@ -190,12 +190,17 @@ fn a_folder_swapped_for_a_symlink_during_heal_never_lets_a_write_out() {
         "heal writes",
         &json_manifest(),
         "data",
-        |_inside, outside| {
+        |inside, outside| {
             for i in 0..FILES {
                 fs::write(outside.join(format!("f{i:04}.json")), format!("{{\"outside\": {i}}}")).unwrap();
+                // Every other file exists without the default's key: its
+                // fix quarantines the original, then replaces it.
+                if i % 2 == 1 {
+                    fs::write(inside.join(format!("f{i:04}.json")), "{\"b\": 1}").unwrap();
+                }
             }
         },
-        |written| written > 0,
+        |entries| entries > FILES / 2,
     );
 }
 
