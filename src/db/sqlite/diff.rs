@@ -36,7 +36,7 @@ pub fn compare(
         let Some(d) = desired.schema.tables.get(&k) else { continue };
         let id = format!("{base}:table:{}", d.name);
         let Some(l) = live.tables.get_mut(&k) else {
-            let step = diff.add_step(create_table(d, &desired.schema));
+            let step = diff.add_step(create_table(d, desired));
             diff.push(id, Severity::Critical, "table is missing", Some(step));
             continue;
         };
@@ -71,12 +71,21 @@ pub fn compare(
     Ok(diff)
 }
 
-/// CREATE TABLE and the indexes and triggers the DDL declares on it.
-fn create_table(d: &Table, desired: &Schema) -> Step {
+/// CREATE TABLE, its seed rows, and the indexes and triggers the DDL
+/// declares on it. Seed rows go in before the triggers exist: they are
+/// the table's first content, not events.
+fn create_table(d: &Table, desired: &Desired) -> Step {
+    let schema = &desired.schema;
+    let seeds = desired.seeds_of(&d.name);
+    let mut label = format!("create table {}", quote(&d.name));
+    if !seeds.is_empty() {
+        label.push_str(&format!(" with its seed rows ({} INSERT)", seeds.len()));
+    }
     let mut statements = vec![d.sql.clone()];
-    statements.extend(desired.indexes.values().filter(|i| key(&i.table) == key(&d.name)).filter_map(|i| i.sql.clone()));
-    statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
-    Step::schema(format!("create table {}", quote(&d.name)), statements)
+    statements.extend(seeds);
+    statements.extend(schema.indexes.values().filter(|i| key(&i.table) == key(&d.name)).filter_map(|i| i.sql.clone()));
+    statements.extend(triggers_on(schema, &d.name).into_iter().map(|t| t.sql.clone()));
+    Step::schema(label, statements)
 }
 
 /// What differs in a table present on both sides.

@@ -10,7 +10,7 @@ use super::diff;
 /// differences first found; DDL that SQLite refuses is an `Err`.
 #[doc(hidden)]
 pub fn compare_ddl(live_ddl: &str, desired_ddl: &str) -> anyhow::Result<usize> {
-    let Desired { conn, schema: mut live } = desired::from_ddl(live_ddl)?;
+    let Desired { conn, schema: mut live, .. } = desired::from_ddl(live_ddl)?;
     let mut desired = desired::from_ddl(desired_ddl)?;
     let diff = diff::compare(&conn, &mut live, &mut desired, "db:fuzz", true)?;
     for step in diff.steps.iter().filter(|s| !s.is_rebuild()) {

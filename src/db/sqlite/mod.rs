@@ -29,6 +29,7 @@ mod live;
 mod objects;
 mod plan;
 mod rebuild;
+mod statements;
 mod verify;
 
 use std::path::Path;
@@ -80,7 +81,7 @@ pub fn inspect(root: &Path, spec: &DatabaseSpec, options: Options, cache: &Healt
             let op = create::CreateDatabase {
                 db: spec.path.clone(),
                 schema: spec.schema.clone(),
-                statements: plan::create_statements(&desired.schema),
+                statements: plan::create_statements(&desired),
                 cache: cache.clone(),
             };
             let action = format!("create from {}", spec.schema.display());

@@ -3,7 +3,7 @@
 //! `apply.rs` runs the steps of one database inside one transaction.
 
 use super::coldef::quote;
-use super::introspect::Schema;
+use super::desired::Desired;
 
 /// One statement of a step.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,14 +107,17 @@ pub fn recreate(kind: &str, name: &str, create: &str) -> Vec<String> {
     vec![format!("DROP {kind} {}", quote(name)), create.to_string()]
 }
 
-/// Every statement of a new database, in an order that runs: tables, then
-/// indexes, views and triggers, each in the DDL's own order.
-pub fn create_statements(desired: &Schema) -> Vec<String> {
+/// Every statement of a new database, in an order that runs: tables, the
+/// seed rows (before any trigger exists, as when heal creates one table),
+/// then indexes, views and triggers, each in the DDL's own order.
+pub fn create_statements(desired: &Desired) -> Vec<String> {
+    let schema = &desired.schema;
     let mut objects: Vec<(u8, i64, &String)> = Vec::new();
-    objects.extend(desired.tables.values().map(|t| (0, t.order, &t.sql)));
-    objects.extend(desired.indexes.values().filter_map(|i| i.sql.as_ref().map(|s| (1, 0, s))));
-    objects.extend(desired.views.values().map(|v| (2, v.order, &v.sql)));
-    objects.extend(desired.triggers.values().map(|t| (3, t.order, &t.sql)));
+    objects.extend(schema.tables.values().map(|t| (0, t.order, &t.sql)));
+    objects.extend(desired.seeds.iter().enumerate().map(|(i, s)| (1, i as i64, &s.sql)));
+    objects.extend(schema.indexes.values().filter_map(|i| i.sql.as_ref().map(|s| (2, 0, s))));
+    objects.extend(schema.views.values().map(|v| (3, v.order, &v.sql)));
+    objects.extend(schema.triggers.values().map(|t| (4, t.order, &t.sql)));
     objects.sort();
     objects.into_iter().map(|(_, _, sql)| sql.clone()).collect()
 }
