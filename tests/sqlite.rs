@@ -528,17 +528,43 @@ fn the_plan_is_one_transaction_per_database_with_the_exact_sql() {
 }
 
 #[test]
-fn a_failing_step_rolls_back_every_change_of_the_database() {
-    // The new UNIQUE index cannot be built over duplicate rows: the added
-    // column, in the same transaction, must not stay behind.
+fn a_unique_index_over_duplicates_is_not_offered_and_the_other_steps_heal() {
+    // The new UNIQUE index cannot be built over duplicate rows: it is
+    // known to fail, so it is not offered, and the added column heals.
     let ddl = "CREATE TABLE t(a INT, b TEXT); CREATE UNIQUE INDEX t_a ON t(a);";
-    let app = App::with_live(ddl, "CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1), (1);");
-    let before = app.live_schema();
+    let app = App::with_live(ddl, "CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1), (1), (2), (2), (2), (3);");
+    let findings = app.validate(false);
+    let index = findings.problems.iter().find(|f| f.id == "db:app/data.db:index:t_a").unwrap();
+    assert!(!index.fixable(), "a fix known to fail is not offered");
+    assert!(index.message.contains("duplicate values (2) ×3, (1) ×2"), "{}", index.message);
     let result = app.heal(false);
-    assert_eq!(result.actions.len(), 2);
-    assert!(result.actions.iter().all(|a| a.outcome == Outcome::Failed), "{:?}", result.actions);
-    assert!(result.actions[1].detail.contains("UNIQUE constraint failed"), "{}", result.actions[1].detail);
-    assert_eq!(app.live_schema(), before, "nothing of the transaction is left");
+    assert_eq!(result.actions.len(), 1);
+    assert_all_done(&result);
+    assert_eq!(ids(result.current()), ["db:app/data.db:index:t_a"]);
+    assert!(!result.current().problems[0].fixable());
+}
+
+#[test]
+fn a_step_that_fails_at_heal_time_is_undone_alone_and_names_its_cause() {
+    let ddl = "CREATE TABLE t(a INT, b TEXT); CREATE TABLE u(x); CREATE UNIQUE INDEX t_a ON t(a);";
+    let app = App::with_live(ddl, "CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1), (2);");
+    let findings = app.validate(false);
+    assert!(findings.problems.iter().all(|f| f.fixable()), "{:?}", findings.problems);
+    // The application writes duplicates between the check and the heal.
+    Connection::open(app.db()).unwrap().execute_batch("INSERT INTO t VALUES (1), (1), (2);").unwrap();
+    let mut ctx = preflight::safety::ApplyCtx::new(app.root(), "run");
+    let mut outcomes = BTreeMap::new();
+    for finding in heal::plan(&findings) {
+        let result = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).map_err(|e| format!("{e:#}"));
+        outcomes.insert(finding.id.clone(), result);
+    }
+    let index = outcomes["db:app/data.db:index:t_a"].as_ref().unwrap_err();
+    assert!(index.contains("UNIQUE constraint failed: t.a"), "{index}");
+    assert!(index.contains("duplicate values (1) ×3, (2) ×2"), "{index}");
+    assert!(index.contains("only this step was undone"), "{index}");
+    assert!(outcomes["db:app/data.db:table:t:column:b"].is_ok(), "{outcomes:?}");
+    assert!(outcomes["db:app/data.db:table:u"].is_ok(), "{outcomes:?}");
+    assert_eq!(ids(&app.validate(false)), ["db:app/data.db:index:t_a"]);
 }
 
 #[test]
@@ -578,7 +604,7 @@ fn selecting_one_finding_of_a_rebuild_runs_the_whole_rebuild_and_nothing_else() 
     let mut selected = findings;
     selected.retain_ids(|id| id == "db:app/data.db:table:t:column:b");
     let lines = plan_lines(&selected);
-    assert_eq!(lines.first().unwrap(), "-- app/data.db: every change below in one transaction");
+    assert_eq!(lines.first().unwrap(), "-- app/data.db: the rebuild alone in its transaction, foreign keys off");
     assert!(!lines.iter().any(|l| l.contains("CREATE TABLE u")), "{lines:#?}");
     let result = app.heal_with(false, &["db:app/data.db:table:t:column:b"]);
     assert_all_done(&result);
@@ -630,7 +656,8 @@ fn a_data_check_reports_rows_and_its_fix_runs_after_a_backup() {
     assert!(findings.problems[0].message.contains("('BTC', 'buy')"), "{}", findings.problems[0].message);
     let result = app.heal(false);
     assert_all_done(&result);
-    assert!(result.actions[0].detail.contains("backup in .preflight/backups/"), "{}", result.actions[0].detail);
+    let detail = &result.actions[0].detail;
+    assert!(detail.contains("backup (") && detail.contains(") in .preflight/backups/"), "{detail}");
     assert!(result.current().problems.is_empty());
     let backup = app.root().join(".preflight/backups").join(result.run_id.unwrap()).join(DB);
     let open: i64 =
@@ -988,10 +1015,16 @@ mod cli {
         assert_eq!(
             steps,
             [
-                "-- app/data.db: every change below in one transaction",
+                "-- app/data.db: these steps commit together; each under a savepoint, so one that fails is undone alone",
+                "PRAGMA foreign_keys=ON;",
+                "PRAGMA legacy_alter_table=OFF;",
                 "BEGIN IMMEDIATE;",
+                "SAVEPOINT preflight_step;",
                 "ALTER TABLE \"users\" ADD COLUMN totp_secret TEXT;",
+                "RELEASE preflight_step;  -- on failure: ROLLBACK TO preflight_step",
+                "SAVEPOINT preflight_step;",
                 "CREATE INDEX users_email ON users(email);",
+                "RELEASE preflight_step;  -- on failure: ROLLBACK TO preflight_step",
                 "COMMIT;",
             ]
         );

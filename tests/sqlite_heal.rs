@@ -183,3 +183,75 @@ fn seed_rows_are_applied_when_heal_creates_their_table_and_shown_in_the_plan() {
     assert_eq!(db.strings("SELECT name FROM roles ORDER BY id"), ["admin", "member"]);
     assert_eq!(db.run(&["validate", "--strict"]).code, 0);
 }
+
+// ---------------------------------------------------------------- 2. steps that fail alone
+
+#[test]
+fn a_unique_index_over_duplicates_does_not_hold_back_the_critical_fixes() {
+    let ddl = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT, totp_secret TEXT);\n\
+               CREATE TABLE sessions(id INTEGER PRIMARY KEY, user_id INT);\n\
+               CREATE UNIQUE INDEX users_email ON users(email);\n";
+    let rows = "INSERT INTO users(email) VALUES ('a@x'), ('a@x'), ('b@x'), ('c@x'), ('c@x'), ('c@x');";
+    let db = Db::new(ddl, "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT);", rows, "");
+    let validate = db.run(&["validate"]);
+    let line = validate.stdout.lines().find(|l| l.contains("index:users_email")).unwrap().to_string();
+    assert!(line.contains("duplicate values ('c@x') ×3, ('a@x') ×2"), "{line}");
+    assert!(!line.contains("[fixable]"), "a fix known to fail is not offered: {line}");
+    let (code, doc) = db.json(&["heal"]);
+    assert_eq!(code, 2, "only the index warning remains: {doc:#}");
+    let done = actions(&doc);
+    assert_eq!(done.len(), 2, "{done:#?}");
+    assert!(done.iter().all(|a| a.1 == "done"), "{done:#?}");
+    assert_eq!(finding_ids(&doc, "after"), ["db:app/data.db:index:users_email"]);
+    assert_eq!(finding(&doc, "after", "db:app/data.db:index:users_email")["fixable"], false);
+    assert_eq!(db.run(&["run", "--", "true"]).code, 0, "the application starts");
+}
+
+// ---------------------------------------------------------------- 3. data fixes with foreign keys enforced
+
+#[test]
+fn a_data_fix_runs_with_foreign_keys_enforced_even_beside_a_rebuild() {
+    let ddl = "CREATE TABLE parent(id INTEGER PRIMARY KEY, code TEXT UNIQUE);\n\
+               CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INT REFERENCES parent(id), state TEXT);\n";
+    let old = "CREATE TABLE parent(id INTEGER PRIMARY KEY);\n\
+               CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INT REFERENCES parent(id), state TEXT);";
+    let rows = "INSERT INTO parent VALUES (1), (2); INSERT INTO child VALUES (1, 1, 'stale'), (2, 2, 'ok');";
+    let check =
+        "[[database.check]]\nname = \"no stale children\"\nsql = \"SELECT id FROM child WHERE state = 'stale'\"\n\
+                 fix = \"UPDATE child SET parent_id = 99, state = 'ok' WHERE state = 'stale'\"\n";
+    let db = Db::new(ddl, old, rows, check);
+    let dry = db.run(&["heal", "--dry-run"]);
+    let plan = dry.stdout.clone();
+    let fix_at = plan.find("UPDATE child SET parent_id = 99").unwrap();
+    assert!(
+        plan[..fix_at].rfind("PRAGMA foreign_keys=ON;") > plan[..fix_at].rfind("PRAGMA foreign_keys=OFF;"),
+        "{plan}"
+    );
+    let (_, doc) = db.json(&["heal"]);
+    let done = actions(&doc);
+    assert_eq!(action(&done, "db:app/data.db:table:parent:column:code").1, "done", "{done:#?}");
+    let fix = action(&done, "db:app/data.db:check:no stale children");
+    assert_eq!(fix.1, "failed", "{done:#?}");
+    assert!(fix.2.contains("FOREIGN KEY constraint failed"), "{}", fix.2);
+    assert_eq!(db.strings("SELECT parent_id || state FROM child ORDER BY id"), ["1stale", "2ok"]);
+    assert!(db.strings("SELECT * FROM pragma_foreign_key_check").is_empty());
+}
+
+#[test]
+fn a_data_fix_that_breaks_a_deferred_foreign_key_is_undone_alone() {
+    let ddl = "CREATE TABLE parent(id INTEGER PRIMARY KEY);\n\
+               CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED, state TEXT, note TEXT);\n";
+    let old = "CREATE TABLE parent(id INTEGER PRIMARY KEY);\n\
+               CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED, state TEXT);";
+    let rows = "INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1, 'stale');";
+    let check = "[[database.check]]\nname = \"stale\"\nsql = \"SELECT id FROM child WHERE state = 'stale'\"\n\
+                 fix = \"UPDATE child SET parent_id = 42, state = 'ok'\"\n";
+    let db = Db::new(ddl, old, rows, check);
+    let (_, doc) = db.json(&["heal"]);
+    let done = actions(&doc);
+    assert_eq!(action(&done, "db:app/data.db:table:child:column:note").1, "done", "{done:#?}");
+    let fix = action(&done, "db:app/data.db:check:stale");
+    assert_eq!(fix.1, "failed");
+    assert!(fix.2.contains("foreign_key_check reports 1 new violation"), "{}", fix.2);
+    assert_eq!(db.strings("SELECT parent_id || state FROM child"), ["1stale"]);
+}

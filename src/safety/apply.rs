@@ -113,6 +113,31 @@ impl<'a> ApplyCtx<'a> {
         Ok(backup)
     }
 
+    /// Removes a backup this action made that turned out to protect
+    /// nothing (every change it was taken for failed and was undone): a
+    /// run that fails keeps no backup of its own. Its record goes too, and
+    /// the run's backup folders once empty.
+    pub fn discard_saved(&mut self, copy: &Path) -> anyhow::Result<()> {
+        let relative = copy.strip_prefix(self.root).unwrap_or(copy).to_path_buf();
+        match fs::remove_file(copy) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", relative.display()))
+            }
+            _ => {}
+        }
+        self.saved.retain(|p| *p != relative);
+        self.journal.forget_kept(&relative);
+        let top = self.root.join(layout::run_folder(Area::Backups, self.run_id));
+        let mut folder = copy.parent();
+        while let Some(dir) = folder.filter(|d| d.starts_with(&top)) {
+            if fs::remove_dir(dir).is_err() {
+                break; // not empty: another database's backup is there
+            }
+            folder = dir.parent();
+        }
+        Ok(())
+    }
+
     /// Quarantines any original, then writes `contents` atomically.
     pub fn write_file(&mut self, rel: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
         self.quarantine(rel)?;

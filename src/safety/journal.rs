@@ -134,6 +134,11 @@ impl Journal {
         });
     }
 
+    /// Forgets the copy at `saved`: it was removed again.
+    pub fn forget_kept(&self, saved: &Path) {
+        self.current.borrow_mut().replaced.retain(|r| r.saved != saved);
+    }
+
     /// Notes a permission change on a path that existed.
     pub fn mode_changed(&self, rel: &Path, from: u32, to: u32) {
         self.current.borrow_mut().modes.push(ModeChange { path: rel.to_path_buf(), from, to });

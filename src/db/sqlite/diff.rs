@@ -12,9 +12,29 @@ use super::desired::Desired;
 use super::introspect::{self, key, triggers_on, Column, Schema, Table};
 use super::objects;
 use super::plan::Step;
-use super::rebuild;
+use super::rebuild::{self, Backfills};
 use crate::db::DRIFT;
 use crate::finding::Severity;
+use crate::manifest::BackfillSpec;
+
+/// What the comparison may propose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules<'a> {
+    /// Rebuilds for type, nullability, default or key changes.
+    pub allow_rebuild: bool,
+    /// Values for existing rows of NOT NULL columns (`[[database.backfill]]`).
+    pub backfills: &'a [BackfillSpec],
+}
+
+impl Rules<'_> {
+    fn backfills_of(&self, table: &str) -> Backfills {
+        self.backfills
+            .iter()
+            .filter(|b| key(&b.table) == key(table))
+            .map(|b| (key(&b.column), b.value.clone()))
+            .collect()
+    }
+}
 
 /// The differences of one database, and the steps that repair them.
 pub type Diff = crate::db::Diff<Step>;
@@ -27,7 +47,7 @@ pub fn compare(
     live: &mut Schema,
     desired: &mut Desired,
     base: &str,
-    allow_rebuild: bool,
+    rules: Rules,
 ) -> anyhow::Result<Diff> {
     let mut diff = Diff::default();
     let mut wanted: Vec<(i64, String)> = desired.schema.tables.iter().map(|(k, t)| (t.order, k.clone())).collect();
@@ -56,7 +76,7 @@ pub fn compare(
         }
         let Some(d) = desired.schema.tables.get(&k) else { continue };
         let before = diff.differences.len();
-        compare_table(conn, &mut diff, live, d, &id, allow_rebuild);
+        compare_table(conn, &mut diff, live, d, &id, rules);
         if diff.differences.len() == before {
             diff.same_tables.push(id);
         }
@@ -118,13 +138,13 @@ fn find(columns: &[Column], name: &str) -> Option<usize> {
 }
 
 /// Columns and table-level properties of a table present on both sides.
-fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, allow_rebuild: bool) {
+fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, rules: Rules) {
     let Some(l) = live_schema.tables.get(&key(&d.name)) else { return };
     for extra in l.columns.iter().filter(|c| find(&d.columns, &c.name).is_none()) {
         diff.push(format!("{id}:column:{}", extra.name), Severity::Warning, format!("column {DRIFT}"), None);
     }
     let td = table_diff(l, d);
-    let repair = plan_repair(conn, diff, live_schema, l, d, &td, allow_rebuild);
+    let repair = plan_repair(conn, diff, live_schema, (l, d), &td, rules);
     let hint = &repair.hint;
     if !td.table_level.is_empty() {
         let message = format!("table differs from the schema: {}{hint}", td.table_level.join("; "));
@@ -173,13 +193,12 @@ fn plan_repair(
     conn: &Connection,
     diff: &mut Diff,
     live_schema: &Schema,
-    l: &Table,
-    d: &Table,
+    (l, d): (&Table, &Table),
     td: &TableDiff,
-    allow_rebuild: bool,
+    rules: Rules,
 ) -> Repair {
     let additions = if td.missing.is_empty() { Some(Vec::new()) } else { try_add_columns(conn, l, d, &td.missing) };
-    let needs_rebuild = if td.structural() { allow_rebuild } else { additions.is_none() };
+    let needs_rebuild = if td.structural() { rules.allow_rebuild } else { additions.is_none() };
     if !needs_rebuild {
         let hint = match td.structural() {
             true => {
@@ -189,14 +208,11 @@ fn plan_repair(
         };
         return Repair { additions, rebuild: None, hint: hint.into() };
     }
-    let unfillable = unfillable(conn, l, d, &td.missing);
+    let backfills = rules.backfills_of(&d.name);
+    let unfillable = unfillable(conn, l, d, &td.missing, &backfills);
     let planned = match unfillable.is_empty() {
-        true => rebuild::plan(live_schema, l, d),
-        false => Err(anyhow::anyhow!(
-            "{} NOT NULL without a DEFAULT and the table has rows, which would have no value; \
-             give the column a DEFAULT in the schema or fill the table by hand",
-            unfillable.join(", ")
-        )),
+        true => rebuild::plan(live_schema, l, d, &backfills),
+        false => Err(anyhow::anyhow!("{}", advice(d, &unfillable))),
     };
     match planned {
         Ok(step) => Repair { additions, rebuild: Some(diff.add_step(step)), hint: String::new() },
@@ -236,14 +252,47 @@ fn try_add_columns(conn: &Connection, l: &Table, d: &Table, missing: &[&Column])
     (uniques_kept && fks_kept).then_some(statements)
 }
 
+/// What to do about missing NOT NULL columns the rows would have no value
+/// for. A DEFAULT gives every row the same value, which a UNIQUE column
+/// refuses: then only a backfill expression can fill them.
+fn advice(d: &Table, unfillable: &[&Column]) -> String {
+    let names: Vec<String> = unfillable.iter().map(|c| quote(&c.name)).collect();
+    let first = &unfillable[0].name;
+    let unique = unfillable.iter().any(|c| d.unique_keys.iter().any(|k| k.contains(&key(&c.name))));
+    let example = format!(
+        "[[database.backfill]] column = \"{}.{first}\", value = \"<an SQL expression, evaluated per row>\"",
+        d.name
+    );
+    let verb = if names.len() == 1 { "is" } else { "are" };
+    let head = format!(
+        "{} {verb} NOT NULL without a DEFAULT and the table has rows, which would have no value",
+        names.join(", ")
+    );
+    match unique {
+        true => format!(
+            "{head}; a DEFAULT would give every row the same value, which UNIQUE refuses: declare a value per row \
+             with {example}"
+        ),
+        false => format!("{head}; declare their value with {example}, or give the column a DEFAULT in the schema"),
+    }
+}
+
 /// Missing columns a copy of the rows cannot fill: NOT NULL, no default,
-/// not generated, not the rowid. Empty when the live table has no rows.
-fn unfillable(conn: &Connection, l: &Table, d: &Table, missing: &[&Column]) -> Vec<String> {
+/// no backfill, not generated, not the rowid. Empty when the live table
+/// has no rows.
+fn unfillable<'a>(
+    conn: &Connection,
+    l: &Table,
+    d: &Table,
+    missing: &[&'a Column],
+    backfills: &Backfills,
+) -> Vec<&'a Column> {
     let alias = rebuild::rowid_alias(d);
-    let names: Vec<String> = missing
+    let names: Vec<&Column> = missing
         .iter()
+        .copied()
         .filter(|c| c.not_null && c.default.is_none() && !c.is_generated() && alias != Some(c.name.as_str()))
-        .map(|c| quote(&c.name))
+        .filter(|c| !backfills.contains_key(&key(&c.name)))
         .collect();
     let has_rows = || conn.query_row(&format!("SELECT 1 FROM {} LIMIT 1", quote(&l.name)), [], |_| Ok(())).is_ok();
     if names.is_empty() || !has_rows() {

@@ -28,8 +28,10 @@ mod introspect;
 mod live;
 mod objects;
 mod plan;
+mod precheck;
 mod rebuild;
 mod statements;
+mod units;
 mod verify;
 
 use std::path::Path;
@@ -130,7 +132,8 @@ fn schema_claims(
     let mut desired = desired::parse(ddl, &spec.schema)?;
     let mut live =
         introspect::load(conn).with_context(|| format!("cannot read the schema of {}", spec.path.display()))?;
-    let diff = diff::compare(conn, &mut live, &mut desired, base, options.allow_rebuild)
+    let rules = diff::Rules { allow_rebuild: options.allow_rebuild, backfills: &spec.convergence.backfills };
+    let diff = diff::compare(conn, &mut live, &mut desired, base, rules)
         .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
     out.passed.extend(diff.same_tables);
     let mut pending: Vec<Pending> = diff
@@ -145,9 +148,16 @@ fn schema_claims(
 }
 
 /// Drops the repair of every claim whose step SQLite refuses on a copy of
-/// the live schema, and says why in its message.
+/// the live schema, or whose step the live rows would make fail (duplicates
+/// under a new UNIQUE, NULLs under a new NOT NULL), and says why in its
+/// message: a fix known to fail is not offered.
 fn refuse_failing_steps(conn: &rusqlite::Connection, steps: &[Step], pending: &mut [Pending]) -> anyhow::Result<()> {
-    let outcome = verify::verify(conn, steps)?;
+    let mut outcome = verify::verify(conn, steps)?;
+    for (step, verdict) in steps.iter().zip(outcome.iter_mut()) {
+        if verdict.is_none() {
+            *verdict = unmet(conn, step);
+        }
+    }
     for claim in pending.iter_mut() {
         if let Some(error) = claim.step.and_then(|s| outcome.get(s).cloned().flatten()) {
             claim.message.push_str(&format!("; heal cannot repair it yet: {error}"));
@@ -155,6 +165,12 @@ fn refuse_failing_steps(conn: &rusqlite::Connection, steps: &[Step], pending: &m
         }
     }
     Ok(())
+}
+
+/// Why the live rows would make `step` fail, if they would.
+fn unmet(conn: &rusqlite::Connection, step: &Step) -> Option<String> {
+    let found: Vec<String> = step.needs.iter().filter_map(|need| need.unmet(conn).ok().flatten()).collect();
+    (!found.is_empty()).then(|| found.join("; "))
 }
 
 /// Runs the `[[database.check]]` queries; rows are claims, and a check
@@ -181,6 +197,7 @@ fn data_checks(
                     steps.push(Step {
                         label: "run the check's fix (after a backup)".into(),
                         kind: StepKind::DataFix { check: check.sql.clone(), fix: fix.clone() },
+                        needs: Vec::new(),
                     });
                     steps.len() - 1
                 });
