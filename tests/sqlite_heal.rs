@@ -255,3 +255,163 @@ fn a_data_fix_that_breaks_a_deferred_foreign_key_is_undone_alone() {
     assert!(fix.2.contains("foreign_key_check reports 1 new violation"), "{}", fix.2);
     assert_eq!(db.strings("SELECT parent_id || state FROM child"), ["1stale"]);
 }
+
+// ---------------------------------------------------------------- 4. rebuilds keep every value
+
+#[test]
+fn a_stored_generated_column_made_plain_keeps_its_values_and_the_count_is_true() {
+    let ddl =
+        "CREATE TABLE lines(id INTEGER PRIMARY KEY, qty INT, price INT, total INT, note TEXT NOT NULL DEFAULT '');\n";
+    let old = "CREATE TABLE lines(id INTEGER PRIMARY KEY, qty INT, price INT, total INT GENERATED ALWAYS AS (qty * price) STORED, note TEXT);";
+    let db = Db::new(ddl, old, "INSERT INTO lines(qty, price, note) VALUES (2, 5, 'a'), (3, 7, 'b');", "");
+    let (code, doc) = db.json(&["heal", "--allow-rebuild"]);
+    assert_eq!(code, 0, "{doc:#}");
+    let detail = &actions(&doc)[0].2;
+    assert!(detail.starts_with("2 rows copied"), "{detail}");
+    assert_eq!(db.strings("SELECT total FROM lines ORDER BY id"), ["10", "21"]);
+}
+
+#[test]
+fn a_column_made_generated_is_rebuilt_only_when_its_values_stay_the_same() {
+    let ddl = "CREATE TABLE lines(id INTEGER PRIMARY KEY, qty INT, price INT, total INT GENERATED ALWAYS AS (qty * price) STORED);\n";
+    let old = "CREATE TABLE lines(id INTEGER PRIMARY KEY, qty INT, price INT, total INT);";
+    let same = Db::new(ddl, old, "INSERT INTO lines VALUES (1, 2, 5, 10), (2, 3, 7, 21);", "");
+    assert_eq!(same.run(&["heal", "--allow-rebuild"]).code, 0);
+    let differs = Db::new(ddl, old, "INSERT INTO lines VALUES (1, 2, 5, 10), (2, 3, 7, 99);", "");
+    let (code, doc) = differs.json(&["heal", "--allow-rebuild"]);
+    assert_eq!(code, 2, "{doc:#}");
+    let detail = &actions(&doc)[0].2;
+    assert!(detail.contains("1 rows of \"total\" would change"), "{detail}");
+    assert_eq!(differs.strings("SELECT total FROM lines ORDER BY id"), ["10", "99"], "the stored value is kept");
+}
+
+#[test]
+fn rowids_hidden_by_columns_refuse_the_rebuild_and_a_free_name_keeps_them() {
+    let ddl = "CREATE TABLE t(rowid TEXT, _rowid_ TEXT, oid TEXT, a INTEGER);\n";
+    let old = "CREATE TABLE t(rowid TEXT, _rowid_ TEXT, oid TEXT, a TEXT);";
+    let hidden = Db::new(ddl, old, "", "");
+    hidden.conn().execute_batch("INSERT INTO t VALUES ('r', 'u', 'o', '1'), ('r2', 'u2', 'o2', '2');").unwrap();
+    hidden.conn().execute_batch("DELETE FROM t WHERE a = '1';").unwrap();
+    let (code, doc) = hidden.json(&["heal", "--allow-rebuild"]);
+    assert_eq!(code, 2, "{doc:#}");
+    assert!(actions(&doc).is_empty(), "{doc:#}");
+    let message = finding(&doc, "findings", "db:app/data.db:table:t:column:a")["message"].as_str().unwrap();
+    assert!(message.contains("hide its rowids"), "{message}");
+
+    let ddl = "CREATE TABLE t(rowid TEXT, oid TEXT, a INTEGER);\n";
+    let db = Db::new(ddl, "CREATE TABLE t(rowid TEXT, oid TEXT, a TEXT);", "", "");
+    db.conn()
+        .execute_batch("INSERT INTO t(_rowid_, rowid, oid, a) VALUES (5, 'r5', 'o5', '1'), (9, 'r9', 'o9', '2');")
+        .unwrap();
+    let (code, doc) = db.json(&["heal", "--allow-rebuild"]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(db.strings("SELECT _rowid_ || rowid || oid || a FROM t ORDER BY _rowid_"), ["5r5o51", "9r9o92"]);
+}
+
+#[test]
+fn an_autoincrement_rebuild_reports_the_rows_it_copied() {
+    let ddl = "CREATE TABLE jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, tag TEXT UNIQUE);\n";
+    let db = Db::new(
+        ddl,
+        "CREATE TABLE jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);",
+        "INSERT INTO jobs(name) VALUES ('a'), ('b'), ('c'), ('d'); DELETE FROM jobs WHERE id = 4;",
+        "",
+    );
+    let (code, doc) = db.json(&["heal"]);
+    assert_eq!(code, 0, "{doc:#}");
+    let done = actions(&doc);
+    let detail = &action(&done, "db:app/data.db:table:jobs:column:tag").2;
+    assert!(detail.starts_with("3 rows copied"), "{detail}");
+    db.conn().execute("INSERT INTO jobs(name) VALUES ('e')", []).unwrap();
+    assert_eq!(db.strings("SELECT max(id) FROM jobs"), ["5"]);
+}
+
+// ---------------------------------------------------------------- 5. renames and backfills
+
+const MEMOS_OLD: &str = "CREATE TABLE memo(id INTEGER PRIMARY KEY, content TEXT NOT NULL);
+    CREATE TABLE resource(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, memo_id INT REFERENCES memo(id));
+    CREATE INDEX resource_memo ON resource(memo_id);
+    CREATE TABLE reaction(id INTEGER PRIMARY KEY, content_id TEXT NOT NULL, reaction_type TEXT NOT NULL);
+    CREATE VIEW reactions_per_memo AS SELECT content_id, count(*) AS n FROM reaction GROUP BY content_id;
+    CREATE TABLE idp(id INTEGER PRIMARY KEY, name TEXT NOT NULL);";
+
+const MEMOS_NEW: &str = "CREATE TABLE memo(id INTEGER PRIMARY KEY, content TEXT NOT NULL);
+    CREATE TABLE attachment(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, memo_id INT REFERENCES memo(id));
+    CREATE INDEX resource_memo ON attachment(memo_id);
+    CREATE TABLE reaction(id INTEGER PRIMARY KEY, memo_id TEXT NOT NULL, reaction_type TEXT NOT NULL);
+    CREATE VIEW reactions_per_memo AS SELECT memo_id, count(*) AS n FROM reaction GROUP BY memo_id;
+    CREATE TABLE idp(id INTEGER PRIMARY KEY, name TEXT NOT NULL, uid TEXT NOT NULL UNIQUE);";
+
+const MEMOS_ROWS: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+    INSERT INTO memo SELECT i, 'memo ' || i FROM n;
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+    INSERT INTO resource SELECT i, 'file' || i || '.png', i FROM n;
+    INSERT INTO reaction VALUES (1, 'memos/1', '👍'), (2, 'memos/1', '🎉'), (3, 'memos/7', '👍');
+    INSERT INTO idp VALUES (1, 'github'), (2, 'google');";
+
+const MEMOS_RENAMES: &str = "[[database.rename]]\nfrom = \"resource\"\nto = \"attachment\"\n\
+    [[database.rename]]\nfrom = \"reaction.content_id\"\nto = \"reaction.memo_id\"\n";
+
+#[test]
+fn renames_are_applied_in_place_and_a_backfill_fills_a_unique_not_null_column() {
+    let backfill = "[[database.backfill]]\ncolumn = \"idp.uid\"\nvalue = \"lower(hex(randomblob(8)))\"\n";
+    let db = Db::new(MEMOS_NEW, MEMOS_OLD, MEMOS_ROWS, &format!("{MEMOS_RENAMES}{backfill}"));
+    let (code, doc) = db.json(&["validate"]);
+    assert_eq!(code, 1);
+    assert!(!db.t.exists(".preflight") && !db.t.exists("app/data.db-wal"), "validate leaves no trace");
+    let ids = finding_ids(&doc, "findings");
+    assert_eq!(
+        ids,
+        [
+            "db:app/data.db:table:resource",
+            "db:app/data.db:table:reaction:column:content_id",
+            "db:app/data.db:table:idp:column:uid",
+            // SQLite rewrote the view's text when it renamed the column: recreated from the DDL.
+            "db:app/data.db:view:reactions_per_memo"
+        ],
+        "{doc:#}"
+    );
+    for id in &ids[..3] {
+        let f = finding(&doc, "findings", id);
+        assert_eq!((f["severity"].as_str(), f["fixable"].as_bool()), (Some("critical"), Some(true)), "{f}");
+    }
+    let dry = db.run(&["heal", "--dry-run"]);
+    assert!(dry.stdout.contains("ALTER TABLE \"resource\" RENAME TO \"attachment\";"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("ALTER TABLE \"reaction\" RENAME COLUMN \"content_id\" TO \"memo_id\";"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("(lower(hex(randomblob(8))))"), "{}", dry.stdout);
+
+    let (code, doc) = db.json(&["heal"]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert!(actions(&doc).iter().all(|a| a.1 == "done"), "{doc:#}");
+    assert_eq!(db.count("attachment"), 50);
+    assert_eq!(db.strings("SELECT count(*) FROM sqlite_schema WHERE name = 'resource'"), ["0"]);
+    assert_eq!(db.strings("SELECT filename FROM attachment WHERE id = 50"), ["file50.png"]);
+    assert_eq!(db.strings("SELECT memo_id FROM reaction ORDER BY id"), ["memos/1", "memos/1", "memos/7"]);
+    assert_eq!(db.strings("SELECT n FROM reactions_per_memo ORDER BY memo_id"), ["2", "1"]);
+    assert_eq!(db.strings("SELECT count(DISTINCT uid) || '/' || count(*) FROM idp WHERE length(uid) = 16"), ["2/2"]);
+    assert_eq!(db.run(&["validate", "--strict"]).code, 0);
+}
+
+#[test]
+fn without_a_backfill_the_advice_names_it_and_a_rename_onto_an_existing_name_is_refused() {
+    let db = Db::new(MEMOS_NEW, MEMOS_OLD, MEMOS_ROWS, MEMOS_RENAMES);
+    let (_, doc) = db.json(&["validate"]);
+    let uid = finding(&doc, "findings", "db:app/data.db:table:idp:column:uid");
+    let message = uid["message"].as_str().unwrap();
+    assert_eq!(uid["fixable"], false);
+    assert!(message.contains("[[database.backfill]] column = \"idp.uid\""), "{message}");
+    assert!(message.contains("a DEFAULT would give every row the same value, which UNIQUE refuses"), "{message}");
+
+    let both = Db::new(MEMOS_NEW, &format!("{MEMOS_OLD} CREATE TABLE attachment(x);"), MEMOS_ROWS, MEMOS_RENAMES);
+    let (_, doc) = both.json(&["heal"]);
+    let refused = finding(&doc, "after", "db:app/data.db:table:resource");
+    assert_eq!(finding_ids(&doc, "after").iter().filter(|id| id.ends_with(":table:resource")).count(), 1);
+    assert_eq!((refused["severity"].as_str(), refused["fixable"].as_bool()), (Some("critical"), Some(false)));
+    assert!(refused["message"].as_str().unwrap().contains("both names exist"), "{refused}");
+    assert_eq!(both.count("resource"), 50, "nothing is merged or dropped");
+    assert_eq!(both.strings("SELECT memo_id FROM reaction ORDER BY id"), ["memos/1", "memos/1", "memos/7"]);
+}

@@ -17,6 +17,15 @@ use crate::db::DRIFT;
 use crate::finding::Severity;
 use crate::manifest::BackfillSpec;
 
+/// The live database as the comparison reads it: its schema (the live
+/// file, or a scratch copy with the renames applied, see `rename.rs`) and
+/// its rows (the live file, under the new names).
+#[derive(Clone, Copy)]
+pub struct LiveDb<'a> {
+    pub schema: &'a Connection,
+    pub rows: &'a Connection,
+}
+
 /// What the comparison may propose.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rules<'a> {
@@ -42,13 +51,7 @@ pub type Diff = crate::db::Diff<Step>;
 /// Compares. `conn` is the live (read-only) connection; per-column details
 /// (collations, AUTOINCREMENT) are read, on both sides, only for tables
 /// whose statement differs from the DDL's.
-pub fn compare(
-    conn: &Connection,
-    live: &mut Schema,
-    desired: &mut Desired,
-    base: &str,
-    rules: Rules,
-) -> anyhow::Result<Diff> {
+pub fn compare(db: LiveDb, live: &mut Schema, desired: &mut Desired, base: &str, rules: Rules) -> anyhow::Result<Diff> {
     let mut diff = Diff::default();
     let mut wanted: Vec<(i64, String)> = desired.schema.tables.iter().map(|(k, t)| (t.order, k.clone())).collect();
     wanted.sort();
@@ -70,13 +73,13 @@ pub fn compare(
             }
             continue;
         }
-        introspect::load_details(conn, l)?;
+        introspect::load_details(db.schema, l)?;
         if let Some(d) = desired.schema.tables.get_mut(&k) {
             introspect::load_details(&desired.conn, d)?;
         }
         let Some(d) = desired.schema.tables.get(&k) else { continue };
         let before = diff.differences.len();
-        compare_table(conn, &mut diff, live, d, &id, rules);
+        compare_table(db.rows, &mut diff, live, d, &id, rules);
         if diff.differences.len() == before {
             diff.same_tables.push(id);
         }

@@ -13,13 +13,13 @@ pub fn compare_ddl(live_ddl: &str, desired_ddl: &str) -> anyhow::Result<usize> {
     let Desired { conn, schema: mut live, .. } = desired::from_ddl(live_ddl)?;
     let mut desired = desired::from_ddl(desired_ddl)?;
     let rules = diff::Rules { allow_rebuild: true, backfills: &[] };
-    let diff = diff::compare(&conn, &mut live, &mut desired, "db:fuzz", rules)?;
+    let diff = diff::compare(diff::LiveDb { schema: &conn, rows: &conn }, &mut live, &mut desired, "db:fuzz", rules)?;
     for step in diff.steps.iter().filter(|s| !s.is_rebuild()) {
         // Steps SQLite refuses are the verifier's business; here only a panic counts.
         let _ = conn.execute_batch(&step.lines().join("\n"));
     }
     let mut after = super::introspect::load(&conn)?;
     let mut desired = desired::from_ddl(desired_ddl)?;
-    diff::compare(&conn, &mut after, &mut desired, "db:fuzz", rules)?;
+    diff::compare(diff::LiveDb { schema: &conn, rows: &conn }, &mut after, &mut desired, "db:fuzz", rules)?;
     Ok(diff.differences.len())
 }

@@ -30,6 +30,7 @@ mod objects;
 mod plan;
 mod precheck;
 mod rebuild;
+mod rename;
 mod statements;
 mod units;
 mod verify;
@@ -132,19 +133,49 @@ fn schema_claims(
     let mut desired = desired::parse(ddl, &spec.schema)?;
     let mut live =
         introspect::load(conn).with_context(|| format!("cannot read the schema of {}", spec.path.display()))?;
-    let rules = diff::Rules { allow_rebuild: options.allow_rebuild, backfills: &spec.convergence.backfills };
-    let diff = diff::compare(conn, &mut live, &mut desired, base, rules)
-        .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
-    out.passed.extend(diff.same_tables);
-    let mut pending: Vec<Pending> = diff
-        .differences
-        .into_iter()
-        .map(|d| Pending { id: d.id, severity: spec.severity.unwrap_or(d.severity), message: d.message, step: d.step })
-        .collect();
-    if !diff.steps.is_empty() {
-        refuse_failing_steps(conn, &diff.steps, &mut pending)?;
+    let severity = |s: Severity| spec.severity.unwrap_or(s);
+    // Renames first: their steps run first, and the rest is compared as if they had run.
+    let mut renames = rename::plan(&live, &spec.convergence.renames, base);
+    let renaming = renames.iter().any(|r| r.step.is_some());
+    let scratch = if renaming { rename::simulate(conn, &live, &mut renames)? } else { None };
+    let mut steps = Vec::new();
+    let mut pending = Vec::new();
+    for r in renames {
+        let step = r.step.map(|s| {
+            steps.push(s);
+            steps.len() - 1
+        });
+        pending.push(Pending { id: r.id, severity: severity(r.severity), message: r.message, step });
     }
-    Ok((diff.steps, pending))
+    if renaming && scratch.is_none() {
+        for claim in &mut pending {
+            claim.message.push_str("; the rest of the schema is compared once the renames are applied");
+        }
+    } else {
+        if let Some(scratch) = &scratch {
+            live = introspect::load(scratch)?;
+        }
+        let db = diff::LiveDb { schema: scratch.as_ref().unwrap_or(conn), rows: conn };
+        let rules = diff::Rules { allow_rebuild: options.allow_rebuild, backfills: &spec.convergence.backfills };
+        let diff = diff::compare(db, &mut live, &mut desired, base, rules)
+            .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
+        out.passed.extend(diff.same_tables);
+        let offset = steps.len();
+        steps.extend(diff.steps);
+        // A rename refused because both names exist speaks for the old table: no second finding.
+        let renamed: Vec<String> = pending.iter().map(|p| p.id.clone()).collect();
+        let differences = diff.differences.into_iter().filter(|d| !renamed.contains(&d.id));
+        pending.extend(differences.map(|d| Pending {
+            id: d.id,
+            severity: severity(d.severity),
+            message: d.message,
+            step: d.step.map(|s| s + offset),
+        }));
+    }
+    if !steps.is_empty() {
+        refuse_failing_steps(conn, &steps, &mut pending)?;
+    }
+    Ok((steps, pending))
 }
 
 /// Drops the repair of every claim whose step SQLite refuses on a copy of

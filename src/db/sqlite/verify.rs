@@ -47,7 +47,7 @@ pub fn verify(live: &Connection, steps: &[Step]) -> anyhow::Result<Vec<Option<St
 
 /// The live schema's statements in an order that runs: tables, indexes,
 /// views, triggers, each in creation order.
-fn live_statements(live: &Connection) -> rusqlite::Result<Vec<String>> {
+pub fn live_statements(live: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = live.prepare(
         r"SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\_%' ESCAPE '\'
           ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid",
