@@ -415,3 +415,30 @@ fn without_a_backfill_the_advice_names_it_and_a_rename_onto_an_existing_name_is_
     assert_eq!(both.count("resource"), 50, "nothing is merged or dropped");
     assert_eq!(both.strings("SELECT memo_id FROM reaction ORDER BY id"), ["memos/1", "memos/1", "memos/7"]);
 }
+
+// ---------------------------------------------------------------- 6. expected drift
+
+#[test]
+fn ignored_drift_is_not_reported_so_strict_passes_on_a_converged_install() {
+    let ddl = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT);\n";
+    let old = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT, old_flag INT, Legacy_Note TEXT);
+               CREATE TABLE migration_history(version INT);
+               CREATE TABLE legacy_orders(id INT, total REAL);
+               CREATE INDEX legacy_orders_total ON legacy_orders(total);
+               CREATE TRIGGER legacy_audit AFTER INSERT ON legacy_orders BEGIN SELECT 1; END;
+               CREATE VIEW legacy_view AS SELECT * FROM legacy_orders;
+               CREATE TABLE surprise(x);";
+    let strict = |extra: &str| {
+        let db = Db::new(ddl, old, "INSERT INTO users VALUES (1, 'a@x', 1, 'n');", extra);
+        let (code, doc) = db.json(&["validate", "--strict"]);
+        (code, finding_ids(&doc, "findings"))
+    };
+    let (code, ids) = strict("");
+    assert_eq!((code, ids.len()), (1, 8), "{ids:#?}");
+    let ignore = "ignore = [\"migration_history\", \"legacy_*\", \"users.old_flag\", \"USERS.legacy_*\"]\n";
+    assert_eq!(strict(ignore), (1, vec!["db:app/data.db:table:surprise".to_string()]));
+    let (code, ids) = strict(
+        "ignore = [\"migration_history\", \"legacy_*\", \"users.old_flag\", \"users.legacy_note\", \"surprise\"]\n",
+    );
+    assert_eq!((code, ids), (0, Vec::<String>::new()));
+}

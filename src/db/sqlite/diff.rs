@@ -13,6 +13,7 @@ use super::introspect::{self, key, triggers_on, Column, Schema, Table};
 use super::objects;
 use super::plan::Step;
 use super::rebuild::{self, Backfills};
+use crate::db::ignore::Ignore;
 use crate::db::DRIFT;
 use crate::finding::Severity;
 use crate::manifest::BackfillSpec;
@@ -27,12 +28,14 @@ pub struct LiveDb<'a> {
 }
 
 /// What the comparison may propose.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
     /// Rebuilds for type, nullability, default or key changes.
     pub allow_rebuild: bool,
     /// Values for existing rows of NOT NULL columns (`[[database.backfill]]`).
     pub backfills: &'a [BackfillSpec],
+    /// Expected drift, not reported.
+    pub ignore: Option<&'a Ignore>,
 }
 
 impl Rules<'_> {
@@ -85,12 +88,13 @@ pub fn compare(db: LiveDb, live: &mut Schema, desired: &mut Desired, base: &str,
         }
     }
     let desired = &desired.schema;
-    for l in live.tables.values().filter(|l| !desired.tables.contains_key(&key(&l.name))) {
+    let ignored = |name: &str| rules.ignore.is_some_and(|i| i.name(name));
+    for l in live.tables.values().filter(|l| !desired.tables.contains_key(&key(&l.name)) && !ignored(&l.name)) {
         diff.push(format!("{base}:table:{}", l.name), Severity::Warning, format!("table {DRIFT}"), None);
     }
-    objects::compare_indexes(&mut diff, live, desired, base);
-    objects::compare_objects(&mut diff, live, desired, base, "view");
-    objects::compare_objects(&mut diff, live, desired, base, "trigger");
+    objects::compare_indexes(&mut diff, live, desired, base, rules.ignore);
+    objects::compare_objects(&mut diff, (live, desired), base, "view", rules.ignore);
+    objects::compare_objects(&mut diff, (live, desired), base, "trigger", rules.ignore);
     Ok(diff)
 }
 
@@ -143,7 +147,8 @@ fn find(columns: &[Column], name: &str) -> Option<usize> {
 /// Columns and table-level properties of a table present on both sides.
 fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, rules: Rules) {
     let Some(l) = live_schema.tables.get(&key(&d.name)) else { return };
-    for extra in l.columns.iter().filter(|c| find(&d.columns, &c.name).is_none()) {
+    let ignored = |c: &Column| rules.ignore.is_some_and(|i| i.column(&l.name, &c.name));
+    for extra in l.columns.iter().filter(|c| find(&d.columns, &c.name).is_none() && !ignored(c)) {
         diff.push(format!("{id}:column:{}", extra.name), Severity::Warning, format!("column {DRIFT}"), None);
     }
     let td = table_diff(l, d);

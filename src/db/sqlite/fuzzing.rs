@@ -12,7 +12,7 @@ use super::diff;
 pub fn compare_ddl(live_ddl: &str, desired_ddl: &str) -> anyhow::Result<usize> {
     let Desired { conn, schema: mut live, .. } = desired::from_ddl(live_ddl)?;
     let mut desired = desired::from_ddl(desired_ddl)?;
-    let rules = diff::Rules { allow_rebuild: true, backfills: &[] };
+    let rules = diff::Rules { allow_rebuild: true, backfills: &[], ignore: None };
     let diff = diff::compare(diff::LiveDb { schema: &conn, rows: &conn }, &mut live, &mut desired, "db:fuzz", rules)?;
     for step in diff.steps.iter().filter(|s| !s.is_rebuild()) {
         // Steps SQLite refuses are the verifier's business; here only a panic counts.

@@ -156,7 +156,12 @@ fn schema_claims(
             live = introspect::load(scratch)?;
         }
         let db = diff::LiveDb { schema: scratch.as_ref().unwrap_or(conn), rows: conn };
-        let rules = diff::Rules { allow_rebuild: options.allow_rebuild, backfills: &spec.convergence.backfills };
+        let ignore = crate::db::ignore::Ignore::new(&spec.convergence.ignore);
+        let rules = diff::Rules {
+            allow_rebuild: options.allow_rebuild,
+            backfills: &spec.convergence.backfills,
+            ignore: Some(&ignore),
+        };
         let diff = diff::compare(db, &mut live, &mut desired, base, rules)
             .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
         out.passed.extend(diff.same_tables);

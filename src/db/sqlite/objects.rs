@@ -10,10 +10,11 @@ use super::introspect::{key, triggers_on, Index, Object, Schema};
 use super::plan::{self, Step};
 use super::precheck::Need;
 use super::statements::shown;
+use crate::db::ignore::Ignore;
 use crate::db::{Diff, DRIFT};
 use crate::finding::Severity;
 
-pub fn compare_indexes(diff: &mut Diff<Step>, live: &Schema, desired: &Schema, base: &str) {
+pub fn compare_indexes(diff: &mut Diff<Step>, live: &Schema, desired: &Schema, base: &str, ignore: Option<&Ignore>) {
     for d in desired.indexes.values() {
         if !live.tables.contains_key(&key(&d.table)) {
             continue; // created with its table
@@ -37,7 +38,8 @@ pub fn compare_indexes(diff: &mut Diff<Step>, live: &Schema, desired: &Schema, b
             Some(_) => {}
         }
     }
-    for l in live.indexes.values().filter(|l| !desired.indexes.contains_key(&key(&l.name))) {
+    let ignored = |l: &Index| ignore.is_some_and(|i| i.object(&l.name, &l.table));
+    for l in live.indexes.values().filter(|l| !desired.indexes.contains_key(&key(&l.name)) && !ignored(l)) {
         diff.push(format!("{base}:index:{}", l.name), Severity::Warning, format!("index {DRIFT}"), None);
     }
 }
@@ -120,7 +122,13 @@ fn same_index(l: &Index, d: &Index) -> bool {
 
 /// Views or triggers: compared by statement; they hold no data, so one that
 /// differs is dropped and recreated from the DDL.
-pub fn compare_objects(diff: &mut Diff<Step>, live: &Schema, desired: &Schema, base: &str, kind: &str) {
+pub fn compare_objects(
+    diff: &mut Diff<Step>,
+    (live, desired): (&Schema, &Schema),
+    base: &str,
+    kind: &str,
+    ignore: Option<&Ignore>,
+) {
     let pick = |s: &Schema| if kind == "view" { s.views.clone() } else { s.triggers.clone() };
     let (live_objects, desired_objects) = (pick(live), pick(desired));
     let mut wanted: Vec<&Object> = desired_objects.values().collect();
@@ -154,7 +162,8 @@ pub fn compare_objects(diff: &mut Diff<Step>, live: &Schema, desired: &Schema, b
             Some(_) => {}
         }
     }
-    for l in live_objects.values().filter(|l| !desired_objects.contains_key(&key(&l.name))) {
+    let ignored = |l: &Object| ignore.is_some_and(|i| i.object(&l.name, &l.table));
+    for l in live_objects.values().filter(|l| !desired_objects.contains_key(&key(&l.name)) && !ignored(l)) {
         diff.push(format!("{base}:{kind}:{}", l.name), Severity::Warning, format!("{kind} {DRIFT}"), None);
     }
 }
