@@ -167,8 +167,17 @@ fn rows_of(conn: &Connection, table: &str) -> Vec<BTreeMap<String, String>> {
         .query_row("SELECT wr FROM pragma_table_list WHERE name = ?1 AND schema = 'main'", [table], |r| r.get(0))
         .unwrap();
     let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+    // A column may be named rowid or oid: the real rowid is the first name no column takes.
+    let columns: Vec<String> = conn
+        .prepare(&format!("SELECT lower(name) FROM pragma_table_xinfo({})", lit(table)))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let rowid = ["rowid", "_rowid_", "oid"].into_iter().find(|n| !columns.iter().any(|c| c == n)).unwrap_or("rowid");
     let sql = if wr == 0 {
-        format!("SELECT rowid AS \"(rowid)\", * FROM {quoted} ORDER BY rowid")
+        format!("SELECT {rowid} AS \"(rowid)\", * FROM {quoted} ORDER BY {rowid}")
     } else {
         format!("SELECT * FROM {quoted} ORDER BY 1")
     };
@@ -770,7 +779,9 @@ mod property {
     use proptest::prelude::*;
 
     const TYPES: [&str; 5] = ["INTEGER", "TEXT", "REAL", "BLOB", ""];
-    const COLUMNS: [&str; 8] = ["price", "select", "two words", "q\"uote", "ünï", "Group", "x_1", "note"];
+    // "rowid" and "oid" shadow SQLite's names for the rowid; "_rowid_" stays free to carry it.
+    const COLUMNS: [&str; 10] =
+        ["price", "select", "two words", "q\"uote", "ünï", "Group", "x_1", "note", "rowid", "oid"];
     const TABLES: [&str; 4] = ["items", "order", "Daily Prices", "t\"q"];
 
     #[derive(Debug, Clone)]
@@ -781,6 +792,8 @@ mod property {
         unique: bool,
         nocase: bool,
         in_old: bool,
+        /// Named `<name>_v1` in the old schema, renamed by `[[database.rename]]`.
+        renamed: bool,
     }
 
     #[derive(Debug, Clone)]
@@ -790,8 +803,12 @@ mod property {
         key: u8,
         strict: bool,
         in_old: bool,
+        /// Named `<name> v1` in the old schema, renamed by `[[database.rename]]`.
+        renamed: bool,
         cols: Vec<Col>,
         index: Option<(usize, bool)>,
+        /// A generated column over the first column: (STORED, in the old schema).
+        generated: Option<(bool, bool)>,
         rows: Vec<Vec<i64>>,
     }
 
@@ -808,8 +825,16 @@ mod property {
             }
         }
 
-        fn definition(&self, strict: bool) -> String {
-            let mut d = format!("{} {}", q(&self.name), self.ty(strict));
+        fn name(&self, old: bool) -> String {
+            if old && self.renamed {
+                format!("{}_v1", self.name)
+            } else {
+                self.name.clone()
+            }
+        }
+
+        fn definition(&self, strict: bool, old: bool) -> String {
+            let mut d = format!("{} {}", q(&self.name(old)), self.ty(strict));
             if self.not_null_default {
                 d.push_str(match self.ty(strict) {
                     "TEXT" | "ANY" | "" => " NOT NULL DEFAULT 'd'",
@@ -836,10 +861,19 @@ mod property {
     }
 
     impl Tbl {
+        fn name(&self, old: bool) -> String {
+            if old && self.renamed {
+                format!("{} v1", self.name)
+            } else {
+                self.name.clone()
+            }
+        }
+
         fn create(&self, old: bool) -> Option<String> {
             if old && !self.in_old {
                 return None;
             }
+            let name = self.name(old);
             let mut defs = Vec::new();
             match self.key {
                 1 => defs.push("id INTEGER PRIMARY KEY".to_string()),
@@ -847,7 +881,14 @@ mod property {
                 2 => defs.push("id INTEGER NOT NULL PRIMARY KEY".to_string()),
                 _ => {}
             }
-            defs.extend(self.cols.iter().filter(|c| !old || c.in_old).map(|c| c.definition(self.strict)));
+            defs.extend(self.cols.iter().filter(|c| !old || c.in_old).map(|c| c.definition(self.strict, old)));
+            if let Some((stored, in_old)) = self.generated {
+                if !old || (in_old && self.cols[0].in_old) {
+                    let kind = if stored { "STORED" } else { "VIRTUAL" };
+                    let source = q(&self.cols[0].name(old));
+                    defs.push(format!("\"gen\" TEXT GENERATED ALWAYS AS (typeof({source}) || ':' || {source}) {kind}"));
+                }
+            }
             let mut options = Vec::new();
             if self.strict {
                 options.push("STRICT");
@@ -855,16 +896,16 @@ mod property {
             if self.key == 2 {
                 options.push("WITHOUT ROWID");
             }
-            let view = format!("CREATE VIEW {} AS SELECT * FROM {};\n", q(&format!("v {}", self.name)), q(&self.name));
-            let mut sql = format!("CREATE TABLE {} ({}) {};\n", q(&self.name), defs.join(", "), options.join(", "));
+            let view = format!("CREATE VIEW {} AS SELECT * FROM {};\n", q(&format!("v {}", self.name)), q(&name));
+            let mut sql = format!("CREATE TABLE {} ({}) {};\n", q(&name), defs.join(", "), options.join(", "));
             if let Some((i, in_old)) = self.index {
                 let col = &self.cols[i];
                 if !old || (in_old && col.in_old) {
                     sql.push_str(&format!(
                         "CREATE INDEX {} ON {} ({});\n",
                         q(&format!("ix {}", self.name)),
-                        q(&self.name),
-                        q(&col.name)
+                        q(&name),
+                        q(&col.name(old))
                     ));
                 }
             }
@@ -878,7 +919,7 @@ mod property {
             let cols: Vec<&Col> = self.cols.iter().filter(|c| c.in_old).collect();
             let mut sql = String::new();
             for (n, seeds) in self.rows.iter().enumerate() {
-                let mut names: Vec<String> = cols.iter().map(|c| q(&c.name)).collect();
+                let mut names: Vec<String> = cols.iter().map(|c| q(&c.name(true))).collect();
                 let mut values: Vec<String> = cols.iter().zip(seeds).map(|(c, s)| c.value(*s)).collect();
                 names.truncate(values.len());
                 if self.key > 0 {
@@ -890,23 +931,63 @@ mod property {
                 }
                 sql.push_str(&format!(
                     "INSERT OR IGNORE INTO {} ({}) VALUES ({});\n",
-                    q(&self.name),
+                    q(&self.name(true)),
                     names.join(", "),
                     values.join(", ")
                 ));
             }
             sql
         }
+
+        /// The `[[database.rename]]` entries that take the old schema's names to the new ones.
+        fn renames(&self) -> String {
+            let toml = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+            let mut out = String::new();
+            if !self.in_old {
+                return out;
+            }
+            if self.renamed {
+                out.push_str(&format!(
+                    "[[database.rename]]\nfrom = \"{}\"\nto = \"{}\"\n",
+                    toml(&self.name(true)),
+                    toml(&self.name)
+                ));
+            }
+            for c in self.cols.iter().filter(|c| c.in_old && c.renamed) {
+                let (from, to) = (format!("{}.{}", self.name, c.name(true)), format!("{}.{}", self.name, c.name));
+                out.push_str(&format!("[[database.rename]]\nfrom = \"{}\"\nto = \"{}\"\n", toml(&from), toml(&to)));
+            }
+            out
+        }
+
+        /// A row as read from the old table, under the new column names.
+        fn renamed_row(&self, row: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+            row.iter()
+                .map(|(k, v)| {
+                    let new = self.cols.iter().find(|c| c.renamed && c.name(true).to_lowercase() == *k);
+                    (new.map_or(k.clone(), |c| c.name.to_lowercase()), v.clone())
+                })
+                .collect()
+        }
     }
 
     fn column() -> impl Strategy<Value = ColKind> {
-        (0..TYPES.len(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>())
+        (0..TYPES.len(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), proptest::bool::weighted(0.2))
     }
 
-    /// Column kinds: (type, NOT NULL DEFAULT, UNIQUE, NOCASE, in the old schema).
-    type ColKind = (usize, bool, bool, bool, bool);
-    /// (names, kinds, key, strict, in old, index, row seeds).
-    type TableKind = (Vec<&'static str>, Vec<ColKind>, u8, bool, bool, Option<(usize, bool)>, Vec<Vec<i64>>);
+    /// Column kinds: (type, NOT NULL DEFAULT, UNIQUE, NOCASE, in the old schema, renamed).
+    type ColKind = (usize, bool, bool, bool, bool, bool);
+    /// (names, kinds, key, strict, in old, renamed, index, generated, row seeds).
+    type TableKind = (
+        Vec<&'static str>,
+        Vec<ColKind>,
+        u8,
+        bool,
+        (bool, bool),
+        Option<(usize, bool)>,
+        Option<(bool, bool)>,
+        Vec<Vec<i64>>,
+    );
 
     fn table() -> impl Strategy<Value = TableKind> {
         (
@@ -914,8 +995,9 @@ mod property {
             proptest::collection::vec(column(), 5),
             0u8..4,
             any::<bool>(),
-            any::<bool>(),
+            (any::<bool>(), proptest::bool::weighted(0.25)),
             proptest::option::of((0usize..5, any::<bool>())),
+            proptest::option::weighted(0.3, (any::<bool>(), any::<bool>())),
             proptest::collection::vec(proptest::collection::vec(-50i64..50, 5), 0..6),
         )
     }
@@ -926,17 +1008,19 @@ mod property {
                 names
                     .into_iter()
                     .zip(tables)
-                    .map(|(name, (cols, kinds, key, strict, in_old, index, rows))| {
+                    .map(|(name, (cols, kinds, key, strict, (in_old, renamed), index, generated, rows))| {
                         let cols: Vec<Col> = cols
                             .into_iter()
                             .zip(kinds)
-                            .map(|(n, (ty, nn, unique, nocase, in_old))| Col {
+                            .map(|(n, (ty, nn, unique, nocase, in_old, renamed))| Col {
                                 name: n.to_string(),
                                 ty: TYPES[ty],
                                 not_null_default: nn,
                                 unique,
                                 nocase,
                                 in_old,
+                                // SQLite refuses to rename a column to a name of the rowid.
+                                renamed: renamed && !["rowid", "oid"].contains(&n),
                             })
                             .collect();
                         let mut cols = cols;
@@ -944,7 +1028,7 @@ mod property {
                             cols[0].in_old = true; // an old table needs a column
                         }
                         let index = index.map(|(i, old)| (i % cols.len(), old));
-                        Tbl { name: name.to_string(), key, strict, in_old, cols, index, rows }
+                        Tbl { name: name.to_string(), key, strict, in_old, renamed, cols, index, generated, rows }
                     })
                     .collect()
             },
@@ -960,16 +1044,20 @@ mod property {
             // user_version makes SQLite write the file even with no table.
             let old: String = tables.iter().filter_map(|t| t.create(true)).chain(["PRAGMA user_version = 1;".into()]).collect();
             let rows: String = tables.iter().filter(|t| t.in_old).map(Tbl::inserts).collect();
-            let app = App::with_live(&new, &old, &rows);
-            let old_tables: Vec<&str> = tables.iter().filter(|t| t.in_old).map(|t| t.name.as_str()).collect();
-            let before: Vec<_> = old_tables.iter().map(|t| app.rows(t)).collect();
+            let renames: String = tables.iter().map(Tbl::renames).collect();
+            let app = App::with_live(&new, &old, &rows).check(&renames);
+            let old_tables: Vec<&Tbl> = tables.iter().filter(|t| t.in_old).collect();
+            let before: Vec<Vec<_>> = old_tables
+                .iter()
+                .map(|t| app.rows(&t.name(true)).iter().map(|r| t.renamed_row(r)).collect())
+                .collect();
             let first = app.heal(false);
             for action in &first.actions {
-                prop_assert_eq!(action.outcome, Outcome::Done, "{} failed: {}\n{}", action.id, action.detail, new);
+                prop_assert_eq!(action.outcome, Outcome::Done, "{} failed: {}\n{}\n{}", action.id, action.detail, old, new);
             }
             prop_assert_eq!(app.live_schema(), app.fresh_schema());
             for (table, rows) in old_tables.iter().zip(&before) {
-                assert_rows_kept(rows, &app.rows(table));
+                assert_rows_kept(rows, &app.rows(&table.name));
             }
             let second = app.heal(false);
             prop_assert!(second.actions.is_empty(), "second heal: {:?}", second.actions);
