@@ -84,7 +84,7 @@ fn how_index_differs(l: &Index, d: &Index) -> Vec<String> {
         how.push(format!("it is {}, the schema says {}", word(l.unique), word(d.unique)));
     }
     let (lk, dk) = (key_list(l), key_list(d));
-    if lk.to_ascii_lowercase() != dk.to_ascii_lowercase() {
+    if !lk.eq_ignore_ascii_case(&dk) {
         how.push(format!("its columns are {lk}, the schema says {dk}"));
     }
     if l.partial != d.partial {

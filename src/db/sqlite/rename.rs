@@ -26,9 +26,12 @@ pub struct RenameClaim {
     pub severity: Severity,
     pub message: String,
     pub step: Option<Step>,
-    /// What the step renames: (live table, new table name, column old → new).
-    change: Option<(String, String, Option<(String, String)>)>,
+    /// What the step renames.
+    change: Option<Change>,
 }
+
+/// A rename as the TEMP views need it: (live table, new table name, column old → new).
+type Change = (String, String, Option<(String, String)>);
 
 /// The renames that apply to `live`, in the manifest's order: tables
 /// first, then columns (named by the table's old or new name).
