@@ -11,7 +11,7 @@ use crate::finding::{Finding, Findings};
 use crate::fsutil;
 use crate::manifest::Manifest;
 use crate::safety::lock::{self, LOCK_WAIT};
-use crate::safety::{atomic, history, ApplyCtx, Outcome};
+use crate::safety::{atomic, history, retention, ApplyCtx, Outcome};
 
 /// What happened to one planned fix.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -138,6 +138,8 @@ fn apply_plan(
     if !entries.is_empty() {
         history::rewrite_run(&manifest.root, run_id, &entries)?;
     }
+    // Under the heal lock, and after the history was pruned: backups go with their runs.
+    retention::prune(&manifest.root, retention::bounds())?;
     Ok(actions)
 }
 

@@ -442,3 +442,156 @@ fn ignored_drift_is_not_reported_so_strict_passes_on_a_converged_install() {
     );
     assert_eq!((code, ids), (0, Vec::<String>::new()));
 }
+
+// ---------------------------------------------------------------- 7. bounded backups, watch's breaker
+
+/// `preflight ARGS -m …` in the root with extra environment variables.
+fn run_env(t: &TestDir, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_preflight"));
+    command.args(args).args(["-m", t.join("preflight.toml").to_str().unwrap()]).current_dir(t.path());
+    command.env("NO_COLOR", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn backup_runs(t: &TestDir) -> usize {
+    fs::read_dir(t.join(".preflight/backups")).map(|d| d.count()).unwrap_or(0)
+}
+
+const STALE_DDL: &str = "CREATE TABLE jobs(id INTEGER PRIMARY KEY, state TEXT);\n";
+const STALE_ROWS: &str = "INSERT INTO jobs(state) VALUES ('stale'), ('ok');";
+
+fn stale_check(fix: &str) -> String {
+    format!(
+        "[[database.check]]\nname = \"stale\"\nsql = \"SELECT id FROM jobs WHERE state = 'stale'\"\nfix = \"{fix}\"\n"
+    )
+}
+
+#[test]
+fn a_failed_heal_keeps_no_backup_of_its_own() {
+    let db = Db::new(STALE_DDL, STALE_DDL, STALE_ROWS, &stale_check("UPDATE jobs SET state = 'stale'"));
+    for _ in 0..3 {
+        let (code, doc) = db.json(&["heal"]);
+        assert_eq!(code, 1);
+        assert_eq!(actions(&doc)[0].1, "failed", "{doc:#}");
+    }
+    assert_eq!(backup_runs(&db.t), 0, "three failed runs, no backup kept");
+    let history = fs::read_to_string(db.t.join(".preflight/history.jsonl")).unwrap();
+    assert!(!history.contains("\"saved\""), "{history}");
+}
+
+#[test]
+fn backups_of_successful_runs_are_bounded_and_pruned_with_their_history() {
+    let db =
+        Db::new(STALE_DDL, STALE_DDL, STALE_ROWS, &stale_check("UPDATE jobs SET state = 'done' WHERE state = 'stale'"));
+    let heal_again = |env: &[(&str, &str)]| {
+        db.conn().execute("UPDATE jobs SET state = 'stale' WHERE id = 1", []).unwrap();
+        let run = run_env(&db.t, env, &["heal"]);
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        run
+    };
+    let first = heal_again(&[]);
+    assert!(first.stdout.contains("backup ("), "the report gives the backup's size: {}", first.stdout);
+    for _ in 0..6 {
+        heal_again(&[]);
+    }
+    assert_eq!(backup_runs(&db.t), 5, "the default bound");
+    heal_again(&[("PREFLIGHT_BACKUP_RUNS", "2")]);
+    assert_eq!(backup_runs(&db.t), 2);
+    heal_again(&[("PREFLIGHT_BACKUP_BYTES", "1")]);
+    assert_eq!(backup_runs(&db.t), 1, "the newest is kept whatever its size");
+    heal_again(&[("PREFLIGHT_HISTORY_RUNS", "1")]);
+    assert_eq!(backup_runs(&db.t), 1);
+    // The kept backup is the last run's: rollback still restores it.
+    let rollback = db.run(&["rollback"]);
+    assert_eq!(rollback.code, 0, "{}", rollback.all_output());
+    assert_eq!(db.strings("SELECT state FROM jobs ORDER BY id"), ["stale", "ok"]);
+}
+
+mod watch {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    struct Watch {
+        child: Child,
+        out: PathBuf,
+    }
+
+    impl Watch {
+        fn start(t: &TestDir, args: &[&str]) -> Watch {
+            let out = t.join("watch.out");
+            let child = Command::new(env!("CARGO_BIN_EXE_preflight"))
+                .arg("watch")
+                .args(args)
+                .args(["-m", t.join("preflight.toml").to_str().unwrap()])
+                .env("NO_COLOR", "1")
+                .stdout(fs::File::create(&out).unwrap())
+                .stderr(fs::File::create(t.join("watch.err")).unwrap())
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            Watch { child, out }
+        }
+
+        fn output(&self) -> String {
+            fs::read_to_string(&self.out).unwrap_or_default()
+        }
+
+        fn stop(mut self) -> Option<i32> {
+            // SAFETY: kill only sends a signal to the child this test started.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            self.child.wait().unwrap().code()
+        }
+    }
+
+    /// Polls `done` until it holds; fails after a minute (a bound against hanging).
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < give_up, "never happened: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn failed_attempts_trip_the_breaker_and_leave_no_backups() {
+        let db = Db::new(STALE_DDL, STALE_DDL, STALE_ROWS, &stale_check("UPDATE jobs SET state = 'stale'"));
+        let watch = Watch::start(&db.t, &["--interval", "50ms", "--max-heals", "3", "--cooldown", "0s"]);
+        eventually("the breaker trips", || watch.output().contains("flapping"));
+        eventually("the held fix is said", || watch.output().contains("held back by the circuit breaker"));
+        let output = watch.output();
+        assert!(output.contains("tried 3 times (3 failed) in the last hour; not healed again"), "{output}");
+        assert_eq!(watch.stop(), Some(0));
+        let stats = db.run(&["history", "--stats", "--json"]).json();
+        assert_eq!((stats["stats"][0]["failed"].as_u64(), stats["stats"][0]["tripped"].as_u64()), (Some(3), Some(1)));
+        assert_eq!(backup_runs(&db.t), 0);
+    }
+
+    #[test]
+    fn a_fix_held_back_by_the_cooldown_is_said_in_json() {
+        let db = Db::new(STALE_DDL, STALE_DDL, STALE_ROWS, &stale_check("UPDATE jobs SET state = 'stale'"));
+        let watch = Watch::start(&db.t, &["--interval", "50ms", "--cooldown", "1h", "--format", "json"]);
+        eventually("a held action", || watch.output().contains("\"outcome\": \"held\""));
+        assert_eq!(watch.stop(), Some(0));
+        let text = watch_output(&db);
+        let docs: Vec<serde_json::Value> =
+            serde_json::Deserializer::from_str(&text).into_iter().collect::<Result<_, _>>().unwrap();
+        let held = docs.iter().flat_map(|d| d["actions"].as_array().unwrap().iter()).find(|a| a["outcome"] == "held");
+        let detail = held.unwrap()["detail"].as_str().unwrap();
+        assert!(detail.contains("held back by the cooldown: last attempt"), "{detail}");
+        let stats = db.run(&["history", "--stats", "--json"]).json();
+        assert_eq!(stats["stats"][0]["failed"].as_u64(), Some(1), "tried once, then held");
+    }
+
+    fn watch_output(db: &Db) -> String {
+        fs::read_to_string(db.t.join("watch.out")).unwrap()
+    }
+}

@@ -35,6 +35,9 @@ pub enum Outcome {
     Failed,
     /// `watch`'s circuit breaker held the fix back.
     Tripped,
+    /// `watch` held the fix back for this cycle (its cooldown, or the
+    /// open breaker); reported, never written to the history.
+    Held,
     /// An outcome this version does not know (a newer preflight wrote it).
     #[serde(other)]
     Unknown,
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::Done => "done",
             Outcome::Failed => "failed",
             Outcome::Tripped => "tripped",
+            Outcome::Held => "held",
             Outcome::Unknown => "unknown",
         }
     }
@@ -240,7 +244,7 @@ pub fn stats(entries: &[Entry]) -> BTreeMap<&str, Stat> {
             Outcome::Done => stat.healed += 1,
             Outcome::Failed => stat.failed += 1,
             Outcome::Tripped => stat.tripped += 1,
-            Outcome::Unknown => {}
+            Outcome::Held | Outcome::Unknown => {}
         }
         stat.last.clone_from(&entry.time);
     }
