@@ -595,3 +595,48 @@ mod watch {
         fs::read_to_string(db.t.join("watch.out")).unwrap()
     }
 }
+
+// ---------------------------------------------------------------- 8. messages
+
+#[test]
+fn an_index_that_differs_says_how() {
+    let ddl = "CREATE TABLE t(a INT, b TEXT, c INT);
+               CREATE UNIQUE INDEX t_a ON t(a, b DESC);
+               CREATE INDEX t_b ON t(b COLLATE NOCASE);
+               CREATE INDEX t_c ON t(c) WHERE c > 0;
+               CREATE INDEX t_d ON t(c) WHERE c > 10;";
+    let old = "CREATE TABLE t(a INT, b TEXT, c INT);
+               CREATE INDEX t_a ON t(a);
+               CREATE INDEX t_b ON t(b);
+               CREATE INDEX t_c ON t(c);
+               CREATE INDEX t_d ON t(c) WHERE c > 5;";
+    let db = Db::new(ddl, old, "", "");
+    let (_, doc) = db.json(&["validate"]);
+    let message = |id: &str| finding(&doc, "findings", id)["message"].as_str().unwrap().to_string();
+    let a = message("db:app/data.db:index:t_a");
+    assert!(a.contains("it is not UNIQUE, the schema says UNIQUE"), "{a}");
+    assert!(a.contains("its columns are (\"a\"), the schema says (\"a\", \"b\" DESC)"), "{a}");
+    let b = message("db:app/data.db:index:t_b");
+    assert!(b.contains("the schema says (\"b\" COLLATE NOCASE)"), "{b}");
+    let c = message("db:app/data.db:index:t_c");
+    assert!(c.contains("it has no WHERE clause, the schema's has a WHERE clause"), "{c}");
+    let d = message("db:app/data.db:index:t_d");
+    assert!(d.contains("its WHERE clause or expressions differ") && d.contains("WHERE c > 5"), "{d}");
+}
+
+#[test]
+fn a_rollback_reports_the_database_steps_it_undid_by_restoring_the_backup() {
+    let ddl = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, tag TEXT UNIQUE, note TEXT);\n\
+               CREATE INDEX t_a ON t(a);\nCREATE TABLE u(x);\n";
+    let db = Db::new(ddl, "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT);", "INSERT INTO t(a) VALUES ('x');", "");
+    assert_eq!(db.run(&["heal"]).code, 0);
+    let rollback = db.run(&["rollback"]);
+    assert_eq!(rollback.code, 0, "{}", rollback.all_output());
+    assert!(!rollback.stdout.contains("nothing was kept"), "{}", rollback.stdout);
+    for id in ["db:app/data.db:table:u", "db:app/data.db:index:t_a"] {
+        let line =
+            rollback.stdout.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("{id}: {}", rollback.stdout));
+        assert!(line.contains("undone") && line.contains("app/data.db is restored"), "{line}");
+    }
+    assert_eq!(db.strings("SELECT count(*) FROM sqlite_schema"), ["1"], "only the old table is left");
+}

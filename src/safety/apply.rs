@@ -113,6 +113,13 @@ impl<'a> ApplyCtx<'a> {
         Ok(backup)
     }
 
+    /// Notes that the existing file `rel` was changed in place by this
+    /// action (a database altered in a transaction), so that `rollback`
+    /// can tell whether a copy kept by the run undoes it.
+    pub fn note_changed(&mut self, rel: &Path) {
+        self.journal.changed(rel);
+    }
+
     /// Removes a backup this action made that turned out to protect
     /// nothing (every change it was taken for failed and was undone): a
     /// run that fails keeps no backup of its own. Its record goes too, and

@@ -77,6 +77,10 @@ pub struct Entry {
     /// Permission changes this action made on existing paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modes: Vec<ModeChange>,
+    /// Existing files this action changed in place, without a copy of its
+    /// own (a database step whose backup another action of the run holds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<PathBuf>,
     /// Set on the entries of a rollback: the run it undid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
@@ -88,6 +92,7 @@ impl Entry {
         self.created = undo.created;
         self.replaced = undo.replaced;
         self.modes = undo.modes;
+        self.changed = undo.changed;
     }
 }
 

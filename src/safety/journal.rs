@@ -53,6 +53,9 @@ pub struct Undo {
     pub created: Vec<Created>,
     pub replaced: Vec<Replaced>,
     pub modes: Vec<ModeChange>,
+    /// Existing files the action changed in place (a database it altered),
+    /// which a copy kept by another action of the run may undo.
+    pub changed: Vec<PathBuf>,
 }
 
 /// The changes of one action, before the run's end fixes their hashes.
@@ -63,6 +66,7 @@ pub struct Changes {
     /// Their `sha256` is filled in when the run ends.
     replaced: Vec<Replaced>,
     modes: Vec<ModeChange>,
+    changed: Vec<PathBuf>,
 }
 
 impl Changes {
@@ -70,7 +74,7 @@ impl Changes {
     /// (the run's end).
     pub fn records(self, root: &Path) -> io::Result<Undo> {
         let (created, replaced) = self.settle(root)?;
-        Ok(Undo { created, replaced, modes: self.modes })
+        Ok(Undo { created, replaced, modes: self.modes, changed: self.changed })
     }
 
     fn settle(&self, root: &Path) -> io::Result<(Vec<Created>, Vec<Replaced>)> {
@@ -132,6 +136,14 @@ impl Journal {
             mtime,
             sha256: None,
         });
+    }
+
+    /// Notes that the existing file `rel` was changed in place.
+    pub fn changed(&self, rel: &Path) {
+        let mut current = self.current.borrow_mut();
+        if !current.changed.iter().any(|p| p == rel) {
+            current.changed.push(rel.to_path_buf());
+        }
     }
 
     /// Forgets the copy at `saved`: it was removed again.

@@ -37,6 +37,9 @@ pub struct Rollback {
     pub refused: Vec<String>,
     /// Actions of the run that kept nothing to undo them with.
     pub left: Vec<String>,
+    /// Actions of the run undone by restoring a copy another action kept
+    /// (the database steps of one run share its backup).
+    pub restored_with: Vec<String>,
 }
 
 impl Rollback {
@@ -58,14 +61,29 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
     let target = pick_run(&entries, wanted)?;
     let of_run: Vec<&Entry> = entries.iter().filter(|e| e.run == target).collect();
     let plan = Plan::of(&of_run);
-    let left = of_run
+    let restored: Vec<&Path> = plan
+        .steps
         .iter()
-        .filter(|e| e.outcome == Outcome::Done && e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty())
-        .map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action))
+        .filter_map(|s| match s {
+            Step::Restore { original, .. } => Some(original.path.as_path()),
+            _ => None,
+        })
         .collect();
+    let bare =
+        |e: &&&Entry| e.outcome == Outcome::Done && e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty();
+    let covered = |e: &Entry| !e.changed.is_empty() && e.changed.iter().all(|p| restored.contains(&p.as_path()));
+    let (restored_with, left): (Vec<&&Entry>, Vec<&&Entry>) = of_run.iter().filter(bare).partition(|e| covered(e));
+    let restored_with: Vec<String> = restored_with
+        .iter()
+        .map(|e| {
+            let paths: Vec<String> = e.changed.iter().map(|p| p.display().to_string()).collect();
+            format!("{}: {} (undone: {} is restored from the run's copy)", e.id, e.action, paths.join(", "))
+        })
+        .collect();
+    let left = left.iter().map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action)).collect();
     let refused = plan.check(root);
     if !refused.is_empty() {
-        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left });
+        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left, restored_with });
     }
     let mut ctx = ApplyCtx::new(root, run_id);
     let mut done = Vec::new();
@@ -86,7 +104,7 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
         });
     }
     history::append(root, &done)?;
-    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left })
+    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left, restored_with })
 }
 
 /// The named run, or the newest run that is not a rollback and was not

@@ -318,7 +318,11 @@ impl CustomOp for StepOp {
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
         let mut outcome = self.tx.outcome.lock().unwrap_or_else(|e| e.into_inner());
         let results = outcome.get_or_insert_with(|| self.tx.run(ctx));
-        match results.get(self.step).cloned().flatten() {
+        let result = results.get(self.step).cloned().flatten();
+        if matches!(result, Some(Ok(_))) {
+            ctx.note_changed(&self.tx.db);
+        }
+        match result {
             Some(Ok(detail)) if self.leads() => Ok(detail),
             Some(Ok(_)) => Ok("done in the same step as the finding above".to_string()),
             Some(Err(e)) => Err(anyhow!(e)),
