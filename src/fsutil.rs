@@ -18,9 +18,9 @@ pub enum Escape {
 /// Checks that `rel` (relative to `root`) does not leave the root through a
 /// symlink at any level that exists today.
 pub fn confine(root: &Path, rel: &Path) -> Result<(), Escape> {
-    let Ok(canonical_root) = root.canonicalize() else {
-        return Ok(()); // no root yet: nothing under it can point out
-    };
+    // Canonicalised only when a symlink is met: most paths have none, and
+    // resolving the root costs a readlink per component on every call.
+    let mut canonical_root = None;
     let mut current = root.to_path_buf();
     let mut shown = PathBuf::new();
     for component in rel.components() {
@@ -30,8 +30,15 @@ pub fn confine(root: &Path, rel: &Path) -> Result<(), Escape> {
             return Ok(()); // the rest does not exist yet
         };
         if meta.file_type().is_symlink() {
+            if canonical_root.is_none() {
+                match root.canonicalize() {
+                    Ok(root) => canonical_root = Some(root),
+                    Err(_) => return Ok(()), // no root yet: nothing under it can point out
+                }
+            }
+            let canonical_root = canonical_root.as_deref().unwrap_or(root);
             match current.canonicalize() {
-                Ok(target) if target.starts_with(&canonical_root) => {}
+                Ok(target) if target.starts_with(canonical_root) => {}
                 Ok(_) => return Err(Escape::SymlinkOut(shown)),
                 Err(_) => return Err(Escape::Dangling(shown)),
             }
