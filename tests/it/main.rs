@@ -19,3 +19,4 @@ mod parsers_never_panic;
 mod runtime;
 mod safety;
 mod sqlite;
+mod sqlite_heal;

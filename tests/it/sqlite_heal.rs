@@ -1,15 +1,14 @@
 //! SQLite heal through the real binary on temporary roots with real
-//! database files: what a schema file may hold, steps that fail alone,
+//! database files (the library-level tests are in `sqlite`): what a schema file may hold, steps that fail alone,
 //! data fixes under foreign keys, rebuilds that keep every value, renames,
 //! backfills and expected drift.
-
-mod common;
 
 use std::fs;
 use std::path::PathBuf;
 
-use common::{Run, TestDir};
 use rusqlite::Connection;
+
+use crate::support::{Run, TestDir};
 
 const DB: &str = "app/data.db";
 
@@ -517,47 +516,29 @@ fn backups_of_successful_runs_are_bounded_and_pruned_with_their_history() {
 
 mod watch {
     use super::*;
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+    use crate::support::{eventually, Background};
 
+    /// `preflight watch` in the background, stopped with SIGTERM.
     struct Watch {
-        child: Child,
-        out: PathBuf,
+        process: Background,
     }
 
     impl Watch {
         fn start(t: &TestDir, args: &[&str]) -> Watch {
-            let out = t.join("watch.out");
-            let child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-                .arg("watch")
-                .args(args)
-                .args(["-m", t.join("preflight.toml").to_str().unwrap()])
-                .env("NO_COLOR", "1")
-                .stdout(fs::File::create(&out).unwrap())
-                .stderr(fs::File::create(t.join("watch.err")).unwrap())
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap();
-            Watch { child, out }
+            let manifest = t.join("preflight.toml");
+            let mut all = vec!["watch"];
+            all.extend(args);
+            all.extend(["-m", manifest.to_str().unwrap()]);
+            Watch { process: Background::start(&all, t.path()) }
         }
 
         fn output(&self) -> String {
-            fs::read_to_string(&self.out).unwrap_or_default()
+            self.process.stdout()
         }
 
-        fn stop(mut self) -> Option<i32> {
-            // SAFETY: kill only sends a signal to the child this test started.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            self.child.wait().unwrap().code()
-        }
-    }
-
-    /// Polls `done` until it holds; fails after a minute (a bound against hanging).
-    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-        let give_up = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            assert!(Instant::now() < give_up, "never happened: {what}");
-            std::thread::sleep(Duration::from_millis(20));
+        fn stop(mut self) -> Run {
+            self.process.terminate();
+            self.process.finish()
         }
     }
 
@@ -569,7 +550,7 @@ mod watch {
         eventually("the held fix is said", || watch.output().contains("held back by the circuit breaker"));
         let output = watch.output();
         assert!(output.contains("tried 3 times (3 failed) in the last hour; not healed again"), "{output}");
-        assert_eq!(watch.stop(), Some(0));
+        assert_eq!(watch.stop().code, 0);
         let stats = db.run(&["history", "--stats", "--json"]).json();
         assert_eq!((stats["stats"][0]["failed"].as_u64(), stats["stats"][0]["tripped"].as_u64()), (Some(3), Some(1)));
         assert_eq!(backup_runs(&db.t), 0);
@@ -580,8 +561,7 @@ mod watch {
         let db = Db::new(STALE_DDL, STALE_DDL, STALE_ROWS, &stale_check("UPDATE jobs SET state = 'stale'"));
         let watch = Watch::start(&db.t, &["--interval", "50ms", "--cooldown", "1h", "--format", "json"]);
         eventually("a held action", || watch.output().contains("\"outcome\": \"held\""));
-        assert_eq!(watch.stop(), Some(0));
-        let text = watch_output(&db);
+        let text = watch.stop().stdout;
         let docs: Vec<serde_json::Value> =
             serde_json::Deserializer::from_str(&text).into_iter().collect::<Result<_, _>>().unwrap();
         let held = docs.iter().flat_map(|d| d["actions"].as_array().unwrap().iter()).find(|a| a["outcome"] == "held");
@@ -589,10 +569,6 @@ mod watch {
         assert!(detail.contains("held back by the cooldown: last attempt"), "{detail}");
         let stats = db.run(&["history", "--stats", "--json"]).json();
         assert_eq!(stats["stats"][0]["failed"].as_u64(), Some(1), "tried once, then held");
-    }
-
-    fn watch_output(db: &Db) -> String {
-        fs::read_to_string(db.t.join("watch.out")).unwrap()
     }
 }
 
