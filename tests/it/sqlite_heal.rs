@@ -616,3 +616,22 @@ fn a_rollback_reports_the_database_steps_it_undid_by_restoring_the_backup() {
     }
     assert_eq!(db.strings("SELECT count(*) FROM sqlite_schema"), ["1"], "only the old table is left");
 }
+
+// ---------------------------------------------------------------- 9. disk budget of a rebuild
+
+#[test]
+fn a_rebuild_gives_the_freed_pages_back_and_the_report_gives_the_backup_size() {
+    let ddl = "CREATE TABLE blobs(id INTEGER PRIMARY KEY, body TEXT, tag TEXT UNIQUE);\n";
+    let rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+                INSERT INTO blobs(body) SELECT hex(randomblob(200)) FROM n;";
+    let db = Db::new(ddl, "CREATE TABLE blobs(id INTEGER PRIMARY KEY, body TEXT);", rows, "");
+    let before = fs::metadata(db.db()).unwrap().len();
+    let (code, doc) = db.json(&["heal"]);
+    assert_eq!(code, 0, "{doc:#}");
+    let detail = &actions(&doc)[0].2;
+    assert!(detail.starts_with("3000 rows copied"), "{detail}");
+    assert!(detail.contains("VACUUM gave ") && detail.contains(" back to the file system"), "{detail}");
+    assert!(detail.contains("; backup (1.") && detail.contains(" MiB) in .preflight/backups/"), "{detail}");
+    assert_eq!(db.strings("PRAGMA freelist_count"), ["0"]);
+    assert!(fs::metadata(db.db()).unwrap().len() <= before + 64 * 1024, "the file did not double");
+}

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, Weak};
 use anyhow::{anyhow, bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
+use super::budget;
 use super::live::{describe_error, has_sqlite_header, HealthCache, BUSY_TIMEOUT};
 use super::plan::{Step, StepKind};
 use super::units::{self, Guard, Unit, UnitKind};
@@ -142,6 +143,13 @@ impl Transaction {
                 }
             }
         }
+        if let Some((_, Ok(detail))) = results.iter_mut().find(|(s, o)| o.is_ok() && self.steps[*s].is_rebuild()) {
+            // Outside any transaction, once: the old tables' pages are free inside the file.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            // VACUUM attaches its own temporary database; no fix runs any more.
+            conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 1)?;
+            detail.push_str(&budget::reclaim(&conn, dir).unwrap_or_default());
+        }
         drop(conn); // the pragmas set for the units end with it
         let committed = |s: usize| results.iter().any(|(r, o)| *r == s && o.is_ok());
         let protected = planned.iter().any(|&s| self.steps[s].needs_backup() && committed(s));
@@ -193,6 +201,8 @@ impl Transaction {
                 bail!("the schema of {db} changed since it was checked; run heal again");
             }
             if take_backup {
+                let need = budget::database_bytes(conn)?;
+                budget::ensure(ctx.root(), need, &format!("the backup of {db}"))?;
                 let copy = backup_into(ctx, &ctx.resolve(&self.db)?, &self.db)?;
                 let bytes = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or_default();
                 *backup = Some(Backup { copy, bytes });
@@ -210,8 +220,16 @@ impl Transaction {
             },
             UnitKind::Rebuild | UnitKind::DataFix => {
                 let step = &self.steps[unit.steps[0]];
+                let dir = ctx.resolve(&self.db)?;
+                let dir = dir.parent().unwrap_or(Path::new("."));
                 vec![match &step.kind {
-                    StepKind::Rebuild { table, sql } => units::run_rebuild(conn, table, sql),
+                    StepKind::Rebuild { table, sql } => budget::rebuild_need(conn, table)
+                        .map_err(|e| e.to_string())
+                        .and_then(|need| {
+                            let what = format!("the rebuild of table {table}");
+                            budget::ensure(dir, need, &what).map_err(|e| format!("{e:#}"))
+                        })
+                        .and_then(|()| units::run_rebuild(conn, table, sql)),
                     StepKind::DataFix { check, fix } => units::run_data_fix(conn, guard, check, fix),
                     StepKind::Schema(_) => Err("not a rebuild".into()),
                 }]

@@ -17,6 +17,7 @@
 //! that holds data. `docs/databases.md` is the user's view of all this.
 
 mod apply;
+mod budget;
 mod coldef;
 mod create;
 mod datacheck;
