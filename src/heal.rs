@@ -84,7 +84,13 @@ pub fn heal_only(
     sweep_interrupted_writes(manifest)?;
     let run_id = new_run_id();
     let actions = apply_plan(manifest, &before, &run_id, allow)?;
-    let after = checks::run_all(manifest, options, selection)?;
+    let mut after = checks::run_all(manifest, options, selection)?;
+    // A fix that just failed is not offered again as if it could work.
+    for failed in actions.iter().filter(|a| a.outcome == Outcome::Failed) {
+        for finding in after.problems.iter_mut().filter(|f| f.id == failed.id) {
+            finding.fix = None;
+        }
+    }
     Ok(HealResult { before, actions, after: Some(after), run_id: Some(run_id) })
 }
 

@@ -936,6 +936,10 @@ mod property {
                     values.join(", ")
                 ));
             }
+            if self.key != 2 && self.rows.len() > 2 {
+                // A gap in the rowids: a rebuild (or a VACUUM) must not close it.
+                sql.push_str(&format!("DELETE FROM {} WHERE _rowid_ = 2;\n", q(&self.name(true))));
+            }
             sql
         }
 

@@ -480,6 +480,8 @@ fn a_failed_heal_keeps_no_backup_of_its_own() {
         let (code, doc) = db.json(&["heal"]);
         assert_eq!(code, 1);
         assert_eq!(actions(&doc)[0].1, "failed", "{doc:#}");
+        let after = finding(&doc, "after", "db:app/data.db:check:stale");
+        assert_eq!(after["fixable"], false, "a fix that just failed is not offered again: {after}");
     }
     assert_eq!(backup_runs(&db.t), 0, "three failed runs, no backup kept");
     let history = fs::read_to_string(db.t.join(".preflight/history.jsonl")).unwrap();

@@ -147,8 +147,9 @@ impl Transaction {
             // Outside any transaction, once: the old tables' pages are free inside the file.
             let dir = path.parent().unwrap_or(Path::new("."));
             // VACUUM attaches its own temporary database; no fix runs any more.
-            conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 1)?;
-            detail.push_str(&budget::reclaim(&conn, dir).unwrap_or_default());
+            if conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 1).is_ok() {
+                detail.push_str(&budget::reclaim(&conn, dir).unwrap_or_default());
+            }
         }
         drop(conn); // the pragmas set for the units end with it
         let committed = |s: usize| results.iter().any(|(r, o)| *r == s && o.is_ok());
@@ -164,7 +165,8 @@ impl Transaction {
                 }
             } else {
                 // Nothing it protects was kept: a failed run keeps no backup of its own.
-                ctx.discard_saved(&b.copy)?;
+                // Past the commits, an error here must not report them as failed.
+                let _ = ctx.discard_saved(&b.copy);
             }
         }
         let any_kept = results.iter().any(|(_, o)| o.is_ok());
@@ -194,6 +196,8 @@ impl Transaction {
     ) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
         units::prepare(conn, unit.kind)?;
         let db = self.db_name();
+        let path = ctx.resolve(&self.db)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| anyhow!("{db} {}", describe_error(&e)))?;
         let ready = (|| -> anyhow::Result<()> {
             let now: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
@@ -203,7 +207,7 @@ impl Transaction {
             if take_backup {
                 let need = budget::database_bytes(conn)?;
                 budget::ensure(ctx.root(), need, &format!("the backup of {db}"))?;
-                let copy = backup_into(ctx, &ctx.resolve(&self.db)?, &self.db)?;
+                let copy = backup_into(ctx, &path, &self.db)?;
                 let bytes = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or_default();
                 *backup = Some(Backup { copy, bytes });
             }
@@ -220,8 +224,6 @@ impl Transaction {
             },
             UnitKind::Rebuild | UnitKind::DataFix => {
                 let step = &self.steps[unit.steps[0]];
-                let dir = ctx.resolve(&self.db)?;
-                let dir = dir.parent().unwrap_or(Path::new("."));
                 vec![match &step.kind {
                     StepKind::Rebuild { table, sql } => budget::rebuild_need(conn, table)
                         .map_err(|e| e.to_string())
@@ -256,7 +258,8 @@ impl Transaction {
             let why = format!("COMMIT failed: {}", describe_error(&e));
             outcomes = vec![Err(why); unit.steps.len()];
         }
-        *expected = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        // Unknown, the next unit cannot tell its own change from someone else's: it stops.
+        *expected = conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap_or(i64::MIN);
         Ok(unit.steps.iter().copied().zip(outcomes).collect())
     }
 }

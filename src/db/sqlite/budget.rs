@@ -81,14 +81,40 @@ pub fn reclaim(conn: &Connection, dir: &Path) -> rusqlite::Result<String> {
     }
     let size = database_bytes(conn)?;
     let room = diskfree::space(dir).map(|s| s.available).unwrap_or_default();
-    if size <= CHEAP_VACUUM && room > size.saturating_mul(2) && conn.execute_batch("VACUUM").is_ok() {
+    // VACUUM renumbers the rows of a table whose rowid is not an INTEGER PRIMARY KEY.
+    let renumbered = implicit_rowids(conn)?;
+    if renumbered.is_empty()
+        && size <= CHEAP_VACUUM
+        && room > size.saturating_mul(2)
+        && conn.execute_batch("VACUUM").is_ok()
+    {
         return Ok(format!("; VACUUM gave {} back to the file system", human_bytes(free)));
     }
+    let caveat = match renumbered.is_empty() {
+        true => String::new(),
+        false => format!(
+            ", but it renumbers the rowids of {} (no INTEGER PRIMARY KEY): only if nothing relies on them",
+            renumbered.join(", ")
+        ),
+    };
     Ok(format!(
-        "; {} is free inside the file: `VACUUM` (with the application stopped, and about {} free on disk) gives it back",
+        "; {} is free inside the file: `VACUUM` (with the application stopped, and about {} free on disk) gives it back{caveat}",
         human_bytes(free),
         human_bytes(size)
     ))
+}
+
+/// Tables whose rowid is not a column: VACUUM may renumber their rows.
+fn implicit_rowids(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        r"SELECT t.name FROM pragma_table_list t WHERE t.schema = 'main' AND t.type = 'table' AND t.wr = 0
+            AND t.name NOT LIKE 'sqlite\_%' ESCAPE '\'
+            AND NOT ((SELECT count(*) FROM pragma_table_info(t.name) WHERE pk > 0) = 1
+                 AND (SELECT upper(type) FROM pragma_table_info(t.name) WHERE pk > 0) = 'INTEGER')
+          ORDER BY t.name",
+    )?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    names.map(|n| n.map(|n| super::coldef::quote(&n))).collect()
 }
 
 #[cfg(test)]
@@ -111,7 +137,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("d.db")).unwrap();
         conn.execute_batch(
-            "CREATE TABLE small(a); CREATE TABLE big(a TEXT); CREATE INDEX big_a ON big(a);
+            "CREATE TABLE small(id INTEGER PRIMARY KEY, a); CREATE TABLE big(a TEXT); CREATE INDEX big_a ON big(a);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
              INSERT INTO big SELECT hex(randomblob(100)) FROM n;",
         )
@@ -124,5 +150,23 @@ mod tests {
         assert!(note.starts_with("; VACUUM gave ") && note.ends_with("back to the file system"), "{note}");
         assert_eq!(free_inside(&conn).unwrap(), 0);
         assert_eq!(reclaim(&conn, dir.path()).unwrap(), "");
+    }
+
+    #[test]
+    fn a_database_with_implicit_rowids_is_not_vacuumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("d.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE keyed(id INTEGER PRIMARY KEY, a); CREATE TABLE plain(a); CREATE TABLE big(a TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO big SELECT hex(randomblob(100)) FROM n; DROP TABLE big;",
+        )
+        .unwrap();
+        let note = reclaim(&conn, dir.path()).unwrap();
+        assert!(
+            note.contains("is free inside the file") && note.contains("renumbers the rowids of \"plain\""),
+            "{note}"
+        );
+        assert!(free_inside(&conn).unwrap() > 0, "not vacuumed");
     }
 }
