@@ -1,4 +1,7 @@
-//! `[[dir]]`: directories that must exist, and not be more open than declared.
+//! `[[dir]]`: directories that must exist, and not be more open than
+//! declared. A `create = false` dir is the deployment's to provide (a
+//! mounted volume): missing, or not mounted where a mount is expected, it
+//! is critical and never created.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -44,6 +47,14 @@ fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {
     };
     let meta = match fs::metadata(&path) {
         Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound && fs::symlink_metadata(&path).is_ok() => {
+            return problem(critical, "is a symlink to a folder that does not exist; it is left alone".into());
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound && !dir.create => {
+            let message = "directory is missing; create = false: the deployment provides it (a mounted volume), \
+                           preflight never creates it";
+            return problem(critical, message.into());
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let fix = Fix::new(
                 "create directory",
@@ -56,6 +67,9 @@ fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {
     };
     if !meta.is_dir() {
         return problem(critical, "exists but is not a directory; move it away, preflight will not replace it".into());
+    }
+    if let Some(unready) = super::provided::dir_state(ctx.root, dir) {
+        return problem(critical, format!("{}; nothing is written beneath it until then", unready.why));
     }
     let declared = dir.mode?;
     let actual = fsutil::mode_of(&meta);

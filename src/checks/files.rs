@@ -35,6 +35,10 @@ impl Check for FileCheck {
     }
 }
 
+/// The message for a missing `create = false` file.
+pub(super) const NOT_CREATED: &str =
+    "file is missing; create = false: the deployment provides it, preflight never creates it";
+
 fn id(spec: &FileSpec) -> String {
     Kind::File.id(spec.path.display())
 }
@@ -44,6 +48,7 @@ fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
     let problem = |message: String| Finding::new(id(spec), Area::Fs, critical, message);
     let path = match regular_file(root, spec, critical, out) {
         Ok(Some(path)) => path,
+        Ok(None) if !spec.create => return out.push(problem(NOT_CREATED.into())),
         Ok(None) => {
             return out.push(problem("file is missing".into()).with_fix(write_default(spec, "write the default")))
         }
@@ -111,31 +116,43 @@ fn content_finding(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<
     if super::json_integrity::has_keys(bytes, default) {
         return None;
     }
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
-        // Valid to the scanner, so only nesting deeper than serde_json's
-        // limit gets here: a valid file, whose keys go unchecked.
-        Err(_) => return None,
+    let value: Option<Value> = serde_json::from_slice(bytes).ok();
+    let keys: Vec<String> = match &value {
+        Some(Value::Object(actual)) => actual.keys().cloned().collect(),
+        Some(other) => {
+            let message = format!(
+                "top level is {}, but the default is an object; it may belong to another program, so it is left alone",
+                kind(other)
+            );
+            return Some(problem(&message));
+        }
+        // Valid to the scanner but deeper than serde_json's nesting limit:
+        // the scanner has no limit, so its top-level keys decide.
+        None => match super::json_integrity::top_keys(bytes) {
+            Some(keys) => keys,
+            None => return Some(problem(
+                "top level is not an object, but the default is; it may belong to another program, so it is left alone",
+            )),
+        },
     };
-    let Value::Object(actual) = &value else {
-        let message = format!(
-            "top level is {}, but the default is an object; it may belong to another program, so it is left alone",
-            kind(&value)
-        );
-        return Some(problem(&message));
-    };
-    let missing: Vec<(&String, &Value)> = default.iter().filter(|(k, _)| !actual.contains_key(*k)).collect();
+    let missing: Vec<(&String, &Value)> = default.iter().filter(|(k, _)| !keys.contains(k)).collect();
     if missing.is_empty() {
         return None;
     }
     let names: Vec<&str> = missing.iter().map(|(k, _)| k.as_str()).collect();
-    let message = if actual.is_empty() {
+    let message = if keys.is_empty() {
         format!("is an empty object; the default has {}", names.join(", "))
     } else {
         format!("is missing key{} {}", if names.len() == 1 { "" } else { "s" }, names.join(", "))
     };
     let text = String::from_utf8_lossy(bytes);
-    let merged = insert_members(&text, &missing).unwrap_or_else(|| reserialize(actual, &missing));
+    let reserialized = || match &value {
+        Some(Value::Object(actual)) => Some(reserialize(actual, &missing)),
+        _ => None,
+    };
+    let Some(merged) = insert_members(&text, &missing).or_else(reserialized) else {
+        return Some(problem(&format!("{message}; heal cannot insert them into this document")));
+    };
     let fix = Fix::new(
         format!("add missing key{}", if names.len() == 1 { "" } else { "s" }),
         Phase::Files,
@@ -192,7 +209,8 @@ fn insert_members(text: &str, additions: &[(&String, &Value)]) -> Option<String>
     }
     out.push('\n');
     out.push_str(&text[close..]);
-    serde_json::from_str::<Value>(&out).ok()?;
+    // The scanner, not serde_json: it checks documents of any depth.
+    super::json_integrity::top_keys(out.as_bytes())?;
     Some(out)
 }
 
@@ -289,6 +307,30 @@ mod tests {
         assert!(
             content_finding(&spec, br#"{"open_positions": [], "closed_positions": []}"#, Severity::Critical).is_none()
         );
+    }
+
+    #[test]
+    fn depth_does_not_hide_a_missing_key() {
+        let spec = FileSpec {
+            path: "p.json".into(),
+            format: FileFormat::Json,
+            default: Some(json!({"a": [], "b": 0})),
+            schema: None,
+            writable: true,
+            salvage: true,
+            create: true,
+            severity: None,
+        };
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(130), "]".repeat(130));
+        let finding = content_finding(&spec, deep.as_bytes(), Severity::Critical).expect("key b is missing");
+        assert!(finding.message.contains("missing key b"), "{}", finding.message);
+        let Some(Op::WriteFile { contents, .. }) = finding.fix.unwrap().ops.into_iter().next() else {
+            panic!("write fix")
+        };
+        let merged = String::from_utf8(contents).unwrap();
+        assert!(merged.starts_with(&deep[..deep.len() - 1]) && merged.contains("\"b\": 0"), "{merged}");
+        let complete = format!("{{\"b\": 1, \"a\": {}1{}}}", "[".repeat(130), "]".repeat(130));
+        assert!(content_finding(&spec, complete.as_bytes(), Severity::Critical).is_none());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
     let text = render(&found);
     atomic::write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
     let manifest = manifest::load(&path, cli.root.as_deref())?;
-    let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli))?;
+    let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli, &manifest)?)?;
     let code = preflight::finding::exit_code(&findings.problems, cli.strict);
     let mut out = anstream::stdout();
     writeln!(

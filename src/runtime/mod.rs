@@ -8,6 +8,7 @@ pub mod content;
 pub mod diskfree;
 pub mod exec;
 pub mod host;
+pub mod mounts;
 pub mod process;
 pub mod size;
 pub mod version;

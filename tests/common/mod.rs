@@ -97,6 +97,14 @@ impl TestDir {
         run_preflight(&all, self.path())
     }
 
+    /// `run`, with `vars` added to the process environment of the binary.
+    pub fn run_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let manifest = self.join("preflight.toml");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-m", manifest.to_str().unwrap()]);
+        run_preflight_env(&all, self.path(), vars)
+    }
+
     /// Every entry under the root, `.preflight/` included.
     pub fn snapshot(&self) -> Snapshot {
         snapshot(self.path(), false)
@@ -139,8 +147,14 @@ fn assert_no_secret(run: &Run, cwd: &Path) {
 
 /// Runs the binary with `args` in `cwd`.
 pub fn run_preflight(args: &[&str], cwd: &Path) -> Run {
+    run_preflight_env(args, cwd, &[])
+}
+
+/// Runs the binary with `args` in `cwd`, with `vars` added to its environment.
+pub fn run_preflight_env(args: &[&str], cwd: &Path, vars: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_preflight"))
         .args(args)
+        .envs(vars.iter().copied())
         .current_dir(cwd)
         .env("NO_COLOR", "1")
         .env_remove("CLICOLOR_FORCE")
