@@ -5,7 +5,9 @@
 
 use std::fs;
 use std::io::ErrorKind;
+use std::path::PathBuf;
 
+use super::access::{self, Need, Who};
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
@@ -24,13 +26,38 @@ impl Check for DirCheck {
     }
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
+        let who = Who::of(ctx.manifest);
+        let declared: Vec<PathBuf> = ctx.manifest.dirs.iter().map(|d| d.path.clone()).collect();
         for dir in &ctx.manifest.dirs {
             match inspect(ctx, dir) {
                 Some(finding) => out.push(finding),
                 None => out.pass(id(dir), Area::Fs),
             }
+            // A dir that is there (its mode may be wider than declared).
+            let present = fs::metadata(ctx.root.join(&dir.path)).is_ok_and(|m| m.is_dir());
+            if present && super::provided::dir_state(ctx.root, dir).is_none() {
+                usable(ctx, dir, &who, &declared, out);
+            }
         }
         Ok(())
+    }
+}
+
+/// Whether the app's account can search and write an existing dir.
+fn usable(ctx: &CheckCtx, dir: &DirSpec, who: &Result<Who, String>, declared: &[PathBuf], out: &mut Findings) {
+    let id = format!("{}:access", id(dir));
+    let critical = severity(dir.severity, Severity::Critical);
+    let who = match who {
+        Ok(who) => who,
+        Err(why) => return out.push(Finding::new(id, Area::Fs, critical, format!("access cannot be checked: {why}"))),
+    };
+    match access::check(ctx.root, &dir.path, Need::Dir, who, declared) {
+        None => out.pass(id, Area::Fs),
+        Some(denied) => {
+            let mut finding = Finding::new(id, Area::Fs, critical, denied.message);
+            finding.fix = denied.fix;
+            out.push(finding);
+        }
     }
 }
 

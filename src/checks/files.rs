@@ -3,13 +3,13 @@
 //! Existing values are never changed: missing keys are inserted into the
 //! original text, so every byte the user wrote stays where it was.
 
-use std::fs::{self, Metadata};
+use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+use super::access::{self, Denied, Need, Who};
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
@@ -29,7 +29,7 @@ impl Check for FileCheck {
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         for spec in ctx.manifest.files.iter().filter(|f| f.format != FileFormat::Jsonl) {
-            check_file(ctx.root, spec, out);
+            check_file(ctx, spec, out);
         }
         Ok(())
     }
@@ -43,10 +43,10 @@ fn id(spec: &FileSpec) -> String {
     Kind::File.id(spec.path.display())
 }
 
-fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
+fn check_file(ctx: &CheckCtx, spec: &FileSpec, out: &mut Findings) {
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id(spec), Area::Fs, critical, message);
-    let path = match regular_file(root, spec, critical, out) {
+    let path = match regular_file(ctx, spec, critical, out) {
         Ok(Some(path)) => path,
         Ok(None) if !spec.create => return out.push(problem(NOT_CREATED.into())),
         Ok(None) => {
@@ -66,16 +66,17 @@ fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
 
 /// Resolves a declared file and settles what every format shares: a path
 /// refused by the root, anything but a regular file (never opened: a FIFO or
-/// a device could block), the owner's write bit (its finding is pushed).
+/// a device could block), whether the app's account may write it (its
+/// finding, `file:<path>:mode`, is pushed).
 /// `Ok(None)` means the file is missing; `Err` is the finding to report.
 pub(super) fn regular_file(
-    root: &Path,
+    ctx: &CheckCtx,
     spec: &FileSpec,
     critical: Severity,
     out: &mut Findings,
 ) -> Result<Option<std::path::PathBuf>, Finding> {
     let problem = |message: String| Finding::new(id(spec), Area::Fs, critical, message);
-    let path = fsutil::resolve(root, &spec.path).map_err(|e| problem(format!("{e}; it is left alone")))?;
+    let path = fsutil::resolve(ctx.root, &spec.path).map_err(|e| problem(format!("{e}; it is left alone")))?;
     let meta = match fs::metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -85,9 +86,7 @@ pub(super) fn regular_file(
         return Err(problem("exists but is not a regular file; preflight will not replace it".into()));
     }
     if spec.writable {
-        if let Some(finding) = writable_finding(spec, &path, &meta, critical) {
-            out.push(finding);
-        }
+        writable(ctx, spec, critical, out);
     }
     Ok(Some(path))
 }
@@ -228,34 +227,22 @@ fn reserialize(actual: &Map<String, Value>, additions: &[(&String, &Value)]) -> 
     String::from_utf8_lossy(&pretty(&Value::Object(merged))).into_owned()
 }
 
-/// A file the application must write but cannot.
-fn writable_finding(spec: &FileSpec, path: &Path, meta: &Metadata, critical: Severity) -> Option<Finding> {
-    let mode = fsutil::mode_of(meta);
+/// Whether the app's account may write a file it must write.
+fn writable(ctx: &CheckCtx, spec: &FileSpec, critical: Severity, out: &mut Findings) {
     let id = format!("{}:mode", id(spec));
-    if meta.uid() == fsutil::current_uid() {
-        if mode & 0o200 != 0 {
-            return None;
-        }
-        let fix =
-            Fix::new("chmod u+w", Phase::Files, vec![Op::SetMode { path: spec.path.clone(), mode: mode | 0o200 }]);
-        let message = format!("file is not writable (mode {mode:04o})");
-        return Some(Finding::new(id, Area::Fs, critical, message).with_fix(fix));
-    }
-    if can_write(path) {
-        return None;
-    }
-    let message =
-        format!("file is not writable by this user and is owned by uid {}; change its owner or mode", meta.uid());
-    Some(Finding::new(id, Area::Fs, critical, message))
-}
-
-fn can_write(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
+    let declared: Vec<PathBuf> = ctx.manifest.dirs.iter().map(|d| d.path.clone()).collect();
+    let denied = match Who::of(ctx.manifest) {
+        Ok(who) => access::check(ctx.root, &spec.path, Need::File, &who, &declared),
+        Err(why) => Some(Denied { message: format!("access cannot be checked: {why}"), fix: None }),
     };
-    // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
-    unsafe { libc::access(c_path.as_ptr(), libc::W_OK) == 0 }
+    match denied {
+        None => out.pass(id, Area::Fs),
+        Some(denied) => {
+            let mut finding = Finding::new(id, Area::Fs, critical, format!("file is not writable: {}", denied.message));
+            finding.fix = denied.fix;
+            out.push(finding);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,17 +36,17 @@ impl Check for JsonlCheck {
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Jsonl) {
             let schema = spec.schema.as_ref().map(|s| Schema::load(ctx.root, s)).transpose()?;
-            check_file(ctx.root, spec, schema.as_ref(), out);
+            check_file(ctx, spec, schema.as_ref(), out);
         }
         Ok(())
     }
 }
 
-fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
+fn check_file(ctx: &CheckCtx, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
     let id = Kind::Jsonl.id(spec.path.display());
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id.clone(), Area::Fs, critical, message);
-    let path = match files::regular_file(root, spec, critical, out) {
+    let path = match files::regular_file(ctx, spec, critical, out) {
         Ok(Some(path)) => path,
         Ok(None) if !spec.create => return out.push(problem(files::NOT_CREATED.into())),
         Ok(None) => {

@@ -3,6 +3,7 @@
 //! never change the disk; a fix they propose is data for the planner.
 //! `REGISTRY` is the one place a new kind is added.
 
+mod access;
 mod command;
 mod database;
 mod dirs;

@@ -200,6 +200,7 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
             return Err(v.error_at("user", user, format!("`user` = {user:?} is not a valid account name")));
         }
     }
+    declare_volumes(&mut v, &raw.dir)?;
     let env = raw.env.map(|e| env_spec(&mut v, e)).transpose()?;
     let dirs = raw
         .dir
@@ -285,6 +286,18 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
     };
     refuse_globs_over_declared_paths(&mut v, &manifest)?;
     Ok(manifest)
+}
+
+/// Declares the `volume = true` dirs as second roots before any path is
+/// confined, so paths beneath a volume that leads out of the root are
+/// accepted (and confined to the volume instead).
+fn declare_volumes(v: &mut Validator, dirs: &[RawDir]) -> Result<(), ManifestError> {
+    let mut volumes = Vec::new();
+    for dir in dirs.iter().filter(|d| d.volume == Some(true)) {
+        volumes.push(v.relative("path", &dir.path)?);
+    }
+    fsutil::declare_volumes(v.root, &volumes);
+    Ok(())
 }
 
 /// `[[lock]]` and `[[prune]]` remove what they match: a pattern that can

@@ -3,6 +3,7 @@
 //! system and version strings. Each file holds one idea. Nothing here
 //! changes the disk; `exec` runs the manifest's commands.
 
+pub mod account;
 pub mod clock;
 pub mod content;
 pub mod diskfree;

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access;
 mod env;
 mod guards;
 mod provided;
