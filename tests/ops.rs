@@ -352,13 +352,13 @@ mod init {
             "path = \"logs\"",
             "template = \".env.example\"",
             "required = [\"API_KEY\", \"LOG_LEVEL\"]",
-            "default = { open_positions = [], closed = {}, count = 0, note = \"\" }",
+            "default = { open_positions = [], closed = { a = 1 }, count = 3, note = \"x\" }",
             "path = \"app/data.db\"",
             "schema = \"schemas/app_data.sql\"",
         ] {
             assert!(manifest.contains(expected), "{expected}:\n{manifest}");
         }
-        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no value is copied:\n{manifest}");
+        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no .env value is copied:\n{manifest}");
         assert!(!manifest.contains(".git") && !manifest.contains("node_modules"), "{manifest}");
         assert!(manifest.contains("logs/list.json is not a JSON object"), "{manifest}");
         let schema = t.read("schemas/app_data.sql");

@@ -70,6 +70,21 @@ impl Account {
         }
     }
 
+    /// The name of the account with `uid`, if there is one.
+    pub fn name_of(uid: u32) -> Option<String> {
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: as in `lookup`: plain data, filled with pointers into buf.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; the length is buf's.
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name points to a NUL-terminated string inside buf.
+        Some(unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned())
+    }
+
     /// The user running preflight (effective IDs and supplementary groups).
     pub fn current() -> Account {
         // SAFETY: these calls have no preconditions and cannot fail.
@@ -156,6 +171,7 @@ mod tests {
         assert_eq!((root.uid, root.gid), (0, 0));
         assert!(root.groups.contains(&0));
         assert_eq!(Account::lookup("no-such-user-preflight").unwrap(), None);
+        assert_eq!(Account::name_of(0).as_deref(), Some("root"));
     }
 
     #[test]

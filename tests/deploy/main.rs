@@ -10,7 +10,9 @@ mod common;
 mod access;
 mod env;
 mod guards;
+mod init;
 mod provided;
+mod volumes;
 
 use std::path::Path;
 use std::process::Command;
