@@ -3,7 +3,9 @@
 //! environment counts, and wins over the file, as it does for dotenvy:
 //! containers and service managers pass configuration that way. Values are
 //! read only to test for emptiness; no value ever reaches a message, which
-//! says instead where the key was looked for.
+//! says instead where the key was looked for. Without a template, a
+//! missing file is fine when the process environment sets every required
+//! key.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -78,7 +80,16 @@ fn check_env(root: &Path, spec: &EnvSpec, process: ProcessEnv, out: &mut Finding
     let env = match read_env(root, &spec.file) {
         Ok(env) => env,
         Err(ReadError::Missing) => {
-            out.push(missing_file(spec, &file_id, critical, template.as_ref()));
+            // A container or a unit that passes every required key in the
+            // process environment needs no file, unless a template says
+            // what else it should hold.
+            let set = |key: &String| process(key).is_some_and(|v| !v.to_string_lossy().trim().is_empty());
+            let from_process = spec.template.is_none() && !spec.required.is_empty() && spec.required.iter().all(set);
+            if from_process {
+                out.pass(file_id, Area::Env);
+            } else {
+                out.push(missing_file(spec, &file_id, critical, template.as_ref()));
+            }
             check_required(spec, None, process, critical, out);
             return;
         }
@@ -332,7 +343,9 @@ mod tests {
         let m = message(&missing, "env:A").unwrap();
         assert!(m.contains(".env is missing") && m.contains("process environment"), "{m}");
         let from_process = findings(&spec(&["A"]), None, &[("A", "1")]);
-        assert!(message(&from_process, "env:A").is_none(), "set in the process, .env missing");
+        assert!(from_process.problems.is_empty(), "set in the process, no .env needed: {:?}", from_process.problems);
+        let partly = findings(&spec(&["A", "B"]), None, &[("A", "1")]);
+        assert!(message(&partly, "env:.env").is_some(), "B is set nowhere: the missing file matters");
     }
 
     #[test]

@@ -14,8 +14,10 @@ fn a_required_key_set_in_the_process_environment_counts() {
     // Also with no .env file at all, as in a container given --env.
     let t = TestDir::with_manifest("version = 1\n[env]\nrequired = [\"DOMAIN\"]\n");
     let run = t.run_env(&["validate", "--format", "json"], &[("DOMAIN", &secret)]);
-    let findings = run.json()["findings"].as_array().unwrap().clone();
-    assert!(findings.iter().all(|f| f["id"] != "env:DOMAIN"), "{findings:?}");
+    assert_eq!(run.code, 0, "no .env is needed when the process sets every required key: {}", run.stdout);
+    let run = t.run(&["validate"]);
+    assert_eq!(run.code, 1, "set nowhere");
+    assert!(run.stdout.contains(".env is missing"), "{}", run.stdout);
 }
 
 #[test]
