@@ -602,6 +602,9 @@ mod generated {
         let man = t.run(&["man"]);
         assert_eq!(man.code, 0);
         assert!(man.stdout.contains(".TH preflight") && man.stdout.contains("watch"), "{}", man.stdout);
+        // The deployment flags, on the run page.
+        assert!(man.stdout.contains(".TH preflight-run"), "{}", man.stdout);
+        assert!(man.stdout.contains("retry\\-timeout") && man.stdout.contains("create = false"), "{}", man.stdout);
         assert_eq!(t.run(&["completions", "nosh"]).code, 1);
     }
 }
