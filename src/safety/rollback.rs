@@ -121,12 +121,15 @@ fn pick_run(entries: &[Entry], wanted: Option<&str>) -> anyhow::Result<String> {
     Ok(wanted.to_string())
 }
 
+/// A path's owner and group.
+type Owner = (u32, u32);
+
 /// One change to undo, with the finding whose fix made it.
 #[derive(Debug)]
 pub enum Step {
     Restore { id: String, original: Replaced },
     SetMode { id: String, path: PathBuf, from: u32, to: u32 },
-    SetOwner { id: String, path: PathBuf, from: (u32, u32), to: (u32, u32) },
+    SetOwner { id: String, path: PathBuf, from: Owner, to: Owner },
     RemoveFile { id: String, path: PathBuf, sha256: String },
     RemoveDir { id: String, path: PathBuf },
 }
@@ -144,7 +147,7 @@ impl Plan {
         let mut created: BTreeMap<&Path, (&str, Option<&str>)> = BTreeMap::new();
         let mut originals: BTreeMap<&Path, (&str, &Replaced)> = BTreeMap::new();
         let mut modes: BTreeMap<&Path, (&str, u32, u32)> = BTreeMap::new();
-        let mut owners: BTreeMap<&Path, (&str, (u32, u32), (u32, u32))> = BTreeMap::new();
+        let mut owners: BTreeMap<&Path, (&str, Owner, Owner)> = BTreeMap::new();
         for entry in entries {
             for o in &entry.owners {
                 let (from, to) = ((o.from_uid, o.from_gid), (o.to_uid, o.to_gid));
@@ -293,7 +296,7 @@ fn check_mode(root: &Path, path: &Path, left: u32) -> anyhow::Result<Option<Stri
     Ok((now != left).then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
 }
 
-fn check_owner(root: &Path, path: &Path, left: (u32, u32)) -> anyhow::Result<Option<String>> {
+fn check_owner(root: &Path, path: &Path, left: Owner) -> anyhow::Result<Option<String>> {
     use std::os::unix::fs::MetadataExt;
     let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
         Ok(meta) => meta,
