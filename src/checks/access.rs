@@ -67,6 +67,14 @@ impl Need {
         }
     }
 
+    /// Folders are settled before the files inside them are written.
+    fn phase(self) -> Phase {
+        match self {
+            Need::Dir => Phase::Dirs,
+            Need::File => Phase::Files,
+        }
+    }
+
     fn verb(self) -> &'static str {
         match self {
             Need::Dir => "search and write",
@@ -100,7 +108,7 @@ pub fn check(root: &Path, rel: &Path, need: Need, who: &Who, declared_dirs: &[Pa
         return None;
     }
     let message = format!("{} cannot {} it ({})", who.name(), need.verb(), describe(&meta));
-    Some(Denied { fix: repair(rel, &meta, access, &who.account), message })
+    Some(Denied { fix: repair(rel, &meta, need, &who.account), message })
 }
 
 /// The first folder above `rel` the account cannot search, if any.
@@ -135,7 +143,8 @@ fn describe(meta: &Metadata) -> String {
 }
 
 /// The ops that give `account` the access, when this process may run them.
-fn repair(rel: &Path, meta: &Metadata, access: Access, account: &Account) -> Option<Fix> {
+fn repair(rel: &Path, meta: &Metadata, need: Need, account: &Account) -> Option<Fix> {
+    let access = need.access();
     let running_as_root = fsutil::current_uid() == 0;
     let mode = fsutil::mode_of(meta);
     let with_bits = mode | access.owner_bits();
@@ -143,7 +152,7 @@ fn repair(rel: &Path, meta: &Metadata, access: Access, account: &Account) -> Opt
     if meta.uid() == account.uid {
         // The owner's bits are the owner's to set (and root's).
         let may = running_as_root || meta.uid() == fsutil::current_uid();
-        return may.then(|| Fix::new(format!("chmod {with_bits:04o}"), Phase::Dirs, vec![chmod]));
+        return may.then(|| Fix::new(format!("chmod {with_bits:04o}"), need.phase(), vec![chmod]));
     }
     if !running_as_root {
         return None;
@@ -155,7 +164,7 @@ fn repair(rel: &Path, meta: &Metadata, access: Access, account: &Account) -> Opt
         ops.push(chmod);
         action.push_str(&format!(", chmod {with_bits:04o}"));
     }
-    Some(Fix::new(action, Phase::Dirs, ops))
+    Some(Fix::new(action, need.phase(), ops))
 }
 
 #[cfg(test)]

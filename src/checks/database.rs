@@ -79,13 +79,13 @@ fn usable(ctx: &CheckCtx, spec: &DatabaseSpec, who: &Result<Who, String>, out: &
         }
     }
     if denied.is_empty() {
-        return out.pass(id, Area::Db);
+        return; // not listed as a pass, as for dirs and files
     }
     let message = denied.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join("; ");
     let ops: Vec<Op> = denied.into_iter().filter_map(|(_, fix)| fix).flat_map(|f| f.ops).collect();
     let mut finding = Finding::new(id, Area::Db, critical, format!("database is not usable: {message}"));
     if !ops.is_empty() {
-        finding = finding.with_fix(Fix::new("give the database to the app's account", Phase::Dirs, ops));
+        finding = finding.with_fix(Fix::new("give the database to the app's account", Phase::Files, ops));
     }
     out.push(finding);
 }

@@ -51,8 +51,10 @@ fn usable(ctx: &CheckCtx, dir: &DirSpec, who: &Result<Who, String>, declared: &[
         Ok(who) => who,
         Err(why) => return out.push(Finding::new(id, Area::Fs, critical, format!("access cannot be checked: {why}"))),
     };
+    // Like the file check's `:mode`, a pass is not listed: reports keep one
+    // case per declared path.
     match access::check(ctx.root, &dir.path, Need::Dir, who, declared) {
-        None => out.pass(id, Area::Fs),
+        None => {}
         Some(denied) => {
             let mut finding = Finding::new(id, Area::Fs, critical, denied.message);
             finding.fix = denied.fix;

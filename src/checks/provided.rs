@@ -49,7 +49,7 @@ pub fn unready(manifest: &Manifest) -> Vec<Unready> {
 /// for the machine.
 pub fn expects_mount(root: &Path, dir: &DirSpec) -> bool {
     let declared = dir.volume && !dir.create;
-    declared || root.join(&dir.path).canonicalize().is_ok_and(|abs| mounts::in_fstab(&abs))
+    declared || mounts::in_fstab(&root.join(&dir.path))
 }
 
 /// The state of one declared dir, when the deployment has not provided it.

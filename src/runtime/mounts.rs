@@ -7,6 +7,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Whether `dir` (an existing folder) is a mount point: another device
 /// than its parent folder, or listed in `/proc/self/mountinfo` (a bind
@@ -24,11 +25,18 @@ pub fn is_mount_point(dir: &Path) -> io::Result<bool> {
     Ok(listed)
 }
 
-/// Whether `/etc/fstab` names `dir` (absolute, canonical) as a mount target.
+/// Whether `/etc/fstab` names `dir` as a mount target. The table is read
+/// once per process, and `dir` resolved only when a target there has its
+/// name: preflight runs on every start, and most folders are in no table.
 pub fn in_fstab(dir: &Path) -> bool {
-    let table = fs::read_to_string("/etc/fstab").unwrap_or_default();
-    let listed = fstab_targets(&table).any(|target| target == dir);
-    listed
+    static TARGETS: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    let targets =
+        TARGETS.get_or_init(|| fstab_targets(&fs::read_to_string("/etc/fstab").unwrap_or_default()).collect());
+    let named = |t: &&PathBuf| t.file_name().is_some() && t.file_name() == dir.file_name();
+    if !targets.iter().any(|t| named(&t)) {
+        return false;
+    }
+    dir.canonicalize().is_ok_and(|abs| targets.contains(&abs))
 }
 
 /// The mount points of a `/proc/self/mountinfo` text (its fifth field).
