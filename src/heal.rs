@@ -93,7 +93,11 @@ fn unchanged(findings: Findings) -> HealResult {
     HealResult { before: findings, actions: Vec::new(), after: None, run_id: None }
 }
 
-fn apply_plan(
+/// Applies the fixes of `findings` that `allow` accepts, in plan order,
+/// recording each action in the history under `run_id`. The caller holds
+/// the heal lock. Every operation is checked again by the applier when it
+/// acts: a plan made earlier cannot take it outside the root.
+pub fn apply_plan(
     manifest: &Manifest,
     findings: &Findings,
     run_id: &str,

@@ -39,7 +39,7 @@ pub fn matches(root: &Path, glob: &str, private: &Path) -> anyhow::Result<Vec<Ma
     let start = fsutil::resolve(root, &prefix)?;
     // A volume dir may be a symlink (confined as a root of its own): the
     // walk starts through it. Any other symlink holds nothing.
-    let is_volume = root.canonicalize().is_ok_and(|r| fsutil::volumes(&r).contains(&prefix));
+    let is_volume = fsutil::volumes(root).contains(&prefix);
     let meta = if is_volume { fs::metadata(&start) } else { fs::symlink_metadata(&start) };
     if !meta.is_ok_and(|m| m.is_dir()) {
         return Ok(Vec::new()); // a missing folder (or a symlink to one) holds nothing

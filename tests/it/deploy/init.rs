@@ -4,8 +4,8 @@
 
 use std::os::unix::fs::symlink;
 
-use crate::common::TestDir;
-use crate::{can_mount, in_mount_namespace, is_root};
+use super::{can_mount, in_mount_namespace, is_root};
+use crate::support::TestDir;
 
 fn init(t: &TestDir) -> String {
     let run = t.run(&["init"]);

@@ -1,6 +1,6 @@
 //! Required keys from the process environment.
 
-use crate::common::{TestDir, SECRET_MARK};
+use crate::support::{TestDir, SECRET_MARK};
 
 const MANIFEST: &str = "version = 1\n[env]\nrequired = [\"DOMAIN\", \"API_KEY\"]\n";
 

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::{TestDir, SECRET_MARK};
-use crate::with_app;
+use super::with_app;
+use crate::support::{TestDir, SECRET_MARK};
 
 #[test]
 fn an_only_value_that_can_match_nothing_is_an_argument_error() {

@@ -4,9 +4,6 @@
 //! guard rails a launcher relies on. Every test drives the real binary on
 //! a temporary root.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod access;
 mod env;
 mod guards;
@@ -17,7 +14,7 @@ mod volumes;
 use std::path::Path;
 use std::process::Command;
 
-use common::TestDir;
+use crate::support::TestDir;
 
 /// A root whose app (`bin/app`) says it started and lists `data/`.
 pub fn with_app(manifest: &str) -> TestDir {

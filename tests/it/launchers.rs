@@ -3,14 +3,12 @@
 //! first on PATH, against a temp root whose `data` folder is missing and
 //! whose app is `bin/app` (a script that says it started).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::TestDir;
+use crate::support::TestDir;
 
 const LAUNCHERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/launchers");
 
@@ -168,5 +166,4 @@ fn every_launcher_is_covered() {
     }
 }
 
-#[path = "launchers/deployments.rs"]
 mod deployments;

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::symlink;
 
-use crate::common::TestDir;
+use crate::support::TestDir;
 
 fn manifest(volume: bool) -> String {
     format!(

@@ -1,11 +1,10 @@
 //! `create = false`: what the deployment provides is never created, and
 //! `run` waits for it (and for expected mounts) before it heals anything.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::TestDir;
-use crate::{can_mount, in_mount_namespace, preflight, with_app};
+use super::{can_mount, in_mount_namespace, with_app};
+use crate::support::{Background, TestDir};
 
 const SCHEMA: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT);\n";
 
@@ -77,24 +76,26 @@ fn run_waits_for_a_create_false_path_before_healing_anything() {
     t.write("schema.sql", SCHEMA);
     t.write("bin/app", "#!/bin/sh\necho \"app started\"; ls data\n");
     let manifest = t.join("preflight.toml");
-    let child = Command::new(preflight())
-        .args(["run", "--retry-timeout", "20s", "--sleep", "100ms", "-m", manifest.to_str().unwrap(), "--"])
-        .arg("./bin/app")
-        .current_dir(t.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    let args =
+        ["run", "--retry-timeout", "20s", "--sleep", "100ms", "-m", manifest.to_str().unwrap(), "--", "./bin/app"];
+    let mut run = Background::start(&args, t.path());
+    run.wait_for_stderr("the first attempt waits", |e| e.contains("attempt 1:"));
+    std::thread::sleep(Duration::from_millis(300));
     assert!(!t.exists("data") && !t.exists(".preflight"), "nothing is healed while the volume is missing");
     // The deployment mounts the volume: an empty folder appears.
     t.mkdir("data");
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stderr.contains("attempt 1: waiting for what the deployment provides: data is missing"), "{stderr}");
-    assert!(stdout.contains("app started") && stdout.contains("app.db") && stdout.contains("state.json"), "{stdout}");
+    let out = run.finish();
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    assert!(
+        out.stderr.contains("attempt 1: waiting for what the deployment provides: data is missing"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("app started") && out.stdout.contains("app.db") && out.stdout.contains("state.json"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use crate::common::{Run, TestDir};
-use crate::{is_root, preflight};
+use super::{is_root, preflight};
+use crate::support::{Run, TestDir};
 
 const NOBODY: u32 = 65534;
 const SCHEMA: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY);\n";
