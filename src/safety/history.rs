@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
-pub use super::journal::{Created, ModeChange, Replaced, Undo};
+pub use super::journal::{Created, ModeChange, OwnerChange, Replaced, Undo};
 use super::layout;
 use crate::fsutil;
 
@@ -81,6 +81,9 @@ pub struct Entry {
     /// own (a database step whose backup another action of the run holds).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<PathBuf>,
+    /// Ownership changes this action made on existing paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<OwnerChange>,
     /// Set on the entries of a rollback: the run it undid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
@@ -93,6 +96,7 @@ impl Entry {
         self.replaced = undo.replaced;
         self.modes = undo.modes;
         self.changed = undo.changed;
+        self.owners = undo.owners;
     }
 }
 

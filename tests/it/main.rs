@@ -10,6 +10,7 @@ mod support;
 mod bad_input;
 mod cli;
 mod crash;
+mod deploy;
 mod faults;
 mod json;
 mod launchers;

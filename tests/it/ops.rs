@@ -365,13 +365,13 @@ mod init {
             "path = \"logs\"",
             "template = \".env.example\"",
             "required = [\"API_KEY\", \"LOG_LEVEL\"]",
-            "default = { open_positions = [], closed = {}, count = 0, note = \"\" }",
+            "default = { open_positions = [], closed = { a = 1 }, count = 3, note = \"x\" }",
             "path = \"app/data.db\"",
             "schema = \"schemas/app_data.sql\"",
         ] {
             assert!(manifest.contains(expected), "{expected}:\n{manifest}");
         }
-        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no value is copied:\n{manifest}");
+        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no .env value is copied:\n{manifest}");
         assert!(!manifest.contains(".git") && !manifest.contains("node_modules"), "{manifest}");
         assert!(manifest.contains("logs/list.json is not a JSON object"), "{manifest}");
         let schema = t.read("schemas/app_data.sql");
@@ -602,6 +602,9 @@ mod generated {
         let man = t.run(&["man"]);
         assert_eq!(man.code, 0);
         assert!(man.stdout.contains(".TH preflight") && man.stdout.contains("watch"), "{}", man.stdout);
+        // The deployment flags, on the run page.
+        assert!(man.stdout.contains(".TH preflight-run"), "{}", man.stdout);
+        assert!(man.stdout.contains("retry\\-timeout") && man.stdout.contains("create = false"), "{}", man.stdout);
         assert_eq!(t.run(&["completions", "nosh"]).code, 1);
     }
 }

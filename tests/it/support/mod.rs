@@ -15,7 +15,7 @@ mod process;
 mod root;
 mod snapshot;
 
-pub use binary::{run_preflight, Background, Run};
+pub use binary::{run_preflight, Background, Run, SECRET_MARK};
 pub use process::{eventually, ChildGuard};
 pub use root::TestDir;
 pub use snapshot::{snapshot, Snapshot};
