@@ -188,7 +188,7 @@ fn seed_rows_are_applied_when_heal_creates_their_table_and_shown_in_the_plan() {
 #[test]
 fn a_unique_index_over_duplicates_does_not_hold_back_the_critical_fixes() {
     let ddl = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT, totp_secret TEXT);\n\
-               CREATE TABLE sessions(id INTEGER PRIMARY KEY, user_id INT);\n\
+               CREATE TABLE orders(id INTEGER PRIMARY KEY, user_id INT);\n\
                CREATE UNIQUE INDEX users_email ON users(email);\n";
     let rows = "INSERT INTO users(email) VALUES ('a@x'), ('a@x'), ('b@x'), ('c@x'), ('c@x'), ('c@x');";
     let db = Db::new(ddl, "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT);", rows, "");
