@@ -518,31 +518,7 @@ fn backups_of_successful_runs_are_bounded_and_pruned_with_their_history() {
 
 mod watch {
     use super::*;
-    use crate::support::{eventually, Background};
-
-    /// `preflight watch` in the background, stopped with SIGTERM.
-    struct Watch {
-        process: Background,
-    }
-
-    impl Watch {
-        fn start(t: &TestDir, args: &[&str]) -> Watch {
-            let manifest = t.join("preflight.toml");
-            let mut all = vec!["watch"];
-            all.extend(args);
-            all.extend(["-m", manifest.to_str().unwrap()]);
-            Watch { process: Background::start(&all, t.path()) }
-        }
-
-        fn output(&self) -> String {
-            self.process.stdout()
-        }
-
-        fn stop(mut self) -> Run {
-            self.process.terminate();
-            self.process.finish()
-        }
-    }
+    use crate::support::{eventually, Watch};
 
     #[test]
     fn failed_attempts_trip_the_breaker_and_leave_no_backups() {
