@@ -202,6 +202,39 @@ impl<'a> ApplyCtx<'a> {
         Ok((self.root.join(backup), file))
     }
 
+    /// Notes that the existing file `rel` was changed in place by this
+    /// action (a database altered in a transaction), so that `rollback`
+    /// can tell whether a copy kept by the run undoes it.
+    pub fn note_changed(&mut self, rel: &Path) {
+        self.journal.changed(rel);
+    }
+
+    /// Removes a backup this action made that turned out to protect
+    /// nothing (every change it was taken for failed and was undone): a
+    /// run that fails keeps no backup of its own. Its record goes too, and
+    /// the run's backup folders once empty.
+    pub fn discard_saved(&mut self, copy: &Path) -> anyhow::Result<()> {
+        let relative = copy.strip_prefix(self.root).unwrap_or(copy).to_path_buf();
+        let root = self.handle()?;
+        match root.parent(&relative).and_then(|(dir, name)| dir.unlink(&name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", relative.display()))
+            }
+            _ => {}
+        }
+        let top = layout::run_folder(Area::Backups, self.run_id);
+        let mut folder = relative.parent();
+        while let Some(dir) = folder.filter(|d| d.starts_with(&top)) {
+            if root.parent(dir).and_then(|(parent, name)| parent.rmdir(&name)).is_err() {
+                break; // not empty: another database's backup is there
+            }
+            folder = dir.parent();
+        }
+        self.saved.retain(|p| *p != relative);
+        self.journal.forget_kept(&relative);
+        Ok(())
+    }
+
     /// Quarantines any original, then writes `contents` atomically.
     pub fn write_file(&mut self, rel: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
         use std::io::Write;
@@ -241,6 +274,22 @@ impl<'a> ApplyCtx<'a> {
         }
     }
 
+    /// Gives what the last action created (per `changes`) to `uid`:`gid`:
+    /// heal run as root creates what the `[app] user` will use as that
+    /// user's. Taking the changes is left to the caller, which records them.
+    pub fn give_created(&self, changes: &Changes, uid: u32, gid: u32) -> anyhow::Result<()> {
+        let root = self.handle()?;
+        for rel in changes.created() {
+            match root.chown(rel, uid, gid) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot chown {}", rel.display()))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one operation.
     pub fn apply(&mut self, op: &Op) -> anyhow::Result<String> {
         match op {
@@ -250,10 +299,20 @@ impl<'a> ApplyCtx<'a> {
                 Ok(format!("wrote {} bytes", contents.len()))
             }
             Op::SetMode { path, mode } => {
-                let (dir, name) = self.parent(path, false)?;
-                let before = dir.chmod(&name, *mode).with_context(|| format!("cannot chmod {}", path.display()))?;
+                self.journal.touch(self.root, path);
+                let before =
+                    self.handle()?.chmod(path, *mode).with_context(|| format!("cannot chmod {}", path.display()))?;
                 self.journal.mode_changed(path, before, *mode);
                 Ok(format!("mode {mode:04o}"))
+            }
+            Op::SetOwner { path, uid, gid } => {
+                self.journal.touch(self.root, path);
+                let before = self
+                    .handle()?
+                    .chown(path, *uid, *gid)
+                    .with_context(|| format!("cannot chown {}", path.display()))?;
+                self.journal.owner_changed(path, before, (*uid, *gid));
+                Ok(format!("owner {uid}:{gid}"))
             }
             Op::RemoveFile { path, quarantine } => {
                 if *quarantine {

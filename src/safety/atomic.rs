@@ -9,7 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -100,6 +100,16 @@ impl AtomicWriter {
                 _ => 0o666 & !fsutil::umask(),
             },
         };
+        let old = self.dir.stat(&self.name)?;
+        if let Some(old) = old.filter(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile) {
+            // A file replaced by heal run as root stays its owner's (the
+            // app's user): a root-owned replacement would lock the app out.
+            // Without the privilege to give it away, it stays the writer's.
+            let new = file.metadata()?;
+            if (old.st_uid, old.st_gid) != (new.uid(), new.gid()) {
+                let _ = std::os::unix::fs::fchown(&file, Some(old.st_uid), Some(old.st_gid));
+            }
+        }
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if let Some(time) = self.modified {
             file.set_modified(time)?;
@@ -208,6 +218,20 @@ mod tests {
         assert!(writer.commit_new().is_err());
         assert_eq!(fs::read(&path).unwrap(), b"user data");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_replacement_keeps_the_owner_when_the_writer_may_give_it() {
+        if fsutil::current_uid() != 0 {
+            return; // only root can give a file away
+        }
+        let (dir, root) = root();
+        let path = dir.path().join("f.json");
+        fs::write(&path, b"old").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        write(&root, Path::new("f.json"), b"new", None).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
     }
 
     #[test]

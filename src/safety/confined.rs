@@ -20,16 +20,19 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat, CWD};
+use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Stat, Uid, CWD};
 use rustix::io::Errno;
 
-use crate::fsutil::describe;
+use crate::fsutil::{self, describe};
 
 /// The application root, opened once. Everything below is reached from it.
 #[derive(Debug)]
 pub struct Root {
     path: PathBuf,
     dir: Dir,
+    /// The `volume = true` dirs declared for this root (relative): the one
+    /// kind of symlink followed, at the volume's own path only.
+    volumes: Vec<PathBuf>,
 }
 
 /// A folder beneath the root, held open: what is done through it happens
@@ -46,11 +49,13 @@ pub type Identity = (u64, u64);
 
 impl Root {
     /// Opens the root folder. The root itself may be reached through a
-    /// symlink (the user chose it); nothing beneath it is.
+    /// symlink (the user chose it); nothing beneath it is, except a
+    /// declared volume dir itself (`fsutil::declare_volumes`).
     pub fn open(path: &Path) -> io::Result<Root> {
         let fd = rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| with_path(e.into(), &format!("cannot open the root {}", path.display())))?;
-        Ok(Root { path: path.to_path_buf(), dir: Dir { fd, rel: PathBuf::new() } })
+        let volumes = fsutil::volumes(path);
+        Ok(Root { path: path.to_path_buf(), dir: Dir { fd, rel: PathBuf::new() }, volumes })
     }
 
     /// The root's path, for messages and for programs that need a path.
@@ -63,15 +68,57 @@ impl Root {
         &self.dir
     }
 
+    /// The deepest declared volume `rel` lies in (or is), and the rest of
+    /// `rel` beneath it.
+    fn volume_of<'r>(&self, rel: &'r Path) -> Option<(&Path, &'r Path)> {
+        let volume = self.volumes.iter().filter(|v| rel.starts_with(v)).max_by_key(|v| v.components().count())?;
+        Some((volume, rel.strip_prefix(volume).ok()?))
+    }
+
+    /// A declared volume dir, opened following its own symlink (the
+    /// manifest declared it may lead anywhere, a mount or a link); its
+    /// parents are reached like any path. Created when missing and asked.
+    fn open_volume(&self, volume: &Path, create: Option<(u32, &mut Vec<PathBuf>)>) -> io::Result<Dir> {
+        let (parent, name) = split(volume)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let Some((mode, created)) = create else {
+            let fd = rfs::openat(&self.open_dir(parent)?.fd, name, flags, Mode::empty())
+                .map_err(|e| with_path(e.into(), &format!("cannot open {}", volume.display())))?;
+            return Ok(Dir { fd, rel: volume.to_path_buf() });
+        };
+        let folder = self.create_dir_all(parent, mode, created)?;
+        let fd = match rfs::openat(&folder.fd, name, flags, Mode::empty()) {
+            Err(Errno::NOENT) => {
+                match rfs::mkdirat(&folder.fd, name, Mode::from_raw_mode(mode)) {
+                    Ok(()) => created.push(volume.to_path_buf()),
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(with_path(e.into(), &format!("cannot create {}", volume.display()))),
+                }
+                rfs::openat(&folder.fd, name, dir_flags(), Mode::empty())
+            }
+            other => other,
+        };
+        let fd = fd.map_err(|e| with_path(e.into(), &format!("cannot open {}", volume.display())))?;
+        Ok(Dir { fd, rel: volume.to_path_buf() })
+    }
+
     /// The folder at `rel`; it must exist and be reached without a symlink.
     pub fn open_dir(&self, rel: &Path) -> io::Result<Dir> {
-        self.dir.open_dir_beneath(rel)
+        match self.volume_of(rel) {
+            Some((volume, rest)) => self.open_volume(volume, None)?.open_dir_beneath(rest),
+            None => self.dir.open_dir_beneath(rel),
+        }
     }
 
     /// The folder at `rel`, created with `mode` where missing (each folder
     /// created is pushed to `created`, relative to the root).
     pub fn create_dir_all(&self, rel: &Path, mode: u32, created: &mut Vec<PathBuf>) -> io::Result<Dir> {
-        self.dir.walk(rel, Some((mode, created)))
+        match self.volume_of(rel) {
+            Some((volume, rest)) => {
+                self.open_volume(volume, Some((mode, &mut *created)))?.walk(rest, Some((mode, created)))
+            }
+            None => self.dir.walk(rel, Some((mode, created))),
+        }
     }
 
     /// The folder holding `rel` and the last component's name.
@@ -86,9 +133,16 @@ impl Root {
         Ok((self.create_dir_all(parent, 0o777, created)?, name.to_os_string()))
     }
 
-    /// What `rel` is, not following a final symlink; `None` when missing
-    /// (its folder included).
+    /// What `rel` is, not following a final symlink (but a volume dir is
+    /// its target); `None` when missing (its folder included).
     pub fn stat(&self, rel: &Path) -> io::Result<Option<Stat>> {
+        if self.volumes.iter().any(|v| v == rel) {
+            return match self.open_volume(rel, None) {
+                Ok(dir) => Ok(Some(rfs::fstat(&dir.fd)?)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
         match self.parent(rel) {
             Ok((dir, name)) => dir.stat(&name),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -103,6 +157,32 @@ impl Root {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Sets the permission bits of `rel` (see `Dir::chmod`; a volume dir is
+    /// changed through its own handle). Returns the bits it had.
+    pub fn chmod(&self, rel: &Path, mode: u32) -> io::Result<u32> {
+        if self.volumes.iter().any(|v| v == rel) {
+            let dir = self.open_volume(rel, None)?;
+            let before = rfs::fstat(&dir.fd)?.st_mode & 0o7777;
+            rfs::fchmod(&dir.fd, Mode::from_raw_mode(mode))?;
+            return Ok(before);
+        }
+        let (dir, name) = self.parent(rel)?;
+        dir.chmod(&name, mode)
+    }
+
+    /// Gives `rel` to `uid`:`gid` (see `Dir::chown`; a volume dir through
+    /// its own handle). Returns the owner it had.
+    pub fn chown(&self, rel: &Path, uid: u32, gid: u32) -> io::Result<(u32, u32)> {
+        if self.volumes.iter().any(|v| v == rel) {
+            let dir = self.open_volume(rel, None)?;
+            let before = rfs::fstat(&dir.fd)?;
+            rfs::fchown(&dir.fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+            return Ok((before.st_uid, before.st_gid));
+        }
+        let (dir, name) = self.parent(rel)?;
+        dir.chown(&name, uid, gid)
     }
 }
 
@@ -339,6 +419,45 @@ impl Dir {
         Ok(stat.st_mode & 0o7777)
     }
 
+    /// Gives `name` (a file or a folder, never through a symlink) to
+    /// `uid`:`gid`. A file with several links is refused. Returns the
+    /// owner it had.
+    pub fn chown(&self, name: &OsStr, uid: u32, gid: u32) -> io::Result<(u32, u32)> {
+        let shown = self.shown(name);
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rfs::openat(&self.fd, one(name)?, flags, Mode::empty())
+            .map_err(|e| with_path(e.into(), &format!("cannot open {}", shown.display())))?;
+        let stat = rfs::fstat(&fd)?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory => {}
+            FileType::RegularFile if stat.st_nlink > 1 => return Err(linked(&shown, stat.st_nlink)),
+            FileType::RegularFile => {}
+            other => return Err(refused(&shown, &format!("is not a regular file or folder ({})", describe(other)))),
+        }
+        // AT_EMPTY_PATH acts on the O_PATH handle itself: the inode checked.
+        let (owner, group) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        rfs::chownat(&fd, "", owner, group, AtFlags::EMPTY_PATH)
+            .map_err(|e| with_path(e.into(), &format!("cannot chown {}", shown.display())))?;
+        Ok((stat.st_uid, stat.st_gid))
+    }
+
+    /// Removes `name` and everything beneath it, never following a symlink
+    /// (one inside is removed as a link). Already gone is fine.
+    pub fn remove_all(&self, name: &OsStr) -> io::Result<()> {
+        let Some(stat) = self.stat(name)? else { return Ok(()) };
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            return self.unlink(name);
+        }
+        let folder = self.open_dir(name)?;
+        for (entry, kind) in folder.entries()? {
+            match kind {
+                FileType::Directory | FileType::Unknown => folder.remove_all(&entry)?,
+                _ => folder.unlink(&entry)?,
+            }
+        }
+        self.rmdir(name)
+    }
+
     /// Sets the modification time of `name` to now, creating it empty
     /// (0666 less the umask) when missing. Returns whether it was created.
     pub fn touch(&self, name: &OsStr) -> io::Result<bool> {
@@ -445,139 +564,5 @@ fn with_path(error: io::Error, context: &str) -> io::Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::symlink;
-
-    fn root() -> (tempfile::TempDir, Root) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::open(dir.path()).unwrap();
-        (dir, root)
-    }
-
-    #[test]
-    fn folders_are_created_and_reopened_beneath_the_root() {
-        let (dir, root) = root();
-        let mut created = Vec::new();
-        let d = root.create_dir_all(Path::new("a/b"), 0o750, &mut created).unwrap();
-        assert_eq!(created, [Path::new("a"), Path::new("a/b")]);
-        assert_eq!(d.rel(), Path::new("a/b"));
-        d.create_new(OsStr::new("f"), 0o600).unwrap();
-        assert!(dir.path().join("a/b/f").is_file());
-        assert!(root.open_dir(Path::new("a/b")).is_ok());
-    }
-
-    #[test]
-    fn a_symlink_at_any_level_is_refused() {
-        let (dir, root) = root();
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("a")).unwrap();
-        symlink(outside.path(), dir.path().join("a/link")).unwrap();
-        symlink(outside.path(), dir.path().join("top")).unwrap();
-        for rel in ["a/link", "top", "top/x"] {
-            let err = root.open_dir(Path::new(rel)).unwrap_err();
-            assert!(err.to_string().contains("is a symlink"), "{rel}: {err}");
-        }
-        let err = root.create_dir_all(Path::new("top/new"), 0o700, &mut Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("`top` is a symlink"), "{err}");
-        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
-    }
-
-    #[test]
-    fn a_folder_swapped_during_the_walk_never_leads_outside() {
-        // Both ways in: openat2 (when the kernel has it) and the
-        // component walk that replaces it elsewhere.
-        let (dir, root) = root();
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/data")).unwrap();
-        symlink(outside.path(), dir.path().join("a/link")).unwrap();
-        let (a, b) = (dir.path().join("a/data"), dir.path().join("a/link"));
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let swapper = {
-            let stop = stop.clone();
-            let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
-            let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    // SAFETY: two valid NUL-terminated paths.
-                    unsafe {
-                        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
-                    };
-                }
-            })
-        };
-        let mut opened = 0;
-        for i in 0..4000 {
-            let rel = Path::new("a/data");
-            let found = if i % 2 == 0 { root.open_dir(rel) } else { root.dir().walk(rel, None) };
-            if let Ok(d) = found {
-                opened += 1;
-                let _ = d.create_new(OsStr::new(&format!("f{i}")), 0o600);
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        swapper.join().unwrap();
-        assert!(opened > 0, "the folder was never reached");
-        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "a file was created outside");
-    }
-
-    #[test]
-    fn dot_dot_and_absolute_paths_are_refused() {
-        let (_dir, root) = root();
-        assert!(root.open_dir(Path::new("../x")).is_err());
-        assert!(root.open_dir(Path::new("/tmp")).is_err());
-        assert!(root.parent(Path::new("a/../../x")).is_err());
-    }
-
-    #[test]
-    fn a_fifo_is_refused_without_blocking() {
-        let (dir, root) = root();
-        let fifo = dir.path().join("f");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let err = root.open_read(Path::new("f")).unwrap_err();
-        assert!(err.to_string().contains("FIFO"), "{err}");
-        let err = root.dir().open_in_place(OsStr::new("f"), OFlags::WRONLY, Some(0o600)).unwrap_err();
-        assert!(err.to_string().contains("FIFO"), "{err}");
-    }
-
-    #[test]
-    fn a_file_with_two_links_is_not_changed_in_place() {
-        let (dir, root) = root();
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("beat"), b"").unwrap();
-        std::fs::hard_link(outside.path().join("beat"), dir.path().join("beat")).unwrap();
-        let before = std::fs::metadata(outside.path().join("beat")).unwrap();
-        assert!(root.dir().touch(OsStr::new("beat")).unwrap_err().to_string().contains("2 hard links"));
-        assert!(root.dir().chmod(OsStr::new("beat"), 0o600).is_err());
-        let after = std::fs::metadata(outside.path().join("beat")).unwrap();
-        assert_eq!(before.modified().unwrap(), after.modified().unwrap());
-        assert_eq!(before.permissions(), after.permissions());
-    }
-
-    #[test]
-    fn chmod_does_not_follow_a_symlink() {
-        let (dir, root) = root();
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("t"), b"").unwrap();
-        symlink(outside.path().join("t"), dir.path().join("l")).unwrap();
-        assert!(root.dir().chmod(OsStr::new("l"), 0o777).is_err());
-        std::fs::write(dir.path().join("f"), b"").unwrap();
-        root.dir().chmod(OsStr::new("f"), 0o640).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(dir.path().join("f")).unwrap().permissions().mode() & 0o777, 0o640);
-    }
-
-    #[test]
-    fn rename_without_replace_keeps_an_existing_target() {
-        let (dir, root) = root();
-        std::fs::write(dir.path().join("a"), b"new").unwrap();
-        std::fs::write(dir.path().join("b"), b"old").unwrap();
-        let err = root.dir().rename(OsStr::new("a"), OsStr::new("b"), false).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"old");
-        root.dir().rename(OsStr::new("a"), OsStr::new("b"), true).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"new");
-    }
-}
+#[path = "confined_tests.rs"]
+mod tests;

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod lock;
 mod pathser;
 mod remove;
+pub mod retention;
 pub mod rollback;
 
 pub use apply::ApplyCtx;

@@ -147,7 +147,23 @@ fn every_launcher_is_covered() {
     let mut names: Vec<String> =
         fs::read_dir(LAUNCHERS).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    assert_eq!(names, ["Dockerfile", "ci-job.yml", "k8s-init-container.yaml", "launch.sh", "preflight-app.service"]);
-    let mode = fs::metadata(Path::new(LAUNCHERS).join("launch.sh")).unwrap().permissions().mode();
-    assert_ne!(mode & 0o111, 0, "launch.sh is executable");
+    assert_eq!(
+        names,
+        [
+            "Dockerfile",
+            "ci-job.yml",
+            "docker-run.sh",
+            "k8s-init-container.yaml",
+            "launch.sh",
+            "preflight-app.service",
+            "preflight.toml",
+            "schema.sql"
+        ]
+    );
+    for script in ["launch.sh", "docker-run.sh"] {
+        let mode = fs::metadata(Path::new(LAUNCHERS).join(script)).unwrap().permissions().mode();
+        assert_ne!(mode & 0o111, 0, "{script} is executable");
+    }
 }
+
+mod deployments;

@@ -365,13 +365,13 @@ mod init {
             "path = \"logs\"",
             "template = \".env.example\"",
             "required = [\"API_KEY\", \"LOG_LEVEL\"]",
-            "default = { open_positions = [], closed = {}, count = 0, note = \"\" }",
+            "default = { open_positions = [], closed = { a = 1 }, count = 3, note = \"x\" }",
             "path = \"app/data.db\"",
             "schema = \"schemas/app_data.sql\"",
         ] {
             assert!(manifest.contains(expected), "{expected}:\n{manifest}");
         }
-        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no value is copied:\n{manifest}");
+        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no .env value is copied:\n{manifest}");
         assert!(!manifest.contains(".git") && !manifest.contains("node_modules"), "{manifest}");
         assert!(manifest.contains("logs/list.json is not a JSON object"), "{manifest}");
         let schema = t.read("schemas/app_data.sql");
@@ -429,34 +429,7 @@ mod init {
 
 mod watch {
     use super::*;
-    use crate::support::{eventually, Background, Run};
-
-    /// `preflight watch` in the background, stopped with SIGTERM by
-    /// `stop` (and killed by its guard if the test fails first).
-    struct Watch {
-        process: Background,
-    }
-
-    impl Watch {
-        fn start(t: &TestDir, args: &[&str]) -> Watch {
-            let manifest = t.join("preflight.toml");
-            let mut all = vec!["watch"];
-            all.extend(args);
-            all.extend(["-m", manifest.to_str().unwrap()]);
-            Watch { process: Background::start(&all, t.path()) }
-        }
-
-        /// Its reports so far.
-        fn output(&self) -> String {
-            self.process.stdout()
-        }
-
-        /// SIGTERM, then the exit code and everything it printed.
-        fn stop(mut self) -> Run {
-            self.process.terminate();
-            self.process.finish()
-        }
-    }
+    use crate::support::{eventually, Watch};
 
     #[test]
     fn heals_a_deleted_directory_and_stops_cleanly_on_sigterm() {
@@ -602,6 +575,9 @@ mod generated {
         let man = t.run(&["man"]);
         assert_eq!(man.code, 0);
         assert!(man.stdout.contains(".TH preflight") && man.stdout.contains("watch"), "{}", man.stdout);
+        // The deployment flags, on the run page.
+        assert!(man.stdout.contains(".TH preflight-run"), "{}", man.stdout);
+        assert!(man.stdout.contains("retry\\-timeout") && man.stdout.contains("create = false"), "{}", man.stdout);
         assert_eq!(t.run(&["completions", "nosh"]).code, 1);
     }
 }

@@ -51,7 +51,13 @@ fn preflight(args: &[&str], cwd: &Path) -> Command {
 
 /// Runs the binary with `args` in `cwd`.
 pub fn run_preflight(args: &[&str], cwd: &Path) -> Run {
-    let output = preflight(args, cwd).output().expect("run preflight");
+    run_preflight_env(args, cwd, &[])
+}
+
+/// Runs the binary with `args` in `cwd`, with `vars` added to its
+/// environment (configuration passed as a container or a unit would).
+pub fn run_preflight_env(args: &[&str], cwd: &Path, vars: &[(&str, &str)]) -> Run {
+    let output = preflight(args, cwd).envs(vars.iter().copied()).output().expect("run preflight");
     let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use super::binary::{run_preflight, Run};
+use super::binary::{run_preflight, run_preflight_env, Run};
 use super::snapshot::{snapshot, Snapshot};
 
 /// A temporary root with a manifest.
@@ -71,6 +71,14 @@ impl TestDir {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["-m", manifest.to_str().unwrap()]);
         run_preflight(&all, self.path())
+    }
+
+    /// `run`, with `vars` added to the process environment of the binary.
+    pub fn run_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let manifest = self.join("preflight.toml");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-m", manifest.to_str().unwrap()]);
+        run_preflight_env(&all, self.path(), vars)
     }
 
     /// Every entry under the root, `.preflight/` included.
