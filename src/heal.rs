@@ -10,8 +10,10 @@ use crate::checks::{self, CheckOptions, Selection};
 use crate::finding::{Finding, Findings};
 use crate::fsutil;
 use crate::manifest::Manifest;
+use crate::runtime::account::Account;
+use crate::safety::confined::Root;
 use crate::safety::lock::{self, LOCK_WAIT};
-use crate::safety::{atomic, history, precondition, ApplyCtx, Outcome};
+use crate::safety::{atomic, history, precondition, retention, ApplyCtx, Outcome};
 
 /// What happened to one planned fix.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -86,7 +88,13 @@ pub fn heal_only(
     sweep_interrupted_writes(manifest)?;
     let run_id = new_run_id();
     let actions = apply_plan(manifest, &before, &run_id, allow)?;
-    let after = checks::run_all(manifest, options, selection)?;
+    let mut after = checks::run_all(manifest, options, selection)?;
+    // A fix that just failed is not offered again as if it could work.
+    for failed in actions.iter().filter(|a| a.outcome == Outcome::Failed) {
+        for finding in after.problems.iter_mut().filter(|f| f.id == failed.id) {
+            finding.fix = None;
+        }
+    }
     Ok(HealResult { before, actions, after: Some(after), run_id: Some(run_id) })
 }
 
@@ -94,13 +102,18 @@ fn unchanged(findings: Findings) -> HealResult {
     HealResult { before: findings, actions: Vec::new(), after: None, run_id: None }
 }
 
-fn apply_plan(
+/// Applies the fixes of `findings` that `allow` accepts, in plan order,
+/// recording each action in the history under `run_id`. The caller holds
+/// the heal lock. Every operation is checked again by the applier when it
+/// acts: a plan made earlier cannot take it outside the root.
+pub fn apply_plan(
     manifest: &Manifest,
     findings: &Findings,
     run_id: &str,
     allow: &dyn Fn(&Finding) -> bool,
 ) -> anyhow::Result<Vec<ActionRecord>> {
     let mut ctx = ApplyCtx::new(&manifest.root, run_id);
+    let owner = app_owner(manifest)?;
     let mut actions = Vec::new();
     let mut entries = Vec::new();
     for finding in plan(findings).into_iter().filter(|f| allow(f)) {
@@ -112,30 +125,37 @@ fn apply_plan(
             details.push(detail);
             Ok::<_, anyhow::Error>(details)
         });
-        let (outcome, detail) = match result {
-            Ok(details) => (Outcome::Done, details.join("; ")),
-            Err(e) if precondition::is_skip(&e) => (Outcome::Skipped, format!("{e:#}")),
-            Err(e) => (Outcome::Failed, format!("{e:#}")),
-        };
         let mut entry = history::Entry {
             run: run_id.to_string(),
             time: now(),
             id: finding.id.clone(),
             action: fix.action.clone(),
-            outcome,
-            detail: detail.clone(),
             ..Default::default()
         };
-        if outcome == Outcome::Skipped {
-            // Nothing changed: the copies it made are not kept.
-            ctx.discard();
-        } else {
-            entry.saved = ctx.take_saved();
-            // Hashed as the action left each path: rollback compares the
-            // disk with the state the last action on a path left.
-            let changes = ctx.take_changes();
-            entry.set_undo(changes.records(&manifest.root).context("cannot record what heal changed")?);
-        }
+        let (outcome, detail) = match result {
+            Err(e) if precondition::is_skip(&e) => {
+                // Nothing changed: the copies it made are not kept.
+                ctx.discard();
+                (Outcome::Skipped, format!("{e:#}"))
+            }
+            result => {
+                let change = ctx.take_changes();
+                let given = match owner {
+                    Some((uid, gid)) if result.is_ok() => ctx.give_created(&change, uid, gid),
+                    _ => Ok(()),
+                };
+                entry.saved = ctx.take_saved();
+                // Hashed as the action left each path: rollback compares
+                // the disk with the state the last action on a path left.
+                entry.set_undo(change.records(&manifest.root).context("cannot record what heal changed")?);
+                match result.and_then(|details| given.map(|()| details)) {
+                    Ok(details) => (Outcome::Done, details.join("; ")),
+                    Err(e) => (Outcome::Failed, format!("{e:#}")),
+                }
+            }
+        };
+        entry.outcome = outcome;
+        entry.detail.clone_from(&detail);
         // Durable before the next action: a heal killed later still leaves
         // what undoes this one.
         history::append_unpruned(&manifest.root, std::slice::from_ref(&entry))?;
@@ -147,7 +167,25 @@ fn apply_plan(
         // way to one entry per action.
         history::rewrite_run(&manifest.root, run_id, &entries)?;
     }
+    // Under the heal lock, and after the history was pruned: backups go with their runs.
+    retention::prune(&manifest.root, retention::bounds())?;
     Ok(actions)
+}
+
+/// Who owns what heal creates: the `[app] user` when heal runs as root
+/// (the app must be able to write what heal made for it), else nobody is
+/// given anything and new paths are the running user's.
+fn app_owner(manifest: &Manifest) -> anyhow::Result<Option<(u32, u32)>> {
+    let Some(name) = manifest.app.as_ref().and_then(|a| a.user.as_deref()) else { return Ok(None) };
+    if fsutil::current_uid() != 0 {
+        return Ok(None);
+    }
+    match Account::lookup(name).with_context(|| format!("cannot look up [app] user {name:?}"))? {
+        Some(account) => Ok(Some((account.uid, account.gid))),
+        None => {
+            anyhow::bail!("[app] user {name:?} does not exist on this machine; heal would create files it cannot own")
+        }
+    }
 }
 
 /// The current time as the history writes it (RFC 3339, seconds, UTC).
@@ -161,8 +199,11 @@ fn sweep_interrupted_writes(manifest: &Manifest) -> anyhow::Result<()> {
     let mut folders: Vec<&Path> = manifest.declared_paths().map(|p| p.parent().unwrap_or(Path::new(""))).collect();
     folders.sort_unstable();
     folders.dedup();
+    let root = Root::open(&manifest.root)?;
     for folder in folders {
-        if let Ok(dir) = fsutil::resolve(&manifest.root, folder) {
+        // A folder that is missing or not reachable beneath the root holds
+        // no temporary file of ours.
+        if let Ok(dir) = root.open_dir(folder) {
             atomic::sweep_temp_files(&dir)?;
         }
     }

@@ -5,7 +5,7 @@
 //! own ID, `file:<path>`; schema violations on `file:<path>:schema`, so
 //! `--only file:<path>:schema` selects just the invariants.
 
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -17,14 +17,13 @@ use crate::json::salvage::{self, Outcome, Salvage};
 use crate::json::scan::Kind as JsonKind;
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
-use crate::safety::atomic::AtomicWriter;
 use crate::safety::precondition::Seen;
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 /// The finding for a JSON file that the strict scanner finds damaged,
 /// with its salvage fix; `None` when the document is valid. It runs before
 /// any parse into a `Value`, so a corrupt file costs one pass over its
-/// bytes and no allocation per value. `seen`: the file as `bytes` were read.
+/// bytes and no allocation per value.
 pub fn damaged(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -> Option<Finding> {
     let Outcome::Damaged(mut salvage) = salvage::salvage(bytes) else {
         return None;
@@ -45,6 +44,11 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -
         ));
         return Some(Finding::new(id, Area::Fs, critical, message));
     }
+    if !spec.salvage {
+        // A partial document can be worse than none for some programs.
+        message.push_str("; salvage = false: it is not rewritten; restore it from a backup");
+        return Some(Finding::new(id, Area::Fs, critical, message));
+    }
     message.push_str(&format!("; {}", salvage.effect()));
     let op = SalvageOp { path: spec.path.clone(), default, plan: salvage, seen: seen.clone().with_hash(bytes) };
     Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
@@ -58,6 +62,12 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -
 /// decided by the scanner alone (no `Value` is built).
 pub fn has_keys(bytes: &[u8], default: &serde_json::Map<String, Value>) -> bool {
     salvage::object_keys(bytes).is_some_and(|keys| default.keys().all(|k| keys.contains(k)))
+}
+
+/// The top-level keys of a valid JSON object, at any nesting depth;
+/// `None` when `bytes` is not one.
+pub fn top_keys(bytes: &[u8]) -> Option<Vec<String>> {
+    salvage::object_keys(bytes)
 }
 
 /// 1-based line and byte column of `offset`.
@@ -86,13 +96,13 @@ fn kind_name(kind: Option<JsonKind>) -> &'static str {
 
 /// Quarantines the original byte for byte, then writes the salvaged and
 /// merged document atomically. The salvage is computed again from the
-/// quarantined copy, so what is written derives from exactly what is kept;
-/// and only while the file is still the one the check read.
+/// quarantined copy, so what is written derives from exactly what is kept.
 struct SalvageOp {
     path: PathBuf,
     default: Option<Value>,
     /// The salvage as the check saw it, for the plan.
     plan: Salvage,
+    /// The file the check read: the salvage goes ahead only on it.
     seen: Seen,
 }
 
@@ -106,25 +116,25 @@ impl CustomOp for SalvageOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let target = ctx.resolve(&self.path)?;
-        // `None`: this run kept the original already; the file is unchanged since.
-        let copy = ctx.quarantine_checked(&self.path, &self.seen)?.unwrap_or_else(|| target.clone());
-        let bytes = std::fs::read(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
+        // `None`: this run kept the original already, and the file is
+        // unchanged since; it is read where it is.
+        let copy = ctx.quarantine_checked(&self.path, &self.seen)?.unwrap_or_else(|| self.path.clone());
+        let mut bytes = Vec::new();
+        let mut file = ctx.read(&copy)?.with_context(|| format!("{} is gone", copy.display()))?;
+        file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", copy.display()))?;
         let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
             return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
         };
         if !salvage.merge_default(self.default.as_ref()) {
             anyhow::bail!("the salvaged top level is not an object; the file is left alone");
         }
-        let mut writer =
-            AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
+        let mut writer = ctx.writer(&self.path)?;
         writer.write_all(&bytes[salvage.head.clone()])?;
         writer.write_all(&salvage.tail)?;
         writer.write_all(b"\n")?;
         let staged = writer.stage().with_context(|| format!("cannot write {}", self.path.display()))?;
         ctx.commit_staged(&self.path, staged, &self.seen)?;
-        let shown = copy.strip_prefix(ctx.root()).unwrap_or(&copy);
-        Ok(format!("{}; original kept at {}", salvage.summary(), shown.display()))
+        Ok(format!("{}; original kept at {}", salvage.summary(), copy.display()))
     }
 }
 
@@ -146,7 +156,18 @@ impl Check for JsonSchemaCheck {
         for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Json) {
             let Some(schema_path) = &spec.schema else { continue };
             let schema = Schema::load(ctx.root, schema_path)?;
-            let Some(value) = read_json(ctx.root, &spec.path) else { continue };
+            let value = match read_json(ctx.root, &spec.path) {
+                Read::Value(value) => value,
+                Read::Unusable => continue,
+                Read::TooDeep => {
+                    // Unchecked is not the same as satisfied: say so.
+                    let id = Kind::JsonIntegrity.id(format_args!("{}:schema", spec.path.display()));
+                    let message = "is nested deeper than the schema validator reads (128 levels); its invariants \
+                                   cannot be checked";
+                    out.push(Finding::new(id, Area::Fs, severity(spec.severity, Severity::Critical), message));
+                    continue;
+                }
+            };
             let mut violations = Violations::default();
             schema.check(&value, "", &mut violations);
             push_schema_result(spec, &violations, out);
@@ -166,11 +187,26 @@ pub fn push_schema_result(spec: &FileSpec, violations: &Violations, out: &mut Fi
     }
 }
 
-/// The parsed document, or `None` when it is missing or does not parse.
-fn read_json(root: &Path, rel: &Path) -> Option<Value> {
-    let path = crate::fsutil::resolve(root, rel).ok()?;
-    if !std::fs::metadata(&path).ok()?.is_file() {
-        return None;
+/// A declared JSON file as the schema check reads it.
+enum Read {
+    Value(Value),
+    /// Missing or damaged: the file check reports it.
+    Unusable,
+    /// Valid, but deeper than serde_json's recursion limit.
+    TooDeep,
+}
+
+fn read_json(root: &Path, rel: &Path) -> Read {
+    let Ok(path) = crate::fsutil::resolve(root, rel) else { return Read::Unusable };
+    // A FIFO or device in its place is refused at once, never waited on.
+    let Ok(mut file) = crate::fsutil::open_regular(&path) else { return Read::Unusable };
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Read::Unusable;
     }
-    serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Read::Value(value),
+        Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid) => Read::TooDeep,
+        Err(_) => Read::Unusable,
+    }
 }

@@ -8,10 +8,7 @@
 
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-use anyhow::Context;
 
 use super::json_integrity::push_schema_result;
 use super::{files, severity, Check, CheckCtx, Scope};
@@ -20,7 +17,7 @@ use crate::json::jsonl::{self, Status, Summary};
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
 use crate::safety::live::Lines;
-use crate::safety::precondition::{self, Expect, Seen};
+use crate::safety::precondition::{Expect, Seen};
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 pub struct JsonlCheck;
@@ -37,18 +34,19 @@ impl Check for JsonlCheck {
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Jsonl) {
             let schema = spec.schema.as_ref().map(|s| Schema::load(ctx.root, s)).transpose()?;
-            check_file(ctx.root, spec, schema.as_ref(), ctx.options.fingerprint_logs, out);
+            check_file(ctx, spec, schema.as_ref(), out);
         }
         Ok(())
     }
 }
 
-fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, fingerprint: bool, out: &mut Findings) {
+fn check_file(ctx: &CheckCtx, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
     let id = Kind::Jsonl.id(spec.path.display());
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id.clone(), Area::Fs, critical, message);
-    let path = match files::regular_file(root, spec, critical, out) {
+    let path = match files::regular_file(ctx, spec, critical, out) {
         Ok(Some(path)) => path,
+        Ok(None) if !spec.create => return out.push(problem(files::NOT_CREATED.into())),
         Ok(None) => {
             // An empty JSONL file is a valid one with no records.
             let op = Op::WriteFile {
@@ -63,14 +61,14 @@ fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, fingerprint
         }
         Err(finding) => return out.push(finding),
     };
-    let result = fs::File::open(&path).and_then(|file| match schema {
+    let result = crate::fsutil::open_regular(&path).and_then(|file| match schema {
         None => jsonl::check(file).map(|summary| (summary, None)),
         Some(schema) => check_with_schema(file, schema).map(|(summary, v)| (summary, Some(v))),
     });
     match result {
         Ok((summary, violations)) => {
             out.pass(id, Area::Fs);
-            push_lines_result(spec, &path, &summary, fingerprint, out);
+            push_lines_result(spec, &path, &summary, ctx.options.fingerprint_logs, out);
             if let Some(violations) = violations {
                 push_schema_result(spec, &violations, out);
             }
@@ -103,13 +101,17 @@ fn push_lines_result(spec: &FileSpec, path: &Path, summary: &Summary, fingerprin
         message.push_str("; the last line is torn (cut without its newline)");
     }
     let warning = severity(spec.severity, Severity::Warning);
+    if !spec.salvage {
+        message.push_str("; salvage = false: the file is not rewritten");
+        return out.push(Finding::new(id, Area::Fs, warning, message));
+    }
     let finding = Finding::new(id, Area::Fs, warning, message);
     // What the repair may rewrite: the bytes read here (lines appended
     // later are carried over as they are).
     let seen = if fingerprint {
         Seen::prefix(path, summary.bytes)
     } else {
-        precondition::open_regular(path)
+        crate::fsutil::open_regular(path)
             .and_then(|f| f.metadata())
             .map(|m| Seen { size: summary.bytes, ..Seen::of(&m) })
     };
@@ -152,25 +154,18 @@ impl CustomOp for RepairOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let quarantine_path = ctx.quarantine_path(&bad_lines_name(&self.path))?;
-        let quarantine = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&quarantine_path)
-            .with_context(|| format!("cannot create {}", quarantine_path.display()))?;
+        let (quarantine, quarantine_path) = ctx.quarantine_file(&bad_lines_name(&self.path))?;
         let mut repair =
             Repair { bad_lines: BufWriter::with_capacity(1 << 20, quarantine), summary: Summary::default() };
         let carried = ctx.rewrite_log(&self.path, &self.seen, &mut repair)?;
         let summary = repair.summary;
-        let shown = quarantine_path.strip_prefix(ctx.root()).unwrap_or(&quarantine_path);
         let kept_lines = summary.lines - summary.bad;
         let mut detail = format!(
             "kept {kept_lines} line{}, moved {} bad ({}) to {}",
             if kept_lines == 1 { "" } else { "s" },
             summary.bad,
             summary.bad_lines_text(),
-            shown.display()
+            quarantine_path.display()
         );
         let late = carried.before + carried.after;
         if late > 0 {

@@ -3,14 +3,15 @@
 //! validate it there. Existing files are kept unless `--force`.
 
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use preflight::checks;
 use preflight::fsutil;
 use preflight::manifest;
-use preflight::safety::atomic;
+use preflight::safety::atomic::AtomicWriter;
+use preflight::safety::confined::Root;
 use serde_json::Value;
 
 use super::init_scan::{scan, EnvFound, Found};
@@ -27,17 +28,33 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
         bail!("{} already exists; use --force to overwrite it", path.display());
     }
     let found = scan(&root, &path)?;
+    // Schemas are written through handles beneath the root: a symlinked
+    // `schemas/` is refused, never written through.
+    let handle = Root::open(&root)?;
     // Every refusal comes before the first write.
     for db in &found.databases {
-        refuse_overwrite(&root.join(&db.schema), db.ddl.as_bytes(), force)?;
+        refuse_overwrite(&handle, &db.schema, db.ddl.as_bytes(), force)?;
     }
     for db in &found.databases {
-        write_schema(&root.join(&db.schema), db.ddl.as_bytes())?;
+        write_schema(&handle, &db.schema, db.ddl.as_bytes())?;
     }
-    let text = render(&found);
-    atomic::write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
-    let manifest = manifest::load(&path, cli.root.as_deref())?;
-    let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli))?;
+    let folder = Root::open(fsutil::parent_dir(&path))?;
+    let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
+    let write = |text: String| {
+        let mut writer = AtomicWriter::in_dir(folder.dir().try_clone()?, name)?;
+        writer.write_all(text.as_bytes())?;
+        writer.commit().with_context(|| format!("cannot write {}", path.display()))?;
+        let manifest = manifest::load(&path, cli.root.as_deref())?;
+        let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli, &manifest)?)?;
+        Ok::<_, anyhow::Error>(findings)
+    };
+    let mut findings = write(render(&found, AppUser::Write))?;
+    // Every line written passes where it came from: an account that cannot
+    // use what it would own is suggested in a comment instead.
+    let denied = |f: &&preflight::finding::Finding| f.id.ends_with(":access") || f.id.ends_with(":mode");
+    if found.app_user.is_some() && findings.problems.iter().any(|f| denied(&f)) {
+        findings = write(render(&found, AppUser::Comment("it cannot use every declared path today")))?;
+    }
     let code = preflight::finding::exit_code(&findings.problems, cli.strict);
     let mut out = anstream::stdout();
     writeln!(
@@ -56,37 +73,75 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Refuses when a different file is at `path` and `force` is off.
-fn refuse_overwrite(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
-    match std::fs::read(path) {
-        Ok(existing) if existing != bytes && !force => {
-            bail!("{} already exists with other content; use --force to overwrite it", path.display())
+/// What is at `rel` beneath the root now (a FIFO or device is refused at once).
+fn existing(root: &Root, rel: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(mut file) = root.open_read(rel).with_context(|| format!("cannot read {}", rel.display()))? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", rel.display()))?;
+    Ok(Some(bytes))
+}
+
+/// Refuses when a different file is at `rel` and `force` is off.
+fn refuse_overwrite(root: &Root, rel: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    match existing(root, rel)? {
+        Some(existing) if existing != bytes && !force => {
+            bail!("{} already exists with other content; use --force to overwrite it", rel.display())
         }
         _ => Ok(()),
     }
 }
 
 /// Writes a schema file, unless it already holds exactly `bytes`.
-fn write_schema(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+fn write_schema(root: &Root, rel: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if existing(root, rel).is_ok_and(|existing| existing.as_deref() == Some(bytes)) {
         return Ok(());
     }
-    std::fs::create_dir_all(fsutil::parent_dir(path))?;
-    atomic::write(path, bytes, None).with_context(|| format!("cannot write {}", path.display()))
+    let (dir, name) =
+        root.create_parent(rel, &mut Vec::new()).with_context(|| format!("cannot write {}", rel.display()))?;
+    let mut writer = AtomicWriter::in_dir(dir, &name)?;
+    writer.write_all(bytes)?;
+    writer.commit().with_context(|| format!("cannot write {}", rel.display()))
+}
+
+/// Whether `[app] user` is written, or left as a comment saying why.
+pub enum AppUser<'a> {
+    Write,
+    Comment(&'a str),
 }
 
 /// The manifest text.
-pub fn render(found: &Found) -> String {
+pub fn render(found: &Found, app_user: AppUser) -> String {
     let mut s =
         String::from("# Starter manifest written by `preflight init`: review it, then commit it.\nversion = 1\n");
     for note in &found.notes {
         let _ = writeln!(s, "# note: {note}");
     }
+    match (&found.app_user, app_user) {
+        (Some(user), AppUser::Write) => {
+            let _ = write!(
+                s,
+                "\n# The data folders belong to {user}: the app runs as it.\n[app]\nuser = {}\n",
+                quote(user)
+            );
+        }
+        (Some(user), AppUser::Comment(why)) => {
+            let _ = write!(s, "\n# The data folders belong to {user}, but {why}:\n# [app]\n# user = {}\n", quote(user));
+        }
+        (None, _) => {}
+    }
     if let Some(env) = &found.env {
         render_env(env, &mut s);
     }
-    for (dir, mode) in &found.dirs {
-        let _ = write!(s, "\n[[dir]]\npath = {}\nmode = \"{mode:04o}\"\n", quote(&dir.to_string_lossy()));
+    for dir in &found.dirs {
+        let _ = write!(s, "\n[[dir]]\npath = {}\nmode = \"{:04o}\"\n", quote(&dir.path.to_string_lossy()), dir.mode);
+        if dir.provided {
+            let _ = writeln!(s, "create = false  # {}", dir.why.as_deref().unwrap_or("the deployment provides it"));
+        }
+        if dir.volume {
+            s.push_str("volume = true\n");
+        }
     }
     for file in &found.files {
         let _ = write!(s, "\n[[file]]\npath = {}\nformat = \"json\"\n", quote(&file.path.to_string_lossy()));
@@ -108,17 +163,18 @@ pub fn render(found: &Found) -> String {
 
 fn render_env(env: &EnvFound, s: &mut String) {
     let list = |keys: &[String]| keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    s.push_str(&format!("\n# .env.example keys: {}\n", env.template_keys.join(", ")));
+    let template = quote(&env.template);
+    s.push_str(&format!("\n# {} keys: {}\n", env.template, env.template_keys.join(", ")));
     if !env.env_exists {
         s.push_str("# .env does not exist yet, so [env] is commented out; `preflight heal` would copy the template.\n");
-        s.push_str("# [env]\n# template = \".env.example\"\n");
+        let _ = writeln!(s, "# [env]\n# template = {template}");
         return;
     }
     s.push_str("[env]\nfile = \".env\"\n");
     if env.missing_keys.is_empty() {
-        s.push_str("template = \".env.example\"\n");
+        let _ = writeln!(s, "template = {template}");
     } else {
-        let _ = writeln!(s, "# template = \".env.example\"  # .env lacks {}", env.missing_keys.join(", "));
+        let _ = writeln!(s, "# template = {template}  # .env lacks {}", env.missing_keys.join(", "));
     }
     let _ = writeln!(s, "required = [{}]", list(&env.set_keys));
 }

@@ -32,6 +32,10 @@ pub fn render(report: &Report, quiet: bool, out: &mut dyn Write) -> io::Result<(
             writeln!(out, "  nothing left to fix")?;
         }
         findings(report.current(), out)?;
+    } else if report.healed && !report.actions.is_empty() {
+        // Nothing ran (every fix was held back): the findings are the state.
+        findings(report.findings, out)?;
+        actions(report, out)?;
     } else {
         findings(report.findings, out)?;
     }
@@ -96,7 +100,7 @@ fn actions(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             Outcome::Done => (OK, "done   "),
             Outcome::Failed => (CRITICAL, "failed "),
             Outcome::Skipped => (WARNING, "skipped"),
-            Outcome::Tripped | Outcome::Pending | Outcome::Unknown => (WARNING, "held   "),
+            Outcome::Tripped | Outcome::Held | Outcome::Pending | Outcome::Unknown => (WARNING, "held   "),
         };
         let detail = if action.detail.is_empty() { String::new() } else { format!(": {}", action.detail) };
         let (id, detail) = (escape(&action.id), escape(&detail));
@@ -114,14 +118,20 @@ fn summary(findings: &Findings, report: &Report, out: &mut dyn Write) -> io::Res
         2 => WARNING,
         _ => CRITICAL,
     };
-    let fixed = report.actions.iter().filter(|a| a.outcome == Outcome::Done).count();
-    let skipped = report.actions.iter().filter(|a| a.outcome == Outcome::Skipped).count();
-    let failed = report.actions.len() - fixed - skipped;
-    let healed = match (report.actions.is_empty(), skipped) {
-        (true, _) => String::new(),
-        (false, 0) => format!("{fixed} fixed, {failed} failed; "),
-        (false, _) => format!("{fixed} fixed, {failed} failed, {skipped} skipped; "),
-    };
+    let count = |o: Outcome| report.actions.iter().filter(|a| a.outcome == o).count();
+    let (fixed, failed, skipped) = (count(Outcome::Done), count(Outcome::Failed), count(Outcome::Skipped));
+    let held = report.actions.len() - fixed - failed - skipped;
+    let mut healed = String::new();
+    if !report.actions.is_empty() {
+        healed = format!("{fixed} fixed, {failed} failed");
+        if skipped > 0 {
+            healed.push_str(&format!(", {skipped} skipped"));
+        }
+        if held > 0 {
+            healed.push_str(&format!(", {held} held back"));
+        }
+        healed.push_str("; ");
+    }
     let plural = if warning == 1 { "" } else { "s" };
     writeln!(out, "{style}{healed}{critical} critical, {warning} warning{plural}, {ok} ok{style:#}")
 }

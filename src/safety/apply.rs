@@ -1,22 +1,26 @@
 //! The applier: carries out operations under the safety rules. Every write
 //! is atomic, every replaced or removed original is copied to the run's
-//! quarantine first, nothing outside the root is touched, a file is
-//! replaced only if it is still what the check saw (`precondition`), and
-//! what undoes each act is in the history before it acts (`ahead`).
+//! quarantine first, and nothing outside the root is touched: every path is
+//! reached through directory handles opened beneath the root (`confined`),
+//! at the moment the operation acts. A file is replaced only if it is
+//! still what the check saw (`precondition`, `replace`), and what undoes
+//! each act is in the history before it acts (`ahead`).
 
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::cell::OnceCell;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context;
 
 use super::ahead::Ahead;
-use super::atomic;
-use super::copy;
+use super::atomic::{AtomicWriter, Staged};
+use super::confined::{Dir, Identity, Root};
+use super::copy::Copy;
 use super::fix::Op;
-use super::journal::{After, Changes, Journal, Undo};
+use super::journal::{After, Changes, Journal, ModeChange, Undo};
 use super::layout::{self, Area};
 use super::precondition::{self, Expect, Skip};
 use crate::fsutil;
@@ -24,11 +28,13 @@ use crate::fsutil;
 /// What an operation may use while it runs. Custom operations must go
 /// through these helpers for anything they write.
 pub struct ApplyCtx<'a> {
-    pub(super) root: &'a Path,
-    pub(super) run_id: &'a str,
+    root: &'a Path,
+    /// The root's handle, opened on first use.
+    handle: OnceCell<Root>,
+    run_id: &'a str,
     /// Backups and quarantined copies made by the current action, relative
     /// to the root, for the history.
-    pub(super) saved: Vec<PathBuf>,
+    saved: Vec<PathBuf>,
     /// Files already quarantined in this run: the first copy is the original.
     pub(super) quarantined: std::collections::HashSet<PathBuf>,
     /// What the run created and which originals it kept, for rollback.
@@ -37,10 +43,20 @@ pub struct ApplyCtx<'a> {
     ahead: Ahead,
 }
 
+/// A copy kept in the run's quarantine.
+pub struct Saved {
+    /// Relative to the root.
+    pub path: PathBuf,
+    /// The copy, open for reading from its start: what a repair reads is
+    /// exactly what was kept.
+    pub file: File,
+}
+
 impl<'a> ApplyCtx<'a> {
     pub fn new(root: &'a Path, run_id: &'a str) -> Self {
         ApplyCtx {
             root,
+            handle: OnceCell::new(),
             run_id,
             saved: Vec::new(),
             quarantined: Default::default(),
@@ -56,7 +72,8 @@ impl<'a> ApplyCtx<'a> {
     }
 
     /// Writes ahead what undoes an act that will leave `rel` as `after`.
-    pub fn write_ahead(&mut self, rel: &Path, after: After) -> anyhow::Result<()> {
+    pub fn write_ahead(&self, rel: &Path, after: After) -> anyhow::Result<()> {
+        self.journal.touch(self.root, rel);
         let undo = self.journal.ahead(rel, &after);
         self.ahead.record(self.root, self.run_id, undo)
     }
@@ -68,9 +85,19 @@ impl<'a> ApplyCtx<'a> {
             self.quarantined.remove(&rel);
         }
         for saved in self.take_saved() {
-            let _ = fs::remove_file(self.root.join(saved));
+            if let Ok((dir, name)) = self.handle().and_then(|root| Ok(root.parent(&saved)?)) {
+                let _ = dir.unlink(&name);
+            }
         }
         self.ahead.end();
+    }
+
+    /// Notes the hash of a staged replacement of `rel`, so the end of the
+    /// action need not read the file again.
+    pub(super) fn note_written(&self, rel: &Path, staged: &Staged, after: &After) {
+        if let After::File(hash) = after {
+            self.journal.wrote(rel, staged.metadata(), hash.clone());
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -81,13 +108,54 @@ impl<'a> ApplyCtx<'a> {
         self.run_id
     }
 
-    /// The absolute path of `rel`, refused when it would leave the root.
-    /// The path is noted in the run's journal, so a file or folder created
-    /// through it can be removed again by `rollback`.
+    /// The root's handle: everything written goes through it.
+    pub fn handle(&self) -> anyhow::Result<&Root> {
+        if self.handle.get().is_none() {
+            let _ = self.handle.set(Root::open(self.root)?);
+        }
+        Ok(self.handle.get().expect("set above"))
+    }
+
+    /// The absolute path of `rel`, refused when it leaves the root today,
+    /// for programs that can only take a path (SQLite). Never write through
+    /// it with `std::fs`: use the handle-based helpers. The path is noted in
+    /// the run's journal, so what is created there can be rolled back.
     pub fn resolve(&self, rel: &Path) -> anyhow::Result<PathBuf> {
         let path = fsutil::resolve(self.root, rel)?;
         self.journal.touch(self.root, rel);
         Ok(path)
+    }
+
+    /// The folder holding `rel` (created when `create`, with the undo of
+    /// each folder created written ahead) and the file's name. `rel` is
+    /// noted in the journal.
+    pub fn parent(&self, rel: &Path, create: bool) -> anyhow::Result<(Dir, OsString)> {
+        self.journal.touch(self.root, rel);
+        if let Some(folder) = rel.parent().filter(|p| create && !p.as_os_str().is_empty()) {
+            self.write_ahead(folder, After::Folder)?;
+        }
+        let root = self.handle()?;
+        let found = if create { root.create_parent(rel, &mut Vec::new()) } else { root.parent(rel) };
+        Ok(found?)
+    }
+
+    /// The regular file at `rel`, open for reading; `None` when missing.
+    /// A FIFO or device is refused without blocking.
+    pub fn read(&self, rel: &Path) -> anyhow::Result<Option<File>> {
+        Ok(self.handle()?.open_read(rel)?)
+    }
+
+    /// The identity of the file at `rel`, which heal is about to change in
+    /// place: refused unless it is a regular file with a single link.
+    pub fn in_place(&self, rel: &Path) -> anyhow::Result<Identity> {
+        let (dir, name) = self.parent(rel, false)?;
+        Ok(dir.identity_in_place(&name)?)
+    }
+
+    /// An atomic replacement of `rel`, its missing folders created.
+    pub fn writer(&self, rel: &Path) -> anyhow::Result<AtomicWriter> {
+        let (dir, name) = self.parent(rel, true)?;
+        AtomicWriter::in_dir(dir, &name).with_context(|| format!("cannot write {}", rel.display()))
     }
 
     /// What the action that just ran created and kept, for the history.
@@ -101,75 +169,156 @@ impl<'a> ApplyCtx<'a> {
         std::mem::take(&mut self.saved)
     }
 
-    /// `.preflight/<area>/<run>/<rel>`, parents created private (0700).
-    /// Not listed as saved until `saved_copy` says it holds what it must.
-    pub(super) fn private_path(&mut self, area: Area, rel: &Path) -> anyhow::Result<PathBuf> {
-        let absolute = self.root.join(layout::saved_copy(area, self.run_id, rel));
-        let parent = fsutil::parent_dir(&absolute);
-        fsutil::create_private_dir(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-        Ok(absolute)
+    /// `.preflight/<area>/<run>/` + the folder of `rel`, created private
+    /// (0700), and the file name.
+    fn private_dir(&mut self, area: Area, rel: &Path) -> anyhow::Result<(Dir, PathBuf)> {
+        let relative = layout::saved_copy(area, self.run_id, rel);
+        let (parent, _) = relative.parent().zip(relative.file_name()).context("not a file path")?;
+        let dir = self
+            .handle()?
+            .create_dir_all(parent, 0o700, &mut Vec::new())
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        Ok((dir, relative))
     }
 
-    /// Lists a complete copy (absolute path) as saved by this action;
-    /// returns it relative to the root.
-    pub(super) fn saved_copy(&mut self, absolute: &Path) -> PathBuf {
-        let relative = absolute.strip_prefix(self.root).unwrap_or(absolute).to_path_buf();
-        self.saved.push(relative.clone());
-        relative
+    /// Creates a new private (0600) file for a copy; a name already taken
+    /// in this run gets a numbered suffix. Returns it with its path, which
+    /// the caller lists as saved (`saved.push`) once it holds what it must.
+    pub(super) fn new_private_file(&mut self, area: Area, rel: &Path) -> anyhow::Result<(File, PathBuf)> {
+        let (dir, relative) = self.private_dir(area, rel)?;
+        let name = relative.file_name().expect("checked by private_dir").to_os_string();
+        for attempt in 0.. {
+            let candidate = match attempt {
+                0 => name.clone(),
+                n => {
+                    let mut numbered = name.clone();
+                    numbered.push(format!(".{n}"));
+                    numbered
+                }
+            };
+            match dir.create_new(&candidate, 0o600) {
+                Ok(file) => return Ok((file, relative.with_file_name(&candidate))),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("the loop returns")
     }
 
-    /// Copies the file at `rel`, byte for byte, into the run's quarantine,
-    /// and checks the copy once durable. Returns the copy's path, or
-    /// `None` when there was nothing to keep.
-    pub fn quarantine(&mut self, rel: &Path) -> anyhow::Result<Option<PathBuf>> {
+    /// Copies the file at `rel`, byte for byte, into the run's quarantine
+    /// (only the owner can read the copy: originals may hold secrets). The
+    /// copy is kept, and listed, only once it is durable and whole.
+    /// Returns the copy, or `None` when there was nothing to keep.
+    pub fn quarantine(&mut self, rel: &Path) -> anyhow::Result<Option<Saved>> {
         if self.quarantined.contains(rel) {
             return Ok(None);
         }
-        let source = match precondition::open_regular(&self.resolve(rel)?) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot quarantine {}; it is left alone", rel.display())),
+        self.journal.touch(self.root, rel);
+        let source = match self.read(rel) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.context(format!("{} is left alone", rel.display()))),
         };
         let meta = source.metadata()?;
-        let target = self.private_path(Area::Quarantine, rel)?;
-        let (copy, hash) =
-            copy::copy_file(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        let (copy, hash) = self.copy_whole(rel, &source)?;
         self.keep(rel, &copy, &meta, hash);
-        Ok(Some(copy))
+        let mut file = self.read(&copy)?.with_context(|| format!("{} is gone", copy.display()))?;
+        file.rewind()?;
+        Ok(Some(Saved { path: copy, file }))
     }
 
-    /// Notes a verified copy of `rel`'s original (metadata `meta`).
-    pub(super) fn keep(&mut self, rel: &Path, copy: &Path, meta: &fs::Metadata, hash: String) {
+    /// A verified private copy of everything `source` holds; a copy cut
+    /// short is removed. Returns its path and the hash of its bytes.
+    pub(super) fn copy_whole(&mut self, rel: &Path, source: &File) -> anyhow::Result<(PathBuf, String)> {
+        let (file, path) = self.new_private_file(Area::Quarantine, rel)?;
+        let mut copy = Copy::new(file, None);
+        match copy.copy_from(source, 0).and_then(|_| copy.seal()) {
+            Ok(hash) => Ok((path, hash)),
+            Err(e) => {
+                self.remove_private(&path);
+                Err(e).with_context(|| format!("cannot quarantine {}", rel.display()))
+            }
+        }
+    }
+
+    /// Lists `copy`, a verified copy of `rel`'s original (metadata `meta`),
+    /// as saved and kept by this action.
+    pub(super) fn keep(&mut self, rel: &Path, copy: &Path, meta: &std::fs::Metadata, hash: String) {
         self.quarantined.insert(rel.to_path_buf());
-        let saved = self.saved_copy(copy);
-        self.journal.kept(rel, &saved, meta, hash);
+        self.saved.push(copy.to_path_buf());
+        self.journal.kept(rel, copy, meta, hash);
     }
 
-    /// A path inside the run's quarantine for a new file, such as the bad
+    /// Removes a private file that is not to be kept (best effort).
+    pub(super) fn remove_private(&self, relative: &Path) {
+        if let Ok((dir, name)) = self.handle().and_then(|root| Ok(root.parent(relative)?)) {
+            let _ = dir.unlink(&name);
+        }
+    }
+
+    /// A new private file inside the run's quarantine, such as the bad
     /// lines of a JSONL file (`name` relative to the quarantine folder).
-    /// It is listed as saved by the action.
-    pub fn quarantine_path(&mut self, name: &Path) -> anyhow::Result<PathBuf> {
-        let path = self.private_path(Area::Quarantine, name)?;
-        self.saved_copy(&path);
-        Ok(path)
+    pub fn quarantine_file(&mut self, name: &Path) -> anyhow::Result<(File, PathBuf)> {
+        let (file, path) = self.new_private_file(Area::Quarantine, name)?;
+        self.saved.push(path.clone());
+        Ok((file, path))
     }
 
-    /// A path inside the run's backup folder (`.preflight/backups/<run>/`).
+    /// A new, empty private (0600) file in the run's backup folder
+    /// (`.preflight/backups/<run>/`): its absolute path and a handle on it.
     /// The caller writes there a full SQLite online backup of the database
-    /// at `rel`, then calls `backup_saved` before changing the database.
-    pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
-        self.private_path(Area::Backups, rel)
+    /// at `rel` (SQLite takes a path), then calls `backup_saved` before it
+    /// changes the database: `rollback` restores the backup over `rel`.
+    pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<(PathBuf, File)> {
+        let (file, backup) = self.new_private_file(Area::Backups, rel)?;
+        self.saved.push(backup.clone());
+        Ok((self.root.join(backup), file))
     }
 
     /// The backup at `backup` is complete and durable: it is recorded, and
     /// written ahead as the undo of the change about to be made to `rel`
-    /// (whose result SQLite decides). `rollback` restores it over `rel`.
+    /// (whose result SQLite decides).
     pub fn backup_saved(&mut self, rel: &Path, backup: &Path) -> anyhow::Result<()> {
-        let meta = fs::symlink_metadata(self.resolve(rel)?)?;
-        let hash = super::journal::sha256_file(backup)?;
-        let saved = self.saved_copy(backup);
-        self.journal.kept(rel, &saved, &meta, hash);
+        let relative = backup.strip_prefix(self.root).unwrap_or(backup).to_path_buf();
+        let copy = self.read(&relative)?.with_context(|| format!("{} is gone", relative.display()))?;
+        let hash = super::journal::sha256_of(copy)?;
+        if let Some(original) = self.read(rel)? {
+            self.journal.kept(rel, &relative, &original.metadata()?, hash);
+        }
         self.write_ahead(rel, After::Unknown)
+    }
+
+    /// Notes that the existing file `rel` was changed in place by this
+    /// action (a database altered in a transaction), so that `rollback`
+    /// can tell whether a copy kept by the run undoes it.
+    pub fn note_changed(&mut self, rel: &Path) {
+        self.journal.changed(rel);
+    }
+
+    /// Removes a backup this action made that turned out to protect
+    /// nothing (every change it was taken for failed and was undone): a
+    /// run that fails keeps no backup of its own. Its record goes too, and
+    /// the run's backup folders once empty.
+    pub fn discard_saved(&mut self, copy: &Path) -> anyhow::Result<()> {
+        let relative = copy.strip_prefix(self.root).unwrap_or(copy).to_path_buf();
+        let root = self.handle()?;
+        match root.parent(&relative).and_then(|(dir, name)| dir.unlink(&name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", relative.display()))
+            }
+            _ => {}
+        }
+        let top = layout::run_folder(Area::Backups, self.run_id);
+        let mut folder = relative.parent();
+        while let Some(dir) = folder.filter(|d| d.starts_with(&top)) {
+            if root.parent(dir).and_then(|(parent, name)| parent.rmdir(&name)).is_err() {
+                break; // not empty: another database's backup is there
+            }
+            folder = dir.parent();
+        }
+        self.saved.retain(|p| *p != relative);
+        self.journal.forget_kept(&relative);
+        Ok(())
     }
 
     /// Writes `contents` atomically where the check saw `expect`: a new
@@ -182,17 +331,22 @@ impl<'a> ApplyCtx<'a> {
         mode: Option<u32>,
         expect: &Expect,
     ) -> anyhow::Result<()> {
-        let path = self.resolve(rel)?;
+        use std::io::Write;
         let after = After::File(precondition::sha256(contents));
+        let stage = |ctx: &mut Self| -> anyhow::Result<Staged> {
+            let mut writer = ctx.writer(rel)?.mode(mode);
+            writer.write_all(contents)?;
+            writer.stage().with_context(|| format!("cannot write {}", rel.display()))
+        };
         match expect {
             Expect::Absent => {
-                if fs::symlink_metadata(&path).is_ok() {
+                self.journal.touch(self.root, rel);
+                if self.handle()?.stat(rel).ok().flatten().is_some() {
                     return Err(Skip::Changed("a file was created there".into()).into());
                 }
                 self.write_ahead(rel, after.clone())?;
-                self.make_parents(rel)?;
-                let staged = stage(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))?;
-                self.note_written(rel, &staged, &after)?;
+                let staged = stage(self)?;
+                self.note_written(rel, &staged, &after);
                 staged.commit_new().map_err(|e| match e.kind() {
                     io::ErrorKind::AlreadyExists => Skip::Changed("a file was created there".into()).into(),
                     _ => anyhow::Error::new(e).context(format!("cannot write {}", rel.display())),
@@ -200,7 +354,7 @@ impl<'a> ApplyCtx<'a> {
             }
             Expect::Unchanged(seen) => {
                 self.quarantine_checked(rel, seen)?;
-                let staged = stage(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))?;
+                let staged = stage(self)?;
                 self.commit_checked(rel, staged, seen, after)
             }
         }
@@ -215,11 +369,8 @@ impl<'a> ApplyCtx<'a> {
         mode: u32,
         mtime: Option<SystemTime>,
     ) -> anyhow::Result<()> {
-        let target = self.resolve(rel)?;
-        self.make_parents(rel)?;
-        let mut input =
-            fs::File::open(self.root.join(saved)).with_context(|| format!("cannot read {}", saved.display()))?;
-        let mut writer = atomic::AtomicWriter::create(&target)?.mode(Some(mode)).modified(mtime);
+        let mut input = self.read(saved)?.with_context(|| format!("{} is gone", saved.display()))?;
+        let mut writer = self.writer(rel)?.mode(Some(mode)).modified(mtime);
         io::copy(&mut input, &mut writer).with_context(|| format!("cannot write {}", rel.display()))?;
         writer.commit().with_context(|| format!("cannot write {}", rel.display()))
     }
@@ -227,38 +378,32 @@ impl<'a> ApplyCtx<'a> {
     /// Removes a file, or a folder when `folder`, that is no longer wanted
     /// (rollback of what a run created). Already gone is fine.
     pub fn remove_created(&mut self, rel: &Path, folder: bool) -> anyhow::Result<()> {
-        let abs = self.resolve(rel)?;
-        let removed = if folder { fs::remove_dir(&abs) } else { fs::remove_file(&abs) };
+        let (dir, name) = match self.parent(rel, false) {
+            Ok(found) => found,
+            Err(e) if not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let removed = if folder { dir.rmdir(&name) } else { dir.unlink(&name) };
         match removed {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("cannot remove {}", rel.display()))
-            }
-            _ => Ok(fsutil::sync_dir(fsutil::parent_dir(&abs))?),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(dir.sync()?),
         }
     }
 
-    /// Notes the hash of a staged replacement of `rel`, so the end of the
-    /// action need not read the file again.
-    pub(super) fn note_written(&self, rel: &Path, staged: &atomic::Staged, after: &After) -> io::Result<()> {
-        if let After::File(hash) = after {
-            self.journal.wrote(rel, &fs::metadata(staged.path())?, hash.clone());
+    /// Gives what the last action created (per `changes`) to `uid`:`gid`:
+    /// heal run as root creates what the `[app] user` will use as that
+    /// user's. Taking the changes is left to the caller, which records them.
+    pub fn give_created(&self, changes: &Changes, uid: u32, gid: u32) -> anyhow::Result<()> {
+        let root = self.handle()?;
+        for rel in changes.created() {
+            match root.chown(rel, uid, gid) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot chown {}", rel.display()))
+                }
+                _ => {}
+            }
         }
         Ok(())
-    }
-
-    /// Creates the missing parent folders of `rel`, checking each stays
-    /// inside, with their undo written ahead.
-    pub fn make_parents(&mut self, rel: &Path) -> anyhow::Result<()> {
-        let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
-            return Ok(());
-        };
-        let abs = fsutil::resolve(self.root, parent)?;
-        if abs.is_dir() {
-            return Ok(());
-        }
-        self.resolve(parent)?;
-        self.write_ahead(parent, After::Folder)?;
-        fs::create_dir_all(&abs).with_context(|| format!("cannot create directory {}", parent.display()))
     }
 
     /// Runs one operation.
@@ -270,39 +415,42 @@ impl<'a> ApplyCtx<'a> {
                 Ok(format!("wrote {} bytes", contents.len()))
             }
             Op::SetMode { path, mode } => {
-                let abs = self.resolve(path)?;
-                if let Ok(meta) = fs::symlink_metadata(&abs) {
-                    let from = fsutil::mode_of(&meta);
-                    self.journal.mode_changed(path, from, *mode);
-                    let change = super::journal::ModeChange { path: path.clone(), from, to: *mode };
+                self.journal.touch(self.root, path);
+                if let Some(stat) = self.handle()?.stat(path).ok().flatten() {
+                    let change = ModeChange { path: path.clone(), from: stat.st_mode & 0o7777, to: *mode };
                     self.ahead.record(self.root, self.run_id, Undo { modes: vec![change], ..Undo::default() })?;
                 }
-                fs::set_permissions(&abs, fs::Permissions::from_mode(*mode))
-                    .with_context(|| format!("cannot chmod {}", path.display()))?;
+                let before =
+                    self.handle()?.chmod(path, *mode).with_context(|| format!("cannot chmod {}", path.display()))?;
+                self.journal.mode_changed(path, before, *mode);
                 Ok(format!("mode {mode:04o}"))
+            }
+            Op::SetOwner { path, uid, gid } => {
+                self.journal.touch(self.root, path);
+                let before = self
+                    .handle()?
+                    .chown(path, *uid, *gid)
+                    .with_context(|| format!("cannot chown {}", path.display()))?;
+                self.journal.owner_changed(path, before, (*uid, *gid));
+                Ok(format!("owner {uid}:{gid}"))
             }
             Op::RemoveFile { path, quarantine } => {
                 if *quarantine {
                     self.quarantine(path)?;
                 }
-                let abs = self.resolve(path)?;
+                let (dir, name) = self.parent(path, false)?;
                 self.write_ahead(path, After::Removed)?;
-                fs::remove_file(&abs).with_context(|| format!("cannot remove {}", path.display()))?;
-                fsutil::sync_dir(fsutil::parent_dir(&abs))?;
+                dir.unlink(&name)?; // a folder is refused (EISDIR)
+                dir.sync()?;
                 Ok("removed".into())
             }
             Op::Touch { path } => {
-                let abs = self.resolve(path)?;
-                if fs::symlink_metadata(&abs).is_err() {
+                self.journal.touch(self.root, path);
+                if self.handle()?.stat(path).ok().flatten().is_none() {
                     self.write_ahead(path, After::File(precondition::sha256(b"")))?;
                 }
-                self.make_parents(path)?;
-                let file = fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&abs)
-                    .with_context(|| format!("cannot touch {}", path.display()))?;
-                file.set_modified(std::time::SystemTime::now())?;
+                let (dir, name) = self.parent(path, true)?;
+                dir.touch(&name).with_context(|| format!("cannot touch {}", path.display()))?;
                 Ok("touched".into())
             }
             Op::Custom(custom) => custom.apply(self),
@@ -310,19 +458,11 @@ impl<'a> ApplyCtx<'a> {
     }
 
     fn create_dir(&mut self, rel: &Path, mode: Option<u32>) -> anyhow::Result<String> {
-        let abs = self.resolve(rel)?;
+        self.journal.touch(self.root, rel);
         self.write_ahead(rel, After::Folder)?;
-        self.make_parents(rel)?;
-        match fs::create_dir(&abs) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && abs.is_dir() => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot create directory {}", rel.display())),
-        }
-        if let Some(mode) = mode {
-            // Set explicitly: the umask would otherwise narrow it.
-            fs::set_permissions(&abs, fs::Permissions::from_mode(mode))?;
-        }
-        fsutil::sync_dir(fsutil::parent_dir(&abs))?;
+        let (dir, name) = self.parent(rel, true)?;
+        dir.mkdir(&name, mode).with_context(|| format!("cannot create directory {}", rel.display()))?;
+        dir.sync()?;
         Ok(match mode {
             Some(m) => format!("created with mode {m:04o}"),
             None => "created".into(),
@@ -330,9 +470,6 @@ impl<'a> ApplyCtx<'a> {
     }
 }
 
-/// Writes `contents` to a durable temporary file beside `path`.
-fn stage(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<atomic::Staged> {
-    let mut writer = atomic::AtomicWriter::create(path)?.mode(mode);
-    writer.write_all(contents)?;
-    writer.stage()
+fn not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
 }

@@ -1,11 +1,11 @@
 //! Copies of originals kept before they are replaced. A copy counts as
-//! kept only once it is durable and read back whole: a copy cut short by a
-//! full disk or a file-size limit is removed, never listed as saved.
+//! kept only once it is durable and holds every byte copied: a copy cut
+//! short by a full disk or a file-size limit is removed, never listed as
+//! saved.
 
-use std::fs;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
 
 use sha2::{Digest, Sha256};
 
@@ -16,8 +16,7 @@ const BLOCK: usize = 1 << 20;
 /// A private copy being made, open for lines appended to the original
 /// after the first pass.
 pub struct Copy {
-    pub path: PathBuf,
-    file: fs::File,
+    file: File,
     len: u64,
     hasher: Sha256,
     /// SHA-256 of the first `prefix` bytes, when asked for.
@@ -25,25 +24,11 @@ pub struct Copy {
 }
 
 impl Copy {
-    /// Creates `target` (or `target.N` when taken) with mode 0600: the
-    /// original may hold secrets. `prefix`: also hash that many first bytes.
-    pub fn create(target: &Path, prefix: Option<u64>) -> io::Result<Copy> {
-        for attempt in 0.. {
-            let candidate = match attempt {
-                0 => target.to_path_buf(),
-                n => PathBuf::from(format!("{}.{n}", target.display())),
-            };
-            let opened = fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&candidate);
-            match opened {
-                Ok(file) => {
-                    let prefix = prefix.map(|n| (n, None));
-                    return Ok(Copy { path: candidate, file, len: 0, hasher: Sha256::new(), prefix });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        unreachable!("the loop returns")
+    /// A copy into `file` (new and empty). `prefix`: also hash that many
+    /// first bytes.
+    pub fn new(file: File, prefix: Option<u64>) -> Copy {
+        let prefix = prefix.map(|n| (n, (n == 0).then(|| hex(&Sha256::new().finalize()))));
+        Copy { file, len: 0, hasher: Sha256::new(), prefix }
     }
 
     /// Bytes copied so far.
@@ -76,10 +61,7 @@ impl Copy {
     }
 
     /// Copies `source` from byte `from` to its end; returns the bytes copied.
-    pub fn copy_from(&mut self, source: &fs::File, from: u64) -> io::Result<u64> {
-        if let Some((0, hash @ None)) = &mut self.prefix {
-            *hash = Some(hex(&Sha256::new().finalize()));
-        }
+    pub fn copy_from(&mut self, source: &File, from: u64) -> io::Result<u64> {
         let mut buf = vec![0u8; BLOCK];
         let mut at = from;
         loop {
@@ -95,8 +77,8 @@ impl Copy {
     }
 
     /// Makes the copy durable, then checks that the file holds every byte
-    /// copied (a full disk or a file-size limit can cut it short without
-    /// the write saying so until the sync). Returns the SHA-256 of the bytes
+    /// copied (a full disk or a file-size limit can cut it short without a
+    /// write saying so until the sync). Returns the SHA-256 of the bytes
     /// copied; rollback checks the copy against it before using it.
     pub fn seal(&mut self) -> io::Result<String> {
         self.file.sync_all()?;
@@ -106,46 +88,26 @@ impl Copy {
         }
         Ok(hex(&self.hasher.clone().finalize()))
     }
-
-    /// Removes a copy that is not to be kept.
-    pub fn remove(self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// Copies a whole file into a verified private copy; on any failure the
-/// partial copy is removed. Returns the copy's path and hash.
-pub fn copy_file(source: &fs::File, target: &Path) -> io::Result<(PathBuf, String)> {
-    let mut copy = Copy::create(target, None)?;
-    match copy.copy_from(source, 0).and_then(|_| copy.seal()) {
-        Ok(hash) => Ok((copy.path.clone(), hash)),
-        Err(e) => {
-            copy.remove();
-            Err(e)
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_copy_hashes_its_prefix_and_grows() {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("s");
         fs::write(&source, b"abc\ndef\n").unwrap();
-        let mut copy = Copy::create(&dir.path().join("c"), Some(4)).unwrap();
+        let mut copy = Copy::new(fs::File::create(dir.path().join("c0")).unwrap(), Some(4));
         copy.extend(b"ab").unwrap();
         assert_eq!(copy.prefix_sha256(), None, "not the whole prefix yet");
-        copy.remove();
-        let mut copy = Copy::create(&dir.path().join("c"), Some(4)).unwrap();
+        let mut copy = Copy::new(fs::File::create(dir.path().join("c")).unwrap(), Some(4));
         assert_eq!(copy.copy_from(&fs::File::open(&source).unwrap(), 0).unwrap(), 8);
         assert_eq!(copy.prefix_sha256(), Some(hex(&Sha256::digest(b"abc\n")).as_str()));
         copy.extend(b"ghi\n").unwrap();
         assert_eq!(copy.seal().unwrap(), hex(&Sha256::digest(b"abc\ndef\nghi\n")));
-        assert_eq!(fs::read(&copy.path).unwrap(), b"abc\ndef\nghi\n");
-        let (second, _) = copy_file(&fs::File::open(&source).unwrap(), &dir.path().join("c")).unwrap();
-        assert_eq!(second, dir.path().join("c.1"), "a taken name gets a number");
+        assert_eq!(fs::read(dir.path().join("c")).unwrap(), b"abc\ndef\nghi\n");
     }
 }

@@ -21,6 +21,7 @@ use super::precondition::Seen;
 /// A file or folder that did not exist before the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
+    #[serde(with = "super::pathser")]
     pub path: PathBuf,
     /// SHA-256 (hex) of the file its action left; absent for a folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,9 +35,11 @@ pub struct Created {
 /// An original the run changed or removed after keeping a copy of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replaced {
+    #[serde(with = "super::pathser")]
     pub path: PathBuf,
     /// The copy, relative to the root: a quarantined file, or an SQLite
     /// online backup under `.preflight/backups/<run>/`.
+    #[serde(with = "super::pathser")]
     pub saved: PathBuf,
     /// The original's permission bits.
     pub mode: u32,
@@ -71,9 +74,22 @@ pub enum After {
 /// A permission change on an existing path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModeChange {
+    #[serde(with = "super::pathser")]
     pub path: PathBuf,
     pub from: u32,
     pub to: u32,
+}
+
+/// An ownership change on an existing path (heal as root giving a
+/// declared path to the `[app] user`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerChange {
+    #[serde(with = "super::pathser")]
+    pub path: PathBuf,
+    pub from_uid: u32,
+    pub from_gid: u32,
+    pub to_uid: u32,
+    pub to_gid: u32,
 }
 
 /// What undoes one action: the history stores it with the action.
@@ -82,11 +98,19 @@ pub struct Undo {
     pub created: Vec<Created>,
     pub replaced: Vec<Replaced>,
     pub modes: Vec<ModeChange>,
+    /// Existing files the action changed in place (a database it altered),
+    /// which a copy kept by another action of the run may undo.
+    pub changed: Vec<PathBuf>,
+    pub owners: Vec<OwnerChange>,
 }
 
 impl Undo {
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.replaced.is_empty() && self.modes.is_empty()
+        self.created.is_empty()
+            && self.replaced.is_empty()
+            && self.modes.is_empty()
+            && self.changed.is_empty()
+            && self.owners.is_empty()
     }
 }
 
@@ -101,14 +125,23 @@ pub struct Changes {
     /// Files this action wrote whole, with their hash: not read again when
     /// the action ends if they are still those files.
     written: BTreeMap<PathBuf, Seen>,
+    changed: Vec<PathBuf>,
+    owners: Vec<OwnerChange>,
 }
 
 impl Changes {
+    /// The paths this action created, parents first.
+    pub fn created(&self) -> impl Iterator<Item = &Path> {
+        let mut paths: Vec<&Path> = self.absent.iter().map(PathBuf::as_path).collect();
+        paths.sort_by_key(|p| p.components().count());
+        paths.into_iter()
+    }
+
     /// The action's rollback records, with each path's hash as it is now
     /// (the action's end).
     pub fn records(self, root: &Path) -> io::Result<Undo> {
         let (created, replaced) = self.settle(root)?;
-        Ok(Undo { created, replaced, modes: self.modes })
+        Ok(Undo { created, replaced, modes: self.modes, changed: self.changed, owners: self.owners })
     }
 
     fn settle(&self, root: &Path) -> io::Result<(Vec<Created>, Vec<Replaced>)> {
@@ -236,14 +269,12 @@ impl Journal {
         undo
     }
 
-    /// Notes a permission change on a path that existed.
-    pub fn mode_changed(&self, rel: &Path, from: u32, to: u32) {
-        self.current.borrow_mut().modes.push(ModeChange { path: rel.to_path_buf(), from, to });
-    }
-
-    /// The changes of the action that just ran; the next action starts afresh.
-    pub fn take(&self) -> Changes {
-        std::mem::take(&mut *self.current.borrow_mut())
+    /// Notes that the existing file `rel` was changed in place.
+    pub fn changed(&self, rel: &Path) {
+        let mut current = self.current.borrow_mut();
+        if !current.changed.iter().any(|p| p == rel) {
+            current.changed.push(rel.to_path_buf());
+        }
     }
 
     /// Forgets the action that just ran, which changed nothing (it was
@@ -251,11 +282,41 @@ impl Journal {
     pub fn discard(&self) -> Vec<PathBuf> {
         self.take().replaced.into_iter().map(|r| r.path).collect()
     }
+
+    /// Forgets the copy at `saved`: it was removed again.
+    pub fn forget_kept(&self, saved: &Path) {
+        self.current.borrow_mut().replaced.retain(|r| r.saved != saved);
+    }
+
+    /// Notes a permission change on a path that existed.
+    pub fn mode_changed(&self, rel: &Path, from: u32, to: u32) {
+        self.current.borrow_mut().modes.push(ModeChange { path: rel.to_path_buf(), from, to });
+    }
+
+    /// Notes an ownership change on a path that existed.
+    pub fn owner_changed(&self, rel: &Path, from: (u32, u32), to: (u32, u32)) {
+        self.current.borrow_mut().owners.push(OwnerChange {
+            path: rel.to_path_buf(),
+            from_uid: from.0,
+            from_gid: from.1,
+            to_uid: to.0,
+            to_gid: to.1,
+        });
+    }
+
+    /// The changes of the action that just ran; the next action starts afresh.
+    pub fn take(&self) -> Changes {
+        std::mem::take(&mut *self.current.borrow_mut())
+    }
 }
 
 /// SHA-256 of a file's bytes, in lower-case hex.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    sha256_of(crate::fsutil::open_regular(path)?)
+}
+
+/// SHA-256 of everything `file` yields, in lower-case hex.
+pub fn sha256_of(mut file: impl Read) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -276,6 +337,22 @@ pub fn hash_if_present(path: &Path) -> io::Result<Option<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+#[test]
+fn records_written_ahead_name_new_folders_once_and_the_state_to_come() {
+    let root = tempfile::tempdir().unwrap();
+    let journal = Journal::default();
+    journal.touch(root.path(), Path::new("a/b/f.json"));
+    let undo = journal.ahead(Path::new("a/b/f.json"), &After::File("h".into()));
+    let created: Vec<(&Path, Option<&str>)> =
+        undo.created.iter().map(|c| (c.path.as_path(), c.sha256.as_deref())).collect();
+    assert_eq!(created, [(Path::new("a"), None), (Path::new("a/b"), None), (Path::new("a/b/f.json"), Some("h"))]);
+    journal.touch(root.path(), Path::new("a/c"));
+    let again = journal.ahead(Path::new("a/c"), &After::Folder);
+    assert_eq!(again.created.len(), 1, "a is already written ahead: {again:?}");
+    let unknown = journal.ahead(Path::new("a/b/f.json"), &After::Unknown);
+    assert!(unknown.created[0].unsettled);
 }
 
 #[cfg(test)]
@@ -304,21 +381,5 @@ mod tests {
         assert_eq!(paths, [Path::new("old/new/f.json"), Path::new("old/new")]);
         assert!(created[0].sha256.is_some() && created[1].sha256.is_none());
         assert!(replaced.is_empty());
-    }
-
-    #[test]
-    fn records_written_ahead_name_new_folders_once_and_the_state_to_come() {
-        let root = tempfile::tempdir().unwrap();
-        let journal = Journal::default();
-        journal.touch(root.path(), Path::new("a/b/f.json"));
-        let undo = journal.ahead(Path::new("a/b/f.json"), &After::File("h".into()));
-        let created: Vec<(&Path, Option<&str>)> =
-            undo.created.iter().map(|c| (c.path.as_path(), c.sha256.as_deref())).collect();
-        assert_eq!(created, [(Path::new("a"), None), (Path::new("a/b"), None), (Path::new("a/b/f.json"), Some("h"))]);
-        journal.touch(root.path(), Path::new("a/c"));
-        let again = journal.ahead(Path::new("a/c"), &After::Folder);
-        assert_eq!(again.created.len(), 1, "a is already written ahead: {again:?}");
-        let unknown = journal.ahead(Path::new("a/b/f.json"), &After::Unknown);
-        assert!(unknown.created[0].unsettled);
     }
 }

@@ -15,26 +15,24 @@
 //!    gets the old file back (swapped again, with whatever was appended to
 //!    the new one meanwhile), and the action is skipped.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rustix::fs::OFlags;
 use sha2::{Digest, Sha256};
 
 use super::apply::ApplyCtx;
-use super::atomic::{AtomicWriter, Staged, TEMP_PREFIX};
+use super::atomic::Staged;
 use super::copy::Copy;
 use super::journal::After;
 use super::layout::Area;
-use super::precondition::{hex, open_regular, Seen, Skip};
+use super::precondition::{hex, Seen, Skip};
 use super::replace::HOLD_WAIT;
 use super::writers;
-use crate::fsutil;
 
 /// How long heal keeps carrying lines of a file that keeps growing.
 const GROW_LIMIT: Duration = Duration::from_secs(5);
@@ -131,26 +129,23 @@ impl ApplyCtx<'_> {
     /// appended meanwhile (see the module comment). `seen` is what the
     /// check read: the same file, its first `seen.size` bytes unchanged.
     pub fn rewrite_log(&mut self, rel: &Path, seen: &Seen, lines: &mut dyn Lines) -> anyhow::Result<Carried> {
-        let path = self.resolve(rel)?;
-        let file = match open_regular(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Skip::Changed("removed".into()).into()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}; it is left alone", rel.display())),
+        self.journal.touch(self.root(), rel);
+        let file = match self.read(rel) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Err(Skip::Changed("removed".into()).into()),
+            Err(e) => return Err(e.context(format!("{} is left alone", rel.display()))),
         };
         let meta = file.metadata()?;
         if let Some(why) = seen.shrunk_or_replaced(&meta) {
             return Err(Skip::Changed(why).into());
         }
         writers::wait_until_closed(seen.dev, seen.ino, HOLD_WAIT).map_err(Skip::HeldOpen)?;
-        let target = self.private_path(Area::Quarantine, rel)?;
-        let copy =
-            Copy::create(&target, Some(seen.size)).with_context(|| format!("cannot quarantine {}", rel.display()))?;
-        let copy_path = copy.path.clone();
-        let mut old = Old { file: &file, copy, tail: Vec::new() };
-        let result = self.rewrite_from(rel, &path, seen, &meta, &mut old, lines);
-        if result.is_err() && !self.saved.iter().any(|s| self.root.join(s) == copy_path) {
+        let (copy_file, copy_path) = self.new_private_file(Area::Quarantine, rel)?;
+        let mut old = Old { file: &file, copy: Copy::new(copy_file, Some(seen.size)), tail: Vec::new() };
+        let result = self.rewrite_from(rel, seen, &meta, &copy_path, &mut old, lines);
+        if result.is_err() && !self.quarantined.contains(rel) {
             // Not kept (the rewrite stopped before the swap): not a copy of anything.
-            let _ = fs::remove_file(&copy_path);
+            self.remove_private(&copy_path);
         }
         result
     }
@@ -158,17 +153,13 @@ impl ApplyCtx<'_> {
     fn rewrite_from(
         &mut self,
         rel: &Path,
-        path: &Path,
         seen: &Seen,
         meta: &fs::Metadata,
+        copy_path: &Path,
         old: &mut Old,
         lines: &mut dyn Lines,
     ) -> anyhow::Result<Carried> {
-        let mut kept = Hashing {
-            inner: AtomicWriter::create(path).with_context(|| format!("cannot write {}", rel.display()))?,
-            hasher: Sha256::new(),
-            len: 0,
-        };
+        let mut kept = Hashing { inner: self.writer(rel)?, hasher: Sha256::new(), len: 0 };
         let first = old.carry(lines, &mut kept).with_context(|| format!("cannot quarantine {}", rel.display()))?;
         let prefix_differs = seen.sha256.as_deref().is_some_and(|h| old.copy.prefix_sha256() != Some(h));
         if first < seen.size || prefix_differs {
@@ -180,16 +171,17 @@ impl ApplyCtx<'_> {
         let after = After::File(hex(&kept.hasher.clone().finalize()));
         let written = kept.len;
         let staged = kept.inner.stage().with_context(|| format!("cannot write {}", rel.display()))?;
-        // Known until lines are carried after the swap (then read again).
-        self.note_written(rel, &staged, &after)?;
         let saved_hash = old.copy.seal().with_context(|| format!("cannot quarantine {}", rel.display()))?;
-        self.keep(rel, &old.copy.path.clone(), meta, saved_hash);
+        self.keep(rel, copy_path, meta, saved_hash);
+        // Known until lines are carried after the swap (then read again).
+        self.note_written(rel, &staged, &after);
         self.write_ahead(rel, after)?;
-        if fs::symlink_metadata(path).map(|m| (m.dev(), m.ino())).ok() != Some((seen.dev, seen.ino)) {
+        let now = staged.dir().stat(staged.name())?;
+        if now.map(|s| (s.st_dev, s.st_ino)) != Some((seen.dev, seen.ino)) {
             return Err(Skip::Changed("replaced by another file".into()).into());
         }
-        exchange(staged.path(), path).with_context(|| format!("cannot replace {}", rel.display()))?;
-        let after = self.settle_old(rel, path, seen, old, lines, staged, written)?;
+        staged.exchange().with_context(|| format!("cannot replace {}", rel.display()))?;
+        let after = self.settle_old(rel, seen, old, lines, staged, written)?;
         Ok(Carried { before, after })
     }
 
@@ -225,19 +217,19 @@ impl ApplyCtx<'_> {
 
     /// After the swap: waits for writers of the old file to close, then
     /// carries what they appended to the new file. Returns those bytes.
-    #[allow(clippy::too_many_arguments)]
     fn settle_old(
         &mut self,
         rel: &Path,
-        path: &Path,
         seen: &Seen,
         old: &mut Old,
         lines: &mut dyn Lines,
         staged: Staged,
         written: u64,
     ) -> anyhow::Result<u64> {
+        let put_back =
+            |staged: Staged| swap_back(staged, written).with_context(|| format!("cannot put {} back", rel.display()));
         if let Err(pids) = writers::wait_until_closed(seen.dev, seen.ino, HOLD_WAIT) {
-            swap_back(path, staged, written).with_context(|| format!("cannot put {} back", rel.display()))?;
+            put_back(staged)?;
             return Err(Skip::HeldOpen(pids).into());
         }
         let mut late = Vec::new();
@@ -249,28 +241,28 @@ impl ApplyCtx<'_> {
         let carried = match carried {
             Ok(n) => n,
             Err(e) => {
-                swap_back(path, staged, written).with_context(|| format!("cannot put {} back", rel.display()))?;
+                put_back(staged)?;
                 return Err(e);
             }
         };
         if carried > 0 {
-            append(path, &late).with_context(|| format!("cannot carry the last lines into {}", rel.display()))?;
+            append(&staged, staged.name(), &late)
+                .with_context(|| format!("cannot carry the last lines into {}", rel.display()))?;
             let hash = old.copy.seal().with_context(|| format!("cannot quarantine {}", rel.display()))?;
             self.journal.rehash_saved(rel, hash);
         }
         // The old file's last name goes: every byte of it is in the copy.
         drop(staged);
-        fsutil::sync_dir(fsutil::parent_dir(path))?;
         Ok(carried)
     }
 }
 
-/// Appends `bytes` to the file at `path` in one write, durably.
-fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Appends `bytes` to the file `name` beside `staged`, in one write, durably.
+fn append(staged: &Staged, name: &std::ffi::OsStr, bytes: &[u8]) -> io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let mut file = fs::OpenOptions::new().append(true).open(path)?;
+    let mut file = staged.dir().open_in_place(name, OFlags::WRONLY | OFlags::APPEND, None)?;
     file.write_all(bytes)?;
     file.sync_data()
 }
@@ -278,50 +270,22 @@ fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Swaps the old file back in after the new one was in place: what was
 /// appended to the new file meanwhile (beyond its first `written` bytes)
 /// is appended to the old one, then the new one goes.
-fn swap_back(path: &Path, staged: Staged, written: u64) -> io::Result<()> {
-    if let Err(e) = exchange(staged.path(), path) {
+fn swap_back(staged: Staged, written: u64) -> io::Result<()> {
+    if let Err(e) = staged.exchange() {
         // The old file keeps its temporary name rather than being lost.
-        std::mem::forget(staged);
+        staged.keep();
         return Err(e);
     }
-    let new = fs::File::open(staged.path())?;
+    let new = staged.dir().open_read(staged.temp())?.ok_or_else(|| io::Error::other("the new file is gone"))?;
     let meta = new.metadata()?;
     // Best effort: an appender that reopens per line closes at once.
     let _ = writers::wait_until_closed(meta.dev(), meta.ino(), HOLD_WAIT);
-    let mut appended = Vec::new();
     let len = new.metadata()?.len();
-    if len > written {
-        appended.resize((len - written) as usize, 0);
-        new.read_exact_at(&mut appended, written)?;
-    }
-    append(path, &appended)?;
+    let mut appended = vec![0u8; len.saturating_sub(written) as usize];
+    new.read_exact_at(&mut appended, written)?;
+    append(&staged, staged.name(), &appended)?;
     drop(staged);
-    fsutil::sync_dir(fsutil::parent_dir(path))
-}
-
-/// Exchanges two names atomically. Where the file system cannot, a link
-/// keeps both files named at every step.
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let (ca, cb) = (c_path(a)?, c_path(b)?);
-    // SAFETY: both are valid NUL-terminated paths for the call's duration.
-    let rc =
-        unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
-    if rc == 0 {
-        return fsutil::sync_dir(fsutil::parent_dir(b));
-    }
-    let error = io::Error::last_os_error();
-    if !matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)) {
-        return Err(error);
-    }
-    let third = fsutil::parent_dir(b).join(format!("{TEMP_PREFIX}swap-{}", std::process::id()));
-    fs::hard_link(b, &third)?;
-    fs::rename(a, b)?;
-    fs::rename(&third, a)?;
-    fsutil::sync_dir(fsutil::parent_dir(b))
-}
-
-fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -369,15 +333,5 @@ mod tests {
             let copy = root.path().join(layout::saved_copy(Area::Quarantine, "r", Path::new("log")));
             assert!(fs::read_to_string(copy).unwrap().starts_with("old 0\n"), "the original is kept");
         }
-    }
-
-    #[test]
-    fn exchange_swaps_two_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        fs::write(&a, b"new").unwrap();
-        fs::write(&b, b"old").unwrap();
-        exchange(&a, &b).unwrap();
-        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"old".to_vec(), b"new".to_vec()));
     }
 }

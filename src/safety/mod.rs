@@ -2,13 +2,16 @@
 //! vocabulary (`fix`), the applier that carries fixes out under the rules
 //! (`apply`: confinement, quarantine, backups; `replace`, `live`: only
 //! what the check saw, never under a live writer), the one atomic writer
-//! (`atomic`), what a run changed and how to undo it (`journal`, `ahead`,
-//! `history`, `rollback`), one heal at a time (`lock`), and the layout of
-//! the private folder (`layout`). It knows no check and no orchestrator.
+//! (`atomic`), the handle-based file operations that keep every change
+//! beneath the root (`confined`), what a run changed and how to undo it
+//! (`journal`, `ahead`, `history`, `rollback`), one heal at a time
+//! (`lock`), and the layout of the private folder (`layout`). It knows no
+//! check and no orchestrator.
 
 mod ahead;
 pub mod apply;
 pub mod atomic;
+pub mod confined;
 mod copy;
 pub mod fix;
 pub mod history;
@@ -16,9 +19,11 @@ pub mod journal;
 pub mod layout;
 pub mod live;
 pub mod lock;
+mod pathser;
 pub mod precondition;
 mod remove;
 mod replace;
+pub mod retention;
 pub mod rollback;
 pub mod writers;
 

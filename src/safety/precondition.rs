@@ -7,9 +7,10 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use rustix::fs::Stat;
 use sha2::{Digest, Sha256};
 
 /// The identity and state of a regular file when it was read.
@@ -81,7 +82,7 @@ impl Seen {
     /// taken after the read, from the same descriptor: a write during the
     /// read shows as a changed size or time, or a different hash, later.
     pub fn read(path: &Path) -> io::Result<(Vec<u8>, Seen)> {
-        let mut file = open_regular(path)?;
+        let mut file = crate::fsutil::open_regular(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let seen = Seen::of(&file.metadata()?);
@@ -91,7 +92,7 @@ impl Seen {
     /// The fingerprint of a log's first `len` bytes (those a check read),
     /// with their hash.
     pub fn prefix(path: &Path, len: u64) -> io::Result<Seen> {
-        let file = open_regular(path)?;
+        let file = crate::fsutil::open_regular(path)?;
         let mut hasher = Sha256::new();
         let mut reader = (&file).take(len);
         let mut buf = vec![0u8; 1 << 16];
@@ -113,7 +114,10 @@ impl Seen {
 
     /// Why `now` is not the file this fingerprint describes, if it is not.
     pub fn differs(&self, now: &fs::Metadata) -> Option<String> {
-        let now = Seen::of(now);
+        self.differs_from(&Seen::of(now))
+    }
+
+    fn differs_from(&self, now: &Seen) -> Option<String> {
         if (now.dev, now.ino) != (self.dev, self.ino) {
             Some("replaced by another file".into())
         } else if now.size != self.size {
@@ -138,27 +142,23 @@ impl Seen {
         }
     }
 
-    /// Fails with `Skip::Changed` unless the path is still this file.
-    pub fn verify(&self, path: &Path) -> Result<(), Skip> {
-        match fs::symlink_metadata(path) {
-            Ok(meta) => self.differs(&meta).map_or(Ok(()), |why| Err(Skip::Changed(why))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Skip::Changed("removed".into())),
-            Err(e) => Err(Skip::Changed(format!("cannot inspect it: {e}"))),
+    /// Fails with `Skip::Changed` unless `now` (the path's status, `None`
+    /// when nothing is there) is still this file.
+    pub fn verify(&self, now: Option<&Stat>) -> Result<(), Skip> {
+        let Some(now) = now else { return Err(Skip::Changed("removed".into())) };
+        self.differs_from(&Seen::of_stat(now)).map_or(Ok(()), |why| Err(Skip::Changed(why)))
+    }
+
+    /// The fingerprint of a status taken through a folder's handle.
+    pub fn of_stat(stat: &Stat) -> Seen {
+        Seen {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            size: stat.st_size as u64,
+            mtime: i128::from(stat.st_mtime) * 1_000_000_000 + i128::from(stat.st_mtime_nsec),
+            sha256: None,
         }
     }
-}
-
-/// Opens a file for reading without following a final symlink and
-/// without blocking on a FIFO; anything but a regular file is refused.
-pub fn open_regular(path: &Path) -> io::Result<fs::File> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    Ok(file)
 }
 
 /// SHA-256 (hex) of some bytes.
@@ -176,6 +176,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn stat(path: &Path) -> Option<Stat> {
+        rustix::fs::lstat(path).ok()
+    }
+
     #[test]
     fn a_file_replaced_or_rewritten_is_told_apart() {
         let dir = tempfile::tempdir().unwrap();
@@ -183,18 +187,18 @@ mod tests {
         fs::write(&path, b"{\"counter\": 1}").unwrap();
         let (bytes, seen) = Seen::read(&path).unwrap();
         let seen = seen.with_hash(&bytes);
-        assert!(seen.verify(&path).is_ok());
+        assert!(seen.verify(stat(&path).as_ref()).is_ok());
         // Replaced by rename, as an application saving its state does.
         fs::write(dir.path().join("new"), b"{\"counter\": 2}").unwrap();
         fs::rename(dir.path().join("new"), &path).unwrap();
-        let err = seen.verify(&path).unwrap_err();
+        let err = seen.verify(stat(&path).as_ref()).unwrap_err();
         assert!(err.to_string().starts_with("changed since check (replaced"), "{err}");
         // Appended to in place.
         let (_, seen) = Seen::read(&path).unwrap();
         fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b" ").unwrap();
-        assert!(seen.verify(&path).unwrap_err().to_string().contains("15 bytes, 14 when checked"));
+        assert!(seen.verify(stat(&path).as_ref()).unwrap_err().to_string().contains("15 bytes, 14 when checked"));
         fs::remove_file(&path).unwrap();
-        assert!(seen.verify(&path).unwrap_err().to_string().contains("removed"));
+        assert!(seen.verify(stat(&path).as_ref()).unwrap_err().to_string().contains("removed"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use anyhow::Context;
 use super::apply::ApplyCtx;
 use super::fix::{CustomOp, Op};
 use super::precondition::Skip;
-use crate::runtime::content::{read_small, show};
+use crate::runtime::content::{read_bounded, show};
 
 /// Removes `path` if its bytes are still `expected`.
 #[derive(Debug)]
@@ -30,8 +30,9 @@ impl CustomOp for RemoveIfUnchanged {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let abs = ctx.resolve(&self.path)?;
-        let now = read_small(&abs).with_context(|| format!("cannot read {}", self.path.display()))?;
+        let file = ctx.read(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?;
+        let Some(file) = file else { return Err(Skip::Changed("removed".into()).into()) };
+        let now = read_bounded(file).with_context(|| format!("cannot read {}", self.path.display()))?;
         if now != self.expected {
             return Err(Skip::Changed(format!("it now holds {}", show(&now))).into());
         }
@@ -67,7 +68,7 @@ mod tests {
         fs::write(root.path().join("a.lock"), b"456").unwrap();
         let mut ctx = ApplyCtx::new(root.path(), "r1");
         let err = op(b"123").apply(&mut ctx).unwrap_err();
-        assert!(err.to_string().contains("changed since check"), "{err}");
+        assert!(err.to_string().contains("changed since"), "{err}");
         assert!(root.path().join("a.lock").exists());
     }
 }

@@ -2,19 +2,15 @@
 //! (`Seen`), never while another process has it open for writing, with its
 //! undo written ahead and the last look taken just before the rename.
 
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 
 use super::apply::ApplyCtx;
 use super::atomic::Staged;
-use super::copy;
-use super::journal::{sha256_file, After};
-use super::layout::Area;
-use super::precondition::{hex, open_regular, Seen, Skip};
+use super::journal::{sha256_of, After};
+use super::precondition::{Seen, Skip};
 use super::writers;
 
 /// How long heal waits for other writers to close a file before it gives
@@ -24,14 +20,14 @@ pub const HOLD_WAIT: Duration = Duration::from_secs(1);
 impl ApplyCtx<'_> {
     /// Quarantines the original of `rel` if it is still the file `seen`
     /// describes (same file, size and time; with a hash, the same bytes),
-    /// else `Skip::Changed`. Returns the copy, or `None` when this run
-    /// already kept the original.
+    /// else `Skip::Changed`. Returns the copy (relative to the root), or
+    /// `None` when this run already kept the original.
     pub fn quarantine_checked(&mut self, rel: &Path, seen: &Seen) -> anyhow::Result<Option<PathBuf>> {
-        let path = self.resolve(rel)?;
-        let source = match open_regular(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Skip::Changed("removed".into()).into()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}; it is left alone", rel.display())),
+        self.journal.touch(self.root(), rel);
+        let source = match self.read(rel) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Err(Skip::Changed("removed".into()).into()),
+            Err(e) => return Err(e.context(format!("{} is left alone", rel.display()))),
         };
         let meta = source.metadata()?;
         if let Some(why) = seen.differs(&meta) {
@@ -39,16 +35,14 @@ impl ApplyCtx<'_> {
         }
         let differs = |hash: &str| seen.sha256.as_deref().is_some_and(|expected| expected != hash);
         if self.quarantined.contains(rel) {
-            if differs(&hash_reader(&source)?) {
+            if differs(&sha256_of(&source)?) {
                 return Err(Skip::Changed("its content differs".into()).into());
             }
             return Ok(None);
         }
-        let target = self.private_path(Area::Quarantine, rel)?;
-        let (copy, hash) =
-            copy::copy_file(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
+        let (copy, hash) = self.copy_whole(rel, &source)?;
         if differs(&hash) {
-            let _ = std::fs::remove_file(&copy);
+            self.remove_private(&copy);
             return Err(Skip::Changed("its content differs".into()).into());
         }
         self.keep(rel, &copy, &meta, hash);
@@ -60,29 +54,17 @@ impl ApplyCtx<'_> {
     /// with its undo written ahead, after one last look at the file.
     pub fn commit_checked(&mut self, rel: &Path, staged: Staged, seen: &Seen, after: After) -> anyhow::Result<()> {
         writers::wait_until_closed(seen.dev, seen.ino, HOLD_WAIT).map_err(Skip::HeldOpen)?;
-        self.note_written(rel, &staged, &after)?;
+        self.note_written(rel, &staged, &after);
         self.write_ahead(rel, after)?;
-        seen.verify(staged.target())?;
+        seen.verify(staged.dir().stat(staged.name())?.as_ref())?;
         staged.commit().with_context(|| format!("cannot replace {}", rel.display()))
     }
 
     /// `commit_checked` for a replacement written in a stream: the state
     /// it leaves is hashed from the staged file.
     pub fn commit_staged(&mut self, rel: &Path, staged: Staged, seen: &Seen) -> anyhow::Result<()> {
-        let after = After::File(sha256_file(staged.path())?);
+        let written = staged.dir().open_read(staged.temp())?.context("the staged file is gone")?;
+        let after = After::File(sha256_of(written)?);
         self.commit_checked(rel, staged, seen, after)
-    }
-}
-
-fn hash_reader(mut file: &std::fs::File) -> io::Result<String> {
-    use std::io::Seek;
-    file.seek(io::SeekFrom::Start(0))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match file.read(&mut buf)? {
-            0 => return Ok(hex(&hasher.finalize())),
-            n => hasher.update(&buf[..n]),
-        }
     }
 }

@@ -19,17 +19,17 @@
 //! changing. The application must be stopped while it runs.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
+use rustix::fs::FileType;
 
 use super::apply::ApplyCtx;
+use super::confined::Root;
 use super::history::{self, Entry, Outcome, Replaced};
-use super::journal::{hash_if_present, sha256_file};
+use super::journal::sha256_of;
 use super::{atomic, layout, lock};
-use crate::fsutil;
 
 /// What a rollback did, or why it did nothing.
 #[derive(Debug)]
@@ -44,6 +44,9 @@ pub struct Rollback {
     pub refused: Vec<String>,
     /// Actions of the run that kept nothing to undo them with.
     pub left: Vec<String>,
+    /// Actions of the run undone by restoring a copy another action kept
+    /// (the database steps of one run share its backup).
+    pub restored_with: Vec<String>,
     /// The run did not finish (its heal was killed or stopped).
     pub interrupted: bool,
 }
@@ -67,17 +70,44 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
     let target = pick_run(&entries, wanted)?;
     let of_run: Vec<&Entry> = entries.iter().filter(|e| e.run == target).collect();
     let plan = Plan::of(&of_run);
-    let left = left_as_is(&of_run);
+    let restored: Vec<&Path> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Restore { original, .. } => Some(original.path.as_path()),
+            _ => None,
+        })
+        .collect();
+    let bare = |e: &&&Entry| {
+        e.outcome == Outcome::Done
+            && e.created.is_empty()
+            && e.replaced.is_empty()
+            && e.modes.is_empty()
+            && e.owners.is_empty()
+    };
+    let covered = |e: &Entry| !e.changed.is_empty() && e.changed.iter().all(|p| restored.contains(&p.as_path()));
+    let (restored_with, left): (Vec<&&Entry>, Vec<&&Entry>) = of_run.iter().filter(bare).partition(|e| covered(e));
+    let restored_with: Vec<String> = restored_with
+        .iter()
+        .map(|e| {
+            let paths: Vec<String> = e.changed.iter().map(|p| p.display().to_string()).collect();
+            format!("{}: {} (undone: {} is restored from the run's copy)", e.id, e.action, paths.join(", "))
+        })
+        .collect();
+    let mut left: Vec<String> =
+        left.iter().map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action)).collect();
+    left.extend(interrupted_bare(&of_run));
     // Temporary files of writes the run did not finish are no one's data.
+    let handle = Root::open(root)?;
     for folder in plan.folders() {
-        if let Ok(dir) = fsutil::resolve(root, folder) {
+        if let Ok(dir) = handle.open_dir(folder) {
             atomic::sweep_temp_files(&dir)?;
         }
     }
     let refused = plan.check(root);
     let interrupted = plan.interrupted;
     if !refused.is_empty() {
-        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left, interrupted });
+        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left, restored_with, interrupted });
     }
     let mut ctx = ApplyCtx::new(root, run_id);
     let mut done = Vec::new();
@@ -98,24 +128,23 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
         });
     }
     history::append(root, &done)?;
-    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left, interrupted })
+    let run = Some(run_id.to_string());
+    Ok(Rollback { target, run, done, refused: Vec::new(), left, restored_with, interrupted })
 }
 
-/// Actions that changed something and kept nothing to undo it with.
-fn left_as_is(entries: &[&Entry]) -> Vec<String> {
-    let unrecorded = |e: &Entry| e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty();
+/// Actions the run started and did not finish that recorded nothing to
+/// undo them with (a command fix, a database step).
+fn interrupted_bare(entries: &[&Entry]) -> Vec<String> {
     let finished: HashSet<&str> =
         entries.iter().filter(|e| e.outcome != Outcome::Pending).map(|e| e.id.as_str()).collect();
-    let mut left = Vec::new();
-    for entry in entries {
-        let ids_of = |e: &&&Entry| e.id == entry.id;
-        if entry.outcome == Outcome::Done && unrecorded(entry) {
-            left.push(format!("{}: {} (nothing was kept to undo it)", entry.id, entry.action));
-        } else if entry.outcome == Outcome::Pending
-            && !finished.contains(entry.id.as_str())
-            && entries.iter().filter(ids_of).all(|e| unrecorded(e))
-            && !left.iter().any(|l: &String| l.starts_with(&format!("{}: ", entry.id)))
-        {
+    let mut left: Vec<String> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for entry in entries.iter().filter(|e| e.outcome == Outcome::Pending && !finished.contains(e.id.as_str())) {
+        let records = entries
+            .iter()
+            .filter(|e| e.id == entry.id)
+            .any(|e| !(e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty() && e.owners.is_empty()));
+        if !records && seen.insert(&entry.id) {
             left.push(format!("{}: {} (interrupted; nothing was kept to undo it)", entry.id, entry.action));
         }
     }
@@ -148,19 +177,23 @@ fn pick_run(entries: &[Entry], wanted: Option<&str>) -> anyhow::Result<String> {
     Ok(wanted.to_string())
 }
 
+/// A path's owner and group.
+type Owner = (u32, u32);
+
 /// One change to undo, with the finding whose fix made it, and the states
-/// the path may be in for the undo to go ahead (`None`: absent).
+/// the path may be in for the undo to go ahead.
 #[derive(Debug)]
 pub enum Step {
     Restore { id: String, original: Replaced, states: States },
     SetMode { id: String, path: PathBuf, from: u32, modes: Vec<u32> },
+    SetOwner { id: String, path: PathBuf, from: Owner, to: Owner },
     RemoveFile { id: String, path: PathBuf, states: States },
     RemoveDir { id: String, path: PathBuf },
 }
 
-/// The states a path may be in: what the run left (the last act on it),
-/// or for an interrupted run any state an act of it was to leave, and the
-/// original.
+/// The states (SHA-256; `None`: absent) a path may be in: what the run
+/// left (the last act on it), or for an interrupted run any state an act
+/// of it was to leave, and the original.
 #[derive(Debug, Default, Clone)]
 pub struct States {
     pub hashes: Vec<Option<String>>,
@@ -197,7 +230,12 @@ impl Plan {
         let interrupted = entries.iter().any(|e| e.outcome == Outcome::Pending && !finished.contains(e.id.as_str()));
         let mut paths: BTreeMap<&Path, Records> = BTreeMap::new();
         let mut modes: BTreeMap<&Path, (&str, u32, Vec<u32>)> = BTreeMap::new();
+        let mut owners: BTreeMap<&Path, (&str, Owner, Owner)> = BTreeMap::new();
         for entry in entries.iter().filter(|e| e.outcome != Outcome::Pending || !finished.contains(e.id.as_str())) {
+            for o in &entry.owners {
+                let (from, to) = ((o.from_uid, o.from_gid), (o.to_uid, o.to_gid));
+                owners.entry(&o.path).and_modify(|e| e.2 = to).or_insert((&entry.id, from, to));
+            }
             for m in &entry.modes {
                 // The first change knows the original mode, the last one the mode left.
                 let (_, _, left) = modes.entry(&m.path).or_insert((&entry.id, m.from, vec![m.from]));
@@ -228,12 +266,14 @@ impl Plan {
                 (false, None) => {}
             }
         }
+        let created = |path: &Path| paths.get(path).is_some_and(|r| r.created);
         let mut steps = restores;
-        for (path, (id, from, left)) in
-            modes.into_iter().filter(|(path, _)| !paths.get(path).is_some_and(|r| r.created))
-        {
+        for (path, (id, from, left)) in modes.into_iter().filter(|(path, _)| !created(path)) {
             let modes = if interrupted { left } else { left.last().copied().into_iter().collect() };
             steps.push(Step::SetMode { id: id.into(), path: path.into(), from, modes });
+        }
+        for (path, (id, from, to)) in owners.into_iter().filter(|(path, _)| !created(path)) {
+            steps.push(Step::SetOwner { id: id.into(), path: path.into(), from, to });
         }
         steps.extend(removals);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.path().components().count()));
@@ -251,6 +291,11 @@ impl Plan {
 
     /// Every reason the disk no longer matches what the run left.
     pub fn check(&self, root: &Path) -> Vec<String> {
+        let root = match Root::open(root) {
+            Ok(root) => root,
+            Err(e) => return vec![format!("cannot inspect the root: {e}")],
+        };
+        let root = &root;
         let created: Vec<&Path> =
             self.steps.iter().filter(|s| !matches!(s, Step::Restore { .. })).map(Step::path).collect();
         let mut reasons = Vec::new();
@@ -258,6 +303,7 @@ impl Plan {
             let result = match step {
                 Step::Restore { original, states, .. } => check_restore(root, original, states),
                 Step::SetMode { path, modes, .. } => check_mode(root, path, modes),
+                Step::SetOwner { path, to, .. } => check_owner(root, path, *to),
                 Step::RemoveFile { path, states, .. } => check_created_file(root, path, states),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
@@ -293,7 +339,10 @@ impl Step {
     pub fn path(&self) -> &Path {
         match self {
             Step::Restore { original, .. } => &original.path,
-            Step::SetMode { path, .. } | Step::RemoveFile { path, .. } | Step::RemoveDir { path, .. } => path,
+            Step::SetMode { path, .. }
+            | Step::SetOwner { path, .. }
+            | Step::RemoveFile { path, .. }
+            | Step::RemoveDir { path, .. } => path,
         }
     }
 
@@ -301,6 +350,7 @@ impl Step {
         match self {
             Step::Restore { id, .. }
             | Step::SetMode { id, .. }
+            | Step::SetOwner { id, .. }
             | Step::RemoveFile { id, .. }
             | Step::RemoveDir { id, .. } => id,
         }
@@ -318,6 +368,10 @@ impl Step {
                 ctx.apply(&super::Op::SetMode { path: path.clone(), mode: *from })?;
                 Ok((format!("chmod {from:04o} {shown}"), "the mode before the run".into()))
             }
+            Step::SetOwner { path, from: (uid, gid), .. } => {
+                ctx.apply(&super::Op::SetOwner { path: path.clone(), uid: *uid, gid: *gid })?;
+                Ok((format!("chown {uid}:{gid} {shown}"), "the owner before the run".into()))
+            }
             Step::RemoveFile { path, .. } => {
                 ctx.remove_created(path, false)?;
                 Ok((format!("remove {shown}"), "created by the run, unchanged since".into()))
@@ -334,8 +388,19 @@ fn is_database_backup(original: &Replaced) -> bool {
     layout::is_backup(&original.saved)
 }
 
-fn check_restore(root: &Path, original: &Replaced, states: &States) -> anyhow::Result<Option<String>> {
-    let now = hash_if_present(&fsutil::resolve(root, &original.path)?)?;
+/// The hash of the regular file at `rel`, `None` when nothing is there.
+fn hash_at(root: &Root, rel: &Path) -> anyhow::Result<Option<String>> {
+    match root.stat(rel)? {
+        None => Ok(None),
+        Some(stat) if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile => {
+            Ok(Some(String::from("not a regular file")))
+        }
+        Some(_) => Ok(root.open_read(rel)?.map(sha256_of).transpose()?),
+    }
+}
+
+fn check_restore(root: &Root, original: &Replaced, states: &States) -> anyhow::Result<Option<String>> {
+    let now = hash_at(root, &original.path)?;
     if !states.hashes.contains(&now) {
         if states.unsettled {
             return Ok(Some(format!(
@@ -347,17 +412,17 @@ fn check_restore(root: &Path, original: &Replaced, states: &States) -> anyhow::R
         let what = if states.hashes == [None] { "was created again" } else { "changed" };
         return Ok(Some(format!("{what} after the run; restoring its original would lose that")));
     }
-    let saved = root.join(&original.saved);
-    if !saved.is_file() {
+    if !root.stat(&original.saved)?.is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile) {
         return Ok(Some(format!("the copy {} is gone", original.saved.display())));
     }
-    if original.saved_sha256.as_ref().is_some_and(|h| sha256_file(&saved).ok().as_ref() != Some(h)) {
-        return Ok(Some(format!("the copy {} is not what was saved", original.saved.display())));
+    if let Some(expected) = &original.saved_sha256 {
+        if hash_at(root, &original.saved)?.as_ref() != Some(expected) {
+            return Ok(Some(format!("the copy {} is not what was saved", original.saved.display())));
+        }
     }
     if is_database_backup(original) {
-        let db = fsutil::resolve(root, &original.path)?;
         for (suffix, what) in [("-wal", "write-ahead log"), ("-journal", "rollback journal")] {
-            if fs::metadata(sidecar(&db, suffix)).is_ok_and(|m| m.len() > 0) {
+            if root.stat(&sidecar(&original.path, suffix))?.is_some_and(|s| s.st_size > 0) {
                 return Ok(Some(format!(
                     "has a non-empty {what} ({suffix}): stop the application (or checkpoint) first"
                 )));
@@ -367,20 +432,23 @@ fn check_restore(root: &Path, original: &Replaced, states: &States) -> anyhow::R
     Ok(None)
 }
 
-fn check_mode(root: &Path, path: &Path, left: &[u32]) -> anyhow::Result<Option<String>> {
-    let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
-        Err(e) => return Err(e.into()),
-    };
-    let now = fsutil::mode_of(&meta);
+fn check_mode(root: &Root, path: &Path, left: &[u32]) -> anyhow::Result<Option<String>> {
+    let Some(stat) = root.stat(path)? else { return Ok(Some("is gone".into())) };
+    let now = stat.st_mode & 0o7777;
     let shown: Vec<String> = left.iter().map(|m| format!("{m:04o}")).collect();
     Ok((!left.contains(&now))
         .then(|| format!("mode changed after the run (now {now:04o}, the run left {})", shown.join(" or "))))
 }
 
-fn check_created_file(root: &Path, path: &Path, states: &States) -> anyhow::Result<Option<String>> {
-    let now = hash_if_present(&fsutil::resolve(root, path)?)?;
+fn check_owner(root: &Root, path: &Path, left: Owner) -> anyhow::Result<Option<String>> {
+    let Some(stat) = root.stat(path)? else { return Ok(Some("is gone".into())) };
+    let now = (stat.st_uid, stat.st_gid);
+    Ok((now != left)
+        .then(|| format!("owner changed after the run (now {}:{}, the run left {}:{})", now.0, now.1, left.0, left.1)))
+}
+
+fn check_created_file(root: &Root, path: &Path, states: &States) -> anyhow::Result<Option<String>> {
+    let now = hash_at(root, path)?;
     Ok(match now {
         Some(_) if !states.hashes.contains(&now) => Some(if states.unsettled {
             "the heal was interrupted while creating it: it cannot be told from a later write, so it is not removed"
@@ -393,16 +461,15 @@ fn check_created_file(root: &Path, path: &Path, states: &States) -> anyhow::Resu
 }
 
 /// A created folder may only hold what the run created itself.
-fn check_created_dir(root: &Path, path: &Path, created: &[&Path]) -> anyhow::Result<Option<String>> {
-    let abs = fsutil::resolve(root, path)?;
-    let entries = match fs::read_dir(&abs) {
-        Ok(entries) => entries,
+fn check_created_dir(root: &Root, path: &Path, created: &[&Path]) -> anyhow::Result<Option<String>> {
+    let dir = match root.open_dir(path) {
+        Ok(dir) => dir,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let mut foreign = Vec::new();
-    for entry in entries {
-        let rel = path.join(entry?.file_name());
+    for (name, _) in dir.entries()? {
+        let rel = path.join(name);
         if !created.contains(&rel.as_path()) {
             foreign.push(rel.display().to_string());
         }
@@ -415,10 +482,11 @@ fn check_created_dir(root: &Path, path: &Path, created: &[&Path]) -> anyhow::Res
 /// modification time, atomically.
 fn restore(ctx: &mut ApplyCtx, original: &Replaced) -> anyhow::Result<()> {
     if is_database_backup(original) {
-        let target = ctx.resolve(&original.path)?;
+        let (dir, _) = ctx.parent(&original.path, false)?;
         // Left in place, they would be applied to the restored file.
         for suffix in ["-wal", "-shm", "-journal"] {
-            match fs::remove_file(sidecar(&target, suffix)) {
+            let Some(name) = sidecar(&original.path, suffix).file_name().map(|n| n.to_os_string()) else { continue };
+            match dir.unlink(&name) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
@@ -438,6 +506,7 @@ fn sidecar(db: &Path, suffix: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::safety::history::Created;
+    use std::fs;
 
     fn entry(created: Vec<Created>, replaced: Vec<Replaced>) -> Entry {
         Entry { run: "r".into(), id: "x".into(), created, replaced, ..Default::default() }

@@ -5,14 +5,12 @@
 //!
 //! `PREFLIGHT_ROLLBACK_KILLS` sets the number of random kills (default 12).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Snapshot, TestDir};
+use crate::support::{self, eventually, ChildGuard, Snapshot, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -64,14 +62,14 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-fn spawn_heal(t: &TestDir) -> std::process::Child {
+fn spawn_heal(t: &TestDir) -> ChildGuard {
     let manifest = t.join("preflight.toml");
-    Command::new(env!("CARGO_BIN_EXE_preflight"))
-        .args(["heal", "-q", "-m", manifest.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_preflight"))
+            .args(["heal", "-q", "-m", manifest.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }
 
 /// Rolls back after a kill: every byte and mode back as before the heal,
@@ -128,11 +126,7 @@ fn with_blocking_fix(stop: &Path) -> String {
 /// a process runs the fix's line.
 fn kill_in_the_command_fix(t: &TestDir, stop: &Path) {
     let mut child = spawn_heal(t);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !running(&stop.display().to_string()) {
-        assert!(Instant::now() < deadline, "heal never reached its command fix");
-        sleep(Duration::from_millis(20));
-    }
+    eventually("heal runs its command fix", || running(&stop.display().to_string()));
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -213,7 +207,7 @@ fn a_copy_cut_short_by_a_full_disk_is_never_listed_as_saved() {
             );
         }
     }
-    for (path, (_, bytes)) in common::snapshot(&t.join(".preflight/quarantine"), false) {
+    for (path, (_, bytes)) in support::snapshot(&t.join(".preflight/quarantine"), false) {
         if let Some(bytes) = bytes {
             assert!(bytes == original.as_bytes(), "a copy of {} bytes was left: {}", bytes.len(), path.display());
         }

@@ -8,17 +8,15 @@
 //! `LIVE_APPENDER` set (see `appender_process`). `PREFLIGHT_LIVE_ROUNDS`
 //! sets the rounds of the race tests (default 6 per kind of writer).
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::TestDir;
+use crate::support::{self, eventually, ChildGuard, TestDir, Watch};
 
 // ---------------------------------------------------------------- §4
 
@@ -106,14 +104,16 @@ enum Writer {
 /// Starts a writer process appending `lines` lines, `pause` apart. With
 /// `hold`, the `Held` writer keeps its descriptor open after half the
 /// lines until that file exists.
-fn start_writer(file: &Path, kind: Writer, lines: usize, pause: Duration, hold: Option<&Path>) -> Child {
+fn start_writer(file: &Path, kind: Writer, lines: usize, pause: Duration, hold: Option<&Path>) -> ChildGuard {
     let spec = format!("{kind:?}|{}|{lines}|{}", file.display(), pause.as_micros());
     let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args(["appender_process", "--exact", "--nocapture", "--test-threads", "1"]).env("LIVE_APPENDER", spec);
+    command
+        .args(["live::appender_process", "--exact", "--nocapture", "--test-threads", "1"])
+        .env("LIVE_APPENDER", spec);
     if let Some(hold) = hold {
         command.env("LIVE_HOLD", hold);
     }
-    command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    ChildGuard::spawn(command.stdout(Stdio::null()).stderr(Stdio::null()))
 }
 
 /// Not a test of its own: the body of the writer processes above.
@@ -174,7 +174,7 @@ fn line_errors(text: &str, appended: usize) -> Vec<String> {
 
 /// Every bad line of the original is in some quarantine file of bad lines.
 fn assert_bad_lines_quarantined(t: &TestDir, bad: &[String], what: &str) {
-    let kept: String = common::snapshot(&t.join(".preflight/quarantine"), false)
+    let kept: String = support::snapshot(&t.join(".preflight/quarantine"), false)
         .into_iter()
         .filter(|(p, _)| p.to_string_lossy().ends_with(".bad-lines"))
         .filter_map(|(_, (_, bytes))| bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
@@ -252,10 +252,8 @@ fn a_file_held_open_for_writing_is_not_replaced_and_the_writer_is_named() {
     let hold = t.join("hold.flag");
     let file = t.join("events.jsonl");
     let mut writer = start_writer(&file, Writer::Held, 200, Duration::from_micros(100), Some(&hold));
-    // Wait for the first half: the writer then holds its descriptor open.
-    while !fs::read_to_string(&file).unwrap().contains("{\"writer\":100}") {
-        sleep(Duration::from_millis(5));
-    }
+    // The first half written, the writer holds its descriptor open.
+    eventually("the writer wrote half its lines", || fs::read_to_string(&file).unwrap().contains("{\"writer\":100}"));
     let heal = t.run(&["heal", "--format", "json"]);
     let doc = heal.json();
     let action = &doc["actions"][0];
@@ -283,21 +281,12 @@ fn a_file_held_open_for_writing_is_not_replaced_and_the_writer_is_named() {
 fn watch_with_the_application_appending_loses_no_line() {
     const APPENDED: usize = 3_000;
     let (t, bad) = events_root();
-    let manifest = t.join("preflight.toml");
-    let watch = Command::new(env!("CARGO_BIN_EXE_preflight"))
-        .args(["watch", "--interval", "50ms", "-q", "-m", manifest.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let watch = Watch::start(&t, &["--interval", "50ms", "-q"]);
     let mut writer = start_writer(&t.join("events.jsonl"), Writer::Reopen, APPENDED, Duration::from_micros(500), None);
     assert!(writer.wait().unwrap().success());
-    sleep(Duration::from_millis(500));
-    // SAFETY: kill sends a signal to the child we started.
-    unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
-    let out = watch.wait_with_output().unwrap();
+    let run = watch.stop();
     let errors = line_errors(&t.read("events.jsonl"), APPENDED);
-    assert!(errors.is_empty(), "{errors:?}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(errors.is_empty(), "{errors:?}\n{}", run.all_output());
     assert_eq!(t.run(&["heal"]).code, 0);
     assert_bad_lines_quarantined(&t, &bad, "watch");
 }
