@@ -20,7 +20,7 @@ use super::atomic::{AtomicWriter, Staged};
 use super::confined::{Dir, Identity, Root};
 use super::copy::Copy;
 use super::fix::Op;
-use super::journal::{After, Changes, Journal, ModeChange, Undo};
+use super::journal::{After, Changes, Journal, ModeChange, OwnerChange, Undo};
 use super::layout::{self, Area};
 use super::precondition::{self, Expect, Skip};
 use crate::fsutil;
@@ -427,6 +427,16 @@ impl<'a> ApplyCtx<'a> {
             }
             Op::SetOwner { path, uid, gid } => {
                 self.journal.touch(self.root, path);
+                if let Some(stat) = self.handle()?.stat(path).ok().flatten() {
+                    let change = OwnerChange {
+                        path: path.clone(),
+                        from_uid: stat.st_uid,
+                        from_gid: stat.st_gid,
+                        to_uid: *uid,
+                        to_gid: *gid,
+                    };
+                    self.ahead.record(self.root, self.run_id, Undo { owners: vec![change], ..Undo::default() })?;
+                }
                 let before = self
                     .handle()?
                     .chown(path, *uid, *gid)

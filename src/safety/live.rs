@@ -269,22 +269,35 @@ fn append(staged: &Staged, name: &std::ffi::OsStr, bytes: &[u8]) -> io::Result<(
 
 /// Swaps the old file back in after the new one was in place: what was
 /// appended to the new file meanwhile (beyond its first `written` bytes)
-/// is appended to the old one, then the new one goes.
+/// is appended to the old one, then the new one goes. When that cannot be
+/// done, the file not in place keeps its temporary name, never removed.
 fn swap_back(staged: Staged, written: u64) -> io::Result<()> {
     if let Err(e) = staged.exchange() {
-        // The old file keeps its temporary name rather than being lost.
         staged.keep();
         return Err(e);
     }
-    let new = staged.dir().open_read(staged.temp())?.ok_or_else(|| io::Error::other("the new file is gone"))?;
-    let meta = new.metadata()?;
-    // Best effort: an appender that reopens per line closes at once.
-    let _ = writers::wait_until_closed(meta.dev(), meta.ino(), HOLD_WAIT);
-    let len = new.metadata()?.len();
-    let mut appended = vec![0u8; len.saturating_sub(written) as usize];
-    new.read_exact_at(&mut appended, written)?;
-    append(&staged, staged.name(), &appended)?;
-    drop(staged);
+    let carried = (|| {
+        let new = staged.dir().open_read(staged.temp())?.ok_or_else(|| io::Error::other("the new file is gone"))?;
+        let meta = new.metadata()?;
+        // Best effort: an appender that reopens per line closes at once.
+        let _ = writers::wait_until_closed(meta.dev(), meta.ino(), HOLD_WAIT);
+        let len = new.metadata()?.len();
+        let mut appended = vec![0u8; len.saturating_sub(written) as usize];
+        new.read_exact_at(&mut appended, written)?;
+        append(&staged, staged.name(), &appended)
+    })();
+    if let Err(e) = carried {
+        // Out of the temporary names the next heal sweeps away.
+        let dir = staged.dir().try_clone()?;
+        let mut name = staged.name().to_os_string();
+        name.push(".appended-during-heal");
+        let temp = staged.keep();
+        let kept = match dir.rename(&temp, &name, false) {
+            Ok(()) => name,
+            Err(_) => temp,
+        };
+        return Err(io::Error::other(format!("{e}; what was appended meanwhile is in {}", Path::new(&kept).display())));
+    }
     Ok(())
 }
 
@@ -333,5 +346,76 @@ mod tests {
             let copy = root.path().join(layout::saved_copy(Area::Quarantine, "r", Path::new("log")));
             assert!(fs::read_to_string(copy).unwrap().starts_with("old 0\n"), "the original is kept");
         }
+    }
+
+    /// Drops lines starting with `bad`, and, just before the swap (its
+    /// first `sync`), starts a writer that opens the old file, writes
+    /// `first`, waits `hold`, then writes `second`.
+    struct DropBadWithLateWriter {
+        log: std::path::PathBuf,
+        hold: &'static str,
+        writer: Option<std::process::Child>,
+    }
+
+    impl Lines for DropBadWithLateWriter {
+        fn rewrite(&mut self, input: &mut dyn Read, _last: bool, kept: &mut dyn Write) -> io::Result<()> {
+            let mut text = String::new();
+            input.read_to_string(&mut text)?;
+            for line in text.split_inclusive('\n').filter(|l| !l.starts_with("bad")) {
+                kept.write_all(line.as_bytes())?;
+            }
+            Ok(())
+        }
+
+        fn sync(&mut self) -> io::Result<()> {
+            if self.writer.is_none() {
+                let script = format!(
+                    "exec 3>>'{}'; echo first >&3; sleep {} 3>&-; echo second >&3",
+                    self.log.display(),
+                    self.hold
+                );
+                self.writer = Some(Command::new("sh").arg("-c").arg(script).spawn()?);
+                let meta = fs::metadata(&self.log)?;
+                // Opened before the swap: the writer holds the old file.
+                while writers::writers(meta.dev(), meta.ino()).is_empty() {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn log_with_a_bad_line(root: &Path) -> (std::path::PathBuf, Seen) {
+        let log = root.join("log");
+        fs::write(&log, "a\nbad\nb\n").unwrap();
+        let seen = Seen::prefix(&log, fs::metadata(&log).unwrap().len()).unwrap();
+        (log, seen)
+    }
+
+    #[test]
+    fn lines_a_writer_appends_to_the_old_file_after_the_swap_are_carried_over() {
+        let root = tempfile::tempdir().unwrap();
+        let (log, seen) = log_with_a_bad_line(root.path());
+        let mut lines = DropBadWithLateWriter { log: log.clone(), hold: "0.3", writer: None };
+        let mut ctx = ApplyCtx::new(root.path(), "r");
+        let carried = ctx.rewrite_log(Path::new("log"), &seen, &mut lines).unwrap();
+        assert!(lines.writer.take().unwrap().wait().unwrap().success());
+        assert_eq!(fs::read_to_string(&log).unwrap(), "a\nb\nfirst\nsecond\n");
+        assert_eq!(carried.after, 13, "both lines went to the old file and were carried: {carried:?}");
+    }
+
+    #[test]
+    fn a_writer_that_keeps_the_old_file_open_gets_it_back() {
+        let root = tempfile::tempdir().unwrap();
+        let (log, seen) = log_with_a_bad_line(root.path());
+        let mut lines = DropBadWithLateWriter { log: log.clone(), hold: "3", writer: None };
+        let mut ctx = ApplyCtx::new(root.path(), "r");
+        let err = ctx.rewrite_log(Path::new("log"), &seen, &mut lines).unwrap_err();
+        let mut writer = lines.writer.take().unwrap();
+        assert!(format!("{err:#}").contains(&format!("held open for writing by PID {}", writer.id())), "{err:#}");
+        assert!(writer.wait().unwrap().success());
+        // Nothing rewritten, nothing lost: the writer's lines are in the file it kept.
+        assert_eq!(fs::read_to_string(&log).unwrap(), "a\nbad\nb\nfirst\nsecond\n");
+        assert_eq!(fs::read_dir(root.path()).unwrap().flatten().filter(|e| e.file_name() != ".preflight").count(), 1);
     }
 }
