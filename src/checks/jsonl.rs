@@ -7,7 +7,7 @@
 //! that do not parse; a warning), `file:<path>:schema` (violations; critical).
 
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::json_integrity::push_schema_result;
@@ -183,9 +183,9 @@ struct Repair {
 }
 
 impl Lines for Repair {
-    fn rewrite(&mut self, input: &mut dyn Read, _last: bool, mut kept: &mut dyn Write) -> io::Result<()> {
+    fn rewrite(&mut self, lines: &[u8], _last: bool, mut kept: &mut dyn Write) -> io::Result<()> {
         let before = self.summary.lines;
-        let part = jsonl::repair_after(input, before, &mut kept, &mut self.bad_lines)?;
+        let part = jsonl::repair_bytes(lines, before, &mut kept, &mut self.bad_lines)?;
         self.summary.append(part, before);
         Ok(())
     }

@@ -238,25 +238,36 @@ fn classify_part(bytes: &[u8]) -> io::Result<Part<'_>> {
 /// available cores, and hands each classified part to `visit` in order
 /// with the number of lines before it.
 fn for_each_part<R: Read>(reader: R, mut visit: impl FnMut(&Part, u64) -> io::Result<()>) -> io::Result<Summary> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
     let mut regions = Regions::new(reader);
     let mut summary = Summary::default();
     while let Some(region) = regions.next_region()? {
-        let pieces = split_at_newlines(region, threads);
-        let parts: Vec<io::Result<Part>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = pieces[1..].iter().map(|&piece| scope.spawn(move || classify_part(piece))).collect();
-            let mut parts = vec![classify_part(pieces[0])];
-            parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("panic")))));
-            parts
-        });
-        for part in parts {
-            let part = part?;
-            let before = summary.lines;
-            visit(&part, before)?;
-            summary.append(part.summary, before);
-        }
+        visit_region(region, &mut summary, &mut visit)?;
     }
     Ok(summary)
+}
+
+/// Classifies one region of whole lines on all cores and hands its parts
+/// to `visit` in order, adding their counts to `summary`.
+fn visit_region(
+    region: &[u8],
+    summary: &mut Summary,
+    visit: &mut impl FnMut(&Part, u64) -> io::Result<()>,
+) -> io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+    let pieces = split_at_newlines(region, threads);
+    let parts: Vec<io::Result<Part>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces[1..].iter().map(|&piece| scope.spawn(move || classify_part(piece))).collect();
+        let mut parts = vec![classify_part(pieces[0])];
+        parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("panic")))));
+        parts
+    });
+    for part in parts {
+        let part = part?;
+        let before = summary.lines;
+        visit(&part, before)?;
+        summary.append(part.summary, before);
+    }
+    Ok(())
 }
 
 /// Validates a whole stream on all cores. Same result as `for_each_line`
@@ -292,28 +303,39 @@ fn split_at_newlines(region: &[u8], n: usize) -> Vec<&[u8]> {
 /// classified on all cores; the good runs between bad lines are copied in
 /// single writes.
 pub fn repair<R: Read>(reader: R, kept: &mut impl Write, quarantine: &mut impl Write) -> io::Result<Summary> {
-    repair_after(reader, 0, kept, quarantine)
+    for_each_part(reader, |part, before| repair_part(part, before, kept, quarantine))
 }
 
-/// `repair` of lines that follow `lines_before` others: the numbers
-/// written to `quarantine` count those (the summary's do not).
-pub fn repair_after<R: Read>(
-    reader: R,
+/// `repair` of lines already in memory (whole lines, or the end of the
+/// file) that follow `lines_before` others: the numbers written to
+/// `quarantine` count those (the summary's do not).
+pub fn repair_bytes(
+    bytes: &[u8],
     lines_before: u64,
     kept: &mut impl Write,
     quarantine: &mut impl Write,
 ) -> io::Result<Summary> {
-    for_each_part(reader, |part, before| {
-        let mut pos = 0;
-        for bad in &part.bad {
-            kept.write_all(&part.bytes[pos..bad.range.start])?;
-            write!(quarantine, "{}\t", lines_before + before + bad.number)?;
-            quarantine.write_all(&part.bytes[bad.range.clone()])?;
-            quarantine.write_all(b"\n")?;
-            pos = bad.range.end + usize::from(bad.terminated);
-        }
-        kept.write_all(&part.bytes[pos..])
-    })
+    let mut summary = Summary::default();
+    if !bytes.is_empty() {
+        visit_region(bytes, &mut summary, &mut |part, before| {
+            repair_part(part, lines_before + before, kept, quarantine)
+        })?;
+    }
+    Ok(summary)
+}
+
+/// Copies a part's good runs to `kept` and its bad lines, numbered after
+/// `before` others, to `quarantine`.
+fn repair_part(part: &Part, before: u64, kept: &mut impl Write, quarantine: &mut impl Write) -> io::Result<()> {
+    let mut pos = 0;
+    for bad in &part.bad {
+        kept.write_all(&part.bytes[pos..bad.range.start])?;
+        write!(quarantine, "{}\t", before + bad.number)?;
+        quarantine.write_all(&part.bytes[bad.range.clone()])?;
+        quarantine.write_all(b"\n")?;
+        pos = bad.range.end + usize::from(bad.terminated);
+    }
+    kept.write_all(&part.bytes[pos..])
 }
 
 #[cfg(test)]
@@ -404,6 +426,14 @@ mod tests {
         assert!(kept == expected_kept, "kept lines differ");
         assert_eq!(String::from_utf8(bad).unwrap(), String::from_utf8(expected_bad).unwrap());
         assert_eq!(summary.bad, 300_000 / 7919);
+    }
+
+    #[test]
+    fn repair_in_memory_numbers_lines_after_those_before() {
+        let (mut kept, mut bad) = (Vec::new(), Vec::new());
+        let summary = repair_bytes(b"[1]\n{\"a\":\n[2]", 10, &mut kept, &mut bad).unwrap();
+        assert_eq!((kept.as_slice(), bad.as_slice()), (&b"[1]\n[2]"[..], &b"12\t{\"a\":\n"[..]));
+        assert_eq!((summary.lines, summary.first_bad.clone()), (3, vec![2]));
     }
 
     #[test]

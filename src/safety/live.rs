@@ -16,7 +16,7 @@
 //!    the new one meanwhile), and the action is skipped.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -42,9 +42,9 @@ const CHUNK: usize = 4 << 20;
 
 /// Turns lines of the log into what the rewritten log keeps.
 pub trait Lines {
-    /// Rewrites the lines read from `input`: whole lines, each ending in
-    /// `\n`, or with `last`, the file's final bytes, which may lack it.
-    fn rewrite(&mut self, input: &mut dyn Read, last: bool, kept: &mut dyn Write) -> io::Result<()>;
+    /// Rewrites `lines`: whole lines, each ending in `\n`, or with `last`,
+    /// the file's final bytes, which may lack it.
+    fn rewrite(&mut self, lines: &[u8], last: bool, kept: &mut dyn Write) -> io::Result<()>;
     /// Makes what the rewrite set aside (bad lines) durable: called before
     /// the file that held them changes.
     fn sync(&mut self) -> io::Result<()>;
@@ -84,12 +84,22 @@ impl Old<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            self.copy.extend(&buf[..n])?;
-            self.tail.extend_from_slice(&buf[..n]);
-            if let Some(newline) = memchr::memrchr(b'\n', &self.tail) {
-                let whole: Vec<u8> = self.tail.drain(..=newline).collect();
-                lines.rewrite(&mut whole.as_slice(), false, kept)?;
+            let chunk = &buf[..n];
+            self.copy.extend(chunk)?;
+            let Some(newline) = memchr::memrchr(b'\n', chunk) else {
+                self.tail.extend_from_slice(chunk);
+                continue;
+            };
+            let (whole, rest) = chunk.split_at(newline + 1);
+            if self.tail.is_empty() {
+                // The common case, no line cut at the last chunk's end: no copy.
+                lines.rewrite(whole, false, kept)?;
+            } else {
+                self.tail.extend_from_slice(whole);
+                lines.rewrite(&self.tail, false, kept)?;
+                self.tail.clear();
             }
+            self.tail.extend_from_slice(rest);
         }
         Ok(self.copy.len() - from)
     }
@@ -100,7 +110,7 @@ impl Old<'_> {
         if tail.is_empty() {
             return Ok(());
         }
-        lines.rewrite(&mut tail.as_slice(), true, kept)
+        lines.rewrite(&tail, true, kept)
     }
 }
 
@@ -311,8 +321,8 @@ mod tests {
     struct Keep;
 
     impl Lines for Keep {
-        fn rewrite(&mut self, input: &mut dyn Read, _last: bool, kept: &mut dyn Write) -> io::Result<()> {
-            io::copy(input, kept).map(drop)
+        fn rewrite(&mut self, lines: &[u8], _last: bool, kept: &mut dyn Write) -> io::Result<()> {
+            kept.write_all(lines)
         }
 
         fn sync(&mut self) -> io::Result<()> {
@@ -358,9 +368,8 @@ mod tests {
     }
 
     impl Lines for DropBadWithLateWriter {
-        fn rewrite(&mut self, input: &mut dyn Read, _last: bool, kept: &mut dyn Write) -> io::Result<()> {
-            let mut text = String::new();
-            input.read_to_string(&mut text)?;
+        fn rewrite(&mut self, lines: &[u8], _last: bool, kept: &mut dyn Write) -> io::Result<()> {
+            let text = String::from_utf8_lossy(lines);
             for line in text.split_inclusive('\n').filter(|l| !l.starts_with("bad")) {
                 kept.write_all(line.as_bytes())?;
             }
