@@ -7,6 +7,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)] // only `report` writes, through a writer it is given
 
 pub mod checks;
+pub mod db;
 pub mod finding;
 pub mod fsutil;
 pub mod heal;

@@ -1,0 +1,7 @@
+//! Integration tests, one binary; modules mirror the features.
+
+mod support {
+    pub mod pg;
+}
+
+mod postgres;
