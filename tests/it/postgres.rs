@@ -39,7 +39,7 @@ fn ids(report: &pg::Report) -> Vec<String> {
 #[test]
 fn an_empty_database_is_created_then_converged() {
     let server = PgServer::start();
-    let url = server.create_db("shop");
+    let url = server.url("postgres");
     let cfg = config(&url, SHOP);
     let report = pg::inspect(&cfg).unwrap();
     assert!(ids(&report).contains(&"db:DATABASE_URL:table:users".to_string()), "{:#?}", report.differences);
@@ -47,5 +47,6 @@ fn an_empty_database_is_created_then_converged() {
     assert!(actions.iter().all(|a| matches!(a.outcome, Outcome::Done(_))), "{actions:#?}");
     let after = pg::inspect(&cfg).unwrap();
     assert!(after.differences.is_empty(), "{:#?}", after.differences);
-    assert!(!server.schema_dump("shop").contains(PASSWORD));
+    assert!(!server.schema_dump("postgres").contains(PASSWORD));
 }
+

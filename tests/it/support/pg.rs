@@ -71,6 +71,56 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) {
     }
 }
 
+/// One `initdb` per build folder, reused by every server (initdb takes
+/// seconds on a busy machine; a copy of its result a fraction of that).
+fn template(owner: Option<(u32, u32)>) -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let done = root.join(if owner.is_some() { "pg-template-postgres" } else { "pg-template" });
+        if done.join("PG_VERSION").exists() {
+            return done;
+        }
+        let work = tempfile::Builder::new().prefix("pg-initdb").tempdir_in(&root).expect("temp dir");
+        chown(work.path(), owner);
+        let pwfile = work.path().join("pw");
+        fs::write(&pwfile, PASSWORD).expect("pwfile");
+        chown(&pwfile, owner);
+        let data = work.path().join("data");
+        let args = [
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--pwfile",
+            pwfile.to_str().unwrap(),
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ];
+        let out = run_as(owner, &bindir().join("initdb"), &args, work.path());
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        // Another test process may have won the race: either result is good.
+        let _ = fs::rename(&data, &done);
+        done
+    })
+}
+
+/// Runs a server binary, as `postgres` when we are root.
+fn run_as(owner: Option<(u32, u32)>, exe: &Path, args: &[&str], cwd: &Path) -> Output {
+    let mut cmd = if owner.is_some() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.args(args).current_dir(cwd).output().unwrap_or_else(|e| panic!("{}: {e}", exe.display()))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -85,29 +135,11 @@ impl PgServer {
         let owner = postgres_ids();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
         chown(dir.path(), owner);
-        let pwfile = dir.path().join("pw");
-        fs::write(&pwfile, PASSWORD).expect("pwfile");
-        chown(&pwfile, owner);
         let mut server = PgServer { dir, bin: bindir().to_path_buf(), owner, port: 0 };
         let data = server.data();
-        let out = server.run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--pwfile",
-                pwfile.to_str().unwrap(),
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        // `cp -a` keeps the owner (postgres, when we are root) and the modes.
+        let out = Command::new("cp").arg("-a").arg(template(owner)).arg(&data).output().expect("cp");
+        assert!(out.status.success(), "copying the cluster failed: {}", String::from_utf8_lossy(&out.stderr));
         let mut settings = format!(
             "-c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off",
@@ -143,17 +175,8 @@ impl PgServer {
         self.dir.path()
     }
 
-    /// Runs a server binary, as `postgres` when we are root.
     fn run(&self, program: &str, args: &[&str]) -> Output {
-        let exe = self.bin.join(program);
-        let mut cmd = if self.owner.is_some() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        cmd.args(args).current_dir(self.dir.path()).output().unwrap_or_else(|e| panic!("{program}: {e}"))
+        run_as(self.owner, &self.bin.join(program), args, self.dir.path())
     }
 
     /// A URL with the superuser's password, TLS off.
