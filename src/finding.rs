@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::heal::Fix;
+use crate::safety::Fix;
 
 /// Which part of the application a finding concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -23,6 +23,74 @@ impl Area {
             Area::Fs => "fs",
             Area::Db => "db",
             Area::Runtime => "runtime",
+        }
+    }
+}
+
+/// What kind of check made a finding: one per check, each with the
+/// prefix its finding IDs start with. Three checks look at declared files
+/// and share `file:`; `--only` selects by prefix, so they stay together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Env,
+    Dir,
+    File,
+    JsonIntegrity,
+    Jsonl,
+    Database,
+    Heartbeat,
+    Lock,
+    Pidfile,
+    Prune,
+    Command,
+    Disk,
+}
+
+impl Kind {
+    /// Every kind, in report order.
+    pub const ALL: [Kind; 12] = [
+        Kind::Env,
+        Kind::Dir,
+        Kind::File,
+        Kind::JsonIntegrity,
+        Kind::Jsonl,
+        Kind::Database,
+        Kind::Heartbeat,
+        Kind::Lock,
+        Kind::Pidfile,
+        Kind::Prune,
+        Kind::Command,
+        Kind::Disk,
+    ];
+
+    /// What every finding ID of this kind starts with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Env => "env:",
+            Kind::Dir => "dir:",
+            Kind::File | Kind::JsonIntegrity | Kind::Jsonl => "file:",
+            Kind::Database => "db:",
+            Kind::Heartbeat => "heartbeat:",
+            Kind::Lock => "lock:",
+            Kind::Pidfile => "pidfile:",
+            Kind::Prune => "prune:",
+            Kind::Command => "command:",
+            Kind::Disk => "disk",
+        }
+    }
+
+    /// The finding ID for `subject`, e.g. `dir:data`.
+    pub fn id(self, subject: impl std::fmt::Display) -> String {
+        format!("{}{subject}", self.prefix())
+    }
+
+    /// The area its findings belong to.
+    pub fn area(self) -> Area {
+        match self {
+            Kind::Env => Area::Env,
+            Kind::Dir | Kind::File | Kind::JsonIntegrity | Kind::Jsonl => Area::Fs,
+            Kind::Database => Area::Db,
+            Kind::Heartbeat | Kind::Lock | Kind::Pidfile | Kind::Prune | Kind::Command | Kind::Disk => Area::Runtime,
         }
     }
 }
@@ -146,6 +214,16 @@ mod tests {
         assert_eq!(exit_code(&[finding(Severity::Critical)], false), 1);
         let mixed = [finding(Severity::Warning), finding(Severity::Critical)];
         assert_eq!(exit_code(&mixed, false), 1);
+    }
+
+    #[test]
+    fn ids_start_with_their_kinds_prefix_and_areas_are_fixed() {
+        assert_eq!(Kind::Dir.id("data"), "dir:data");
+        assert_eq!(Kind::Jsonl.id("logs/e.jsonl:lines"), "file:logs/e.jsonl:lines");
+        assert_eq!(Kind::Database.area(), Area::Db);
+        for kind in Kind::ALL {
+            assert!(kind.id("x").starts_with(kind.prefix()), "{kind:?}");
+        }
     }
 
     #[test]

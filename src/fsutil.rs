@@ -1,9 +1,9 @@
-//! File-system primitives shared by checks and heal: staying inside the
-//! root, atomic replacement, permission bits.
+//! File-system primitives shared by everyone: staying inside the root,
+//! durable folder entries, permission bits, the process's identity.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Why a path may not be used.
@@ -47,48 +47,6 @@ pub fn resolve(root: &Path, rel: &Path) -> io::Result<PathBuf> {
     Ok(root.join(rel))
 }
 
-/// Name prefix of the temporary files of atomic writes. A heal killed
-/// mid-write leaves one behind; the next heal removes it (`sweep_temp_files`).
-pub const TEMP_PREFIX: &str = ".preflight-tmp-";
-
-/// Removes leftover temporary files of interrupted writes from `dir`.
-/// Call only under the heal lock: then no other writer owns them.
-pub fn sweep_temp_files(dir: &Path) -> io::Result<usize> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
-            fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// Replaces `path` with `contents` atomically: a temporary file in the same
-/// folder, fsync, rename over the target, fsync the folder. A crash leaves
-/// either the old or the new file. `mode` defaults to the old file's mode.
-pub fn atomic_write(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
-    tmp.write_all(contents)?;
-    let mode = mode.or_else(|| fs::metadata(path).ok().map(|m| m.mode() & 0o7777));
-    if let Some(mode) = mode {
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
-    } else {
-        // tempfile creates 0600; a new ordinary file gets the usual 0644 less umask.
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o666 & !umask()))?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)
-}
-
 /// Makes a rename or a new entry in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
@@ -127,8 +85,6 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
-use std::os::unix::fs::DirBuilderExt;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,18 +111,5 @@ mod tests {
         fs::create_dir(root.path().join("real")).unwrap();
         symlink(root.path().join("real"), root.path().join("alias")).unwrap();
         assert!(confine(root.path(), Path::new("alias/x")).is_ok());
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_keeps_the_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.json");
-        fs::write(&path, b"old").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        atomic_write(&path, b"new", None).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"new");
-        assert_eq!(mode_of(&fs::metadata(&path).unwrap()), 0o640);
-        let leftovers = fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(leftovers, 1, "no temporary file is left behind");
     }
 }

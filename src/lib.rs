@@ -15,3 +15,7 @@ pub mod json;
 pub mod manifest;
 pub mod report;
 pub mod runtime;
+pub mod safety;
+
+#[cfg(test)]
+mod layering;

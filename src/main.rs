@@ -4,18 +4,13 @@
 mod cli;
 mod commands;
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 
 use cli::{Cli, Command, Format};
-use commands::emit;
-use preflight::checks;
-use preflight::heal;
-use preflight::manifest;
-use preflight::report::{self, Report};
+use preflight::report;
 
 fn main() -> ExitCode {
     ignore_file_size_signal();
@@ -71,48 +66,24 @@ fn command_name(command: &Command) -> &'static str {
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
-        Command::Schema => {
-            let schema = serde_json::to_string_pretty(&manifest::json_schema())?;
-            writeln!(io::stdout(), "{schema}")?;
-            return Ok(0);
-        }
-        Command::Completions { shell } => return commands::completions::completions(*shell),
-        Command::Man => return commands::completions::man(),
-        Command::Init { force } => return commands::init::init(cli, *force),
-        Command::History { run, json, stats } => return commands::history::history(cli, run.as_deref(), *json, *stats),
-        Command::Rollback { run } => return commands::rollback::rollback(cli, run.as_deref()),
+        Command::Validate => commands::validate::validate(cli),
+        Command::Heal { dry_run, allow_rebuild } => commands::heal::heal(cli, *dry_run, *allow_rebuild),
+        Command::Schema => commands::schema::schema(),
+        Command::Completions { shell } => commands::completions::completions(*shell),
+        Command::Man => commands::completions::man(),
+        Command::Init { force } => commands::init::init(cli, *force),
+        Command::History { run, json, stats } => commands::history::history(cli, run.as_deref(), *json, *stats),
+        Command::Rollback { run } => commands::rollback::rollback(cli, run.as_deref()),
         Command::Run { retry_timeout, sleep, cmd } => {
             let retry = commands::run::Retry { timeout: *retry_timeout, sleep: *sleep };
-            return commands::run::run(cli, retry, cmd);
-        }
-        _ => {}
-    }
-    let manifest = commands::load_manifest(cli)?;
-    let selection = commands::selection(cli);
-    let allow_rebuild = matches!(cli.command, Command::Heal { allow_rebuild: true, .. });
-    let options = commands::options(cli, allow_rebuild);
-    let format = commands::report_format(cli);
-    let mut out = anstream::stdout();
-    let code = match &cli.command {
-        Command::Validate => {
-            let findings = checks::run_all(&manifest, &options, &selection)?;
-            emit(&Report::validate(&findings, cli.strict), format, &mut out)?
-        }
-        Command::Heal { dry_run: true, .. } => {
-            let findings = checks::run_all(&manifest, &options, &selection)?;
-            emit(&Report::dry_run(&findings, cli.strict), format, &mut out)?
-        }
-        Command::Heal { dry_run: false, .. } => {
-            let result = heal::heal(&manifest, &options, &selection).context("heal stopped")?;
-            emit(&Report::heal(&result, cli.strict), format, &mut out)?
+            commands::run::run(cli, retry, cmd)
         }
         Command::Watch { interval, max_heals, cooldown } => {
+            let manifest = commands::load_manifest(cli)?;
             let breaker = commands::watch::Breaker { max_heals: *max_heals, cooldown: *cooldown };
-            commands::watch::watch(cli, &manifest, *interval, breaker)?
+            commands::watch::watch(cli, &manifest, *interval, breaker)
         }
-        _ => unreachable!("handled above"),
-    };
-    Ok(code)
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -55,6 +55,6 @@ proptest! {
         let live = "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT NOT NULL DEFAULT '', c REAL);\nCREATE INDEX t_b ON t(b);";
         let desired = "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT NOT NULL DEFAULT '', c REAL, d TEXT UNIQUE);\nCREATE INDEX t_b ON t(b DESC) WHERE c > 0;\nCREATE VIEW v AS SELECT a, b FROM t;";
         let (live, desired) = if flip { (mutate(live, at, len, &with), desired.to_string()) } else { (live.to_string(), mutate(desired, at, len, &with)) };
-        let _ = preflight::checks::compare_ddl(&live, &desired);
+        let _ = preflight::db::sqlite::compare_ddl(&live, &desired);
     }
 }

@@ -12,8 +12,9 @@ use common::TestDir;
 use filetime::FileTime;
 use preflight::checks::{run_all, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
-use preflight::heal::{self, history, HealResult, Outcome};
+use preflight::heal::{self, HealResult};
 use preflight::manifest::{self, Manifest};
+use preflight::safety::{history, Outcome};
 
 /// A temporary root; manifests are given as TOML bodies after `version = 1`.
 struct Root {
@@ -207,7 +208,7 @@ mod locks {
         let holder = sleeper();
         root.write("state/a.lock", &format!("{}\n", holder.id()));
         let finding = found.problems.iter().find(|f| f.id == "lock:state/a.lock").unwrap();
-        let mut ctx = heal::ApplyCtx::new(root.path(), "r");
+        let mut ctx = preflight::safety::ApplyCtx::new(root.path(), "r");
         let err = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).unwrap_err();
         assert!(err.to_string().contains("changed since"), "{err}");
         assert!(root.exists("state/a.lock"));

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use predicates::prelude::*;
 use preflight::checks::{self, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
-use preflight::heal::{self, HealResult, Outcome};
+use preflight::heal::{self, HealResult};
 use preflight::manifest::{self, Manifest};
+use preflight::safety::Outcome;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
@@ -548,7 +549,7 @@ fn a_schema_changed_after_the_check_is_not_touched() {
     assert!(plan_lines(&findings).iter().any(|l| l.contains("_preflight_new_t")), "a rebuild is planned");
     // The application adds a column between the check and the heal.
     Connection::open(app.db()).unwrap().execute_batch("ALTER TABLE t ADD COLUMN added_meanwhile TEXT;").unwrap();
-    let mut ctx = heal::ApplyCtx::new(app.root(), "run");
+    let mut ctx = preflight::safety::ApplyCtx::new(app.root(), "run");
     let finding = heal::plan(&findings)[0];
     let err = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).unwrap_err();
     assert!(format!("{err:#}").contains("changed since it was checked"), "{err:#}");

@@ -13,11 +13,11 @@ use std::time::Duration;
 use anyhow::bail;
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
-use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::manifest::CommandSpec;
 use crate::runtime::exec::{self, Outcome};
 use crate::runtime::version::{self, Requirement};
+use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 /// Characters of command output kept in a message.
 const MESSAGE_OUTPUT: usize = 200;
@@ -28,12 +28,8 @@ const DETAIL_OUTPUT: usize = 2000;
 pub struct CommandCheck;
 
 impl Check for CommandCheck {
-    fn name(&self) -> &'static str {
-        "command"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "command:"
+    fn kind(&self) -> Kind {
+        Kind::Command
     }
 
     fn scope(&self) -> Scope {
@@ -45,7 +41,7 @@ impl Check for CommandCheck {
             return Ok(());
         }
         for spec in &ctx.manifest.commands {
-            let id = format!("command:{}", spec.name);
+            let id = Kind::Command.id(&spec.name);
             let Some(message) = problem(ctx.root, spec) else {
                 out.pass(id, Area::Runtime);
                 continue;

@@ -4,20 +4,16 @@ use std::fs;
 use std::io::ErrorKind;
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
-use crate::heal::{Fix, Op, Phase};
 use crate::manifest::DirSpec;
+use crate::safety::{Fix, Op, Phase};
 
 pub struct DirCheck;
 
 impl Check for DirCheck {
-    fn name(&self) -> &'static str {
-        "dir"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "dir:"
+    fn kind(&self) -> Kind {
+        Kind::Dir
     }
 
     fn scope(&self) -> Scope {
@@ -36,7 +32,7 @@ impl Check for DirCheck {
 }
 
 fn id(dir: &DirSpec) -> String {
-    format!("dir:{}", dir.path.display())
+    Kind::Dir.id(dir.path.display())
 }
 
 fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {

@@ -4,7 +4,7 @@
 //! nothing here; the `[[prune]]` rules are what frees space.
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::manifest::{DiskSpec, MinFree};
 use crate::runtime::diskfree::{self, Space};
 use crate::runtime::size::human_bytes;
@@ -12,12 +12,8 @@ use crate::runtime::size::human_bytes;
 pub struct DiskCheck;
 
 impl Check for DiskCheck {
-    fn name(&self) -> &'static str {
-        "disk"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "disk"
+    fn kind(&self) -> Kind {
+        Kind::Disk
     }
 
     fn scope(&self) -> Scope {
@@ -28,12 +24,15 @@ impl Check for DiskCheck {
         let Some(spec) = &ctx.manifest.disk else { return Ok(()) };
         let severity = severity(spec.severity, Severity::Warning);
         match diskfree::space(ctx.root) {
-            Err(e) => {
-                out.push(Finding::new("disk", Area::Runtime, severity, format!("cannot measure free space: {e}")))
-            }
+            Err(e) => out.push(Finding::new(
+                Kind::Disk.prefix(),
+                Area::Runtime,
+                severity,
+                format!("cannot measure free space: {e}"),
+            )),
             Ok(space) => match shortfall(spec, space) {
-                None => out.pass("disk", Area::Runtime),
-                Some(message) => out.push(Finding::new("disk", Area::Runtime, severity, message)),
+                None => out.pass(Kind::Disk.prefix(), Area::Runtime),
+                Some(message) => out.push(Finding::new(Kind::Disk.prefix(), Area::Runtime, severity, message)),
             },
         }
         Ok(())

@@ -8,20 +8,16 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
-use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
 use crate::manifest::EnvSpec;
+use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 pub struct EnvCheck;
 
 impl Check for EnvCheck {
-    fn name(&self) -> &'static str {
-        "env"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "env:"
+    fn kind(&self) -> Kind {
+        Kind::Env
     }
 
     fn scope(&self) -> Scope {
@@ -56,7 +52,7 @@ enum ReadError {
 
 fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
     let critical = severity(spec.severity, Severity::Critical);
-    let file_id = format!("env:{}", spec.file.display());
+    let file_id = Kind::Env.id(spec.file.display());
     let template = match spec.template.as_deref().map(|t| read_env(root, t)) {
         None => None,
         Some(Ok(t)) => Some(t),
@@ -67,7 +63,7 @@ fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
             };
             let template_path = spec.template.as_deref().unwrap_or(Path::new(""));
             let message = format!("template {} {what}", template_path.display());
-            out.push(Finding::new(format!("env:{}", template_path.display()), Area::Env, critical, message));
+            out.push(Finding::new(Kind::Env.id(template_path.display()), Area::Env, critical, message));
             None
         }
     };
@@ -77,7 +73,7 @@ fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
             out.push(missing_file(spec, &file_id, critical, template.as_ref()));
             for key in &spec.required {
                 let message = format!("required key {key} is not set ({} is missing)", spec.file.display());
-                out.push(Finding::new(format!("env:{key}"), Area::Env, critical, message));
+                out.push(Finding::new(Kind::Env.id(key), Area::Env, critical, message));
             }
             return;
         }
@@ -112,7 +108,7 @@ fn missing_file(spec: &EnvSpec, id: &str, critical: Severity, template: Option<&
 
 fn check_required(spec: &EnvSpec, env: &EnvFile, critical: Severity, out: &mut Findings) {
     for key in &spec.required {
-        let id = format!("env:{key}");
+        let id = Kind::Env.id(key);
         match env.value(key) {
             Some(v) if !v.trim().is_empty() => out.pass(id, Area::Env),
             Some(_) => out.push(Finding::new(
@@ -139,7 +135,7 @@ fn check_template_keys(spec: &EnvSpec, env: &EnvFile, template: &EnvFile, out: &
         if seen.insert(key.as_str(), ()).is_some() || spec.required.contains(key) {
             continue; // required keys are reported above, and never filled
         }
-        let id = format!("env:{key}");
+        let id = Kind::Env.id(key);
         if env.value(key).is_some() {
             out.pass(id, Area::Env);
             continue;

@@ -11,20 +11,16 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
-use crate::heal::{Fix, Op, Phase};
 use crate::manifest::{FileFormat, FileSpec};
+use crate::safety::{Fix, Op, Phase};
 
 pub struct FileCheck;
 
 impl Check for FileCheck {
-    fn name(&self) -> &'static str {
-        "file"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "file:"
+    fn kind(&self) -> Kind {
+        Kind::File
     }
 
     fn scope(&self) -> Scope {
@@ -40,7 +36,7 @@ impl Check for FileCheck {
 }
 
 fn id(spec: &FileSpec) -> String {
-    format!("file:{}", spec.path.display())
+    Kind::File.id(spec.path.display())
 }
 
 fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
@@ -279,6 +275,8 @@ mod tests {
             default: Some(json!({"open_positions": [], "closed_positions": []})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, br#"{"open_positions": [{"s": "X"}]}"#, Severity::Critical).unwrap();
@@ -301,6 +299,8 @@ mod tests {
             default: Some(json!({"a": 1})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, b"[1, 2]", Severity::Critical).unwrap();

@@ -9,21 +9,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
-use crate::heal::{Fix, Op, Phase};
 use crate::manifest::HeartbeatSpec;
 use crate::runtime::clock::{human, Age};
+use crate::safety::{Fix, Op, Phase};
 
 pub struct HeartbeatCheck;
 
 impl Check for HeartbeatCheck {
-    fn name(&self) -> &'static str {
-        "heartbeat"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "heartbeat:"
+    fn kind(&self) -> Kind {
+        Kind::Heartbeat
     }
 
     fn scope(&self) -> Scope {
@@ -33,7 +29,7 @@ impl Check for HeartbeatCheck {
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         let now = SystemTime::now();
         for spec in &ctx.manifest.heartbeats {
-            let id = format!("heartbeat:{}", spec.path.display());
+            let id = Kind::Heartbeat.id(spec.path.display());
             match inspect(ctx.root, spec, now) {
                 None => out.pass(id, Area::Runtime),
                 Some(Problem { message, touch }) => {

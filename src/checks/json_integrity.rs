@@ -12,13 +12,13 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
-use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::json::salvage::{self, Outcome, Salvage};
-use crate::json::scan::Kind;
+use crate::json::scan::Kind as JsonKind;
 use crate::json::schema::{Schema, Violations};
-use crate::json::stream_write::AtomicWriter;
 use crate::manifest::{FileFormat, FileSpec};
+use crate::safety::atomic::AtomicWriter;
+use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 /// The finding for a JSON file that the strict scanner finds damaged,
 /// with its salvage fix; `None` when the document is valid. It runs before
@@ -28,7 +28,7 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Find
     let Outcome::Damaged(mut salvage) = salvage::salvage(bytes) else {
         return None;
     };
-    let id = format!("file:{}", spec.path.display());
+    let id = Kind::JsonIntegrity.id(spec.path.display());
     let (line, column) = line_column(bytes, salvage.damage_offset);
     let mut message = format!(
         "is not valid JSON: {} at {} (line {line}, column {column})",
@@ -75,10 +75,10 @@ fn value_kind(value: &Value) -> &'static str {
     }
 }
 
-fn kind_name(kind: Option<Kind>) -> &'static str {
+fn kind_name(kind: Option<JsonKind>) -> &'static str {
     match kind {
-        Some(Kind::Array) => "an array",
-        Some(Kind::Object) => "an object",
+        Some(JsonKind::Array) => "an array",
+        Some(JsonKind::Object) => "an object",
         None => "a single value",
     }
 }
@@ -129,12 +129,8 @@ impl CustomOp for SalvageOp {
 pub struct JsonSchemaCheck;
 
 impl Check for JsonSchemaCheck {
-    fn name(&self) -> &'static str {
-        "file.schema"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "file:"
+    fn kind(&self) -> Kind {
+        Kind::JsonIntegrity
     }
 
     fn scope(&self) -> Scope {
@@ -156,7 +152,7 @@ impl Check for JsonSchemaCheck {
 
 /// The finding (or pass) for a file's schema violations.
 pub fn push_schema_result(spec: &FileSpec, violations: &Violations, out: &mut Findings) {
-    let id = format!("file:{}:schema", spec.path.display());
+    let id = Kind::JsonIntegrity.id(format_args!("{}:schema", spec.path.display()));
     if violations.total == 0 {
         out.pass(id, Area::Fs);
     } else {

@@ -15,22 +15,18 @@ use anyhow::Context;
 
 use super::json_integrity::push_schema_result;
 use super::{files, severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
-use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::json::jsonl::{self, Status, Summary};
 use crate::json::schema::{Schema, Violations};
-use crate::json::stream_write::AtomicWriter;
 use crate::manifest::{FileFormat, FileSpec};
+use crate::safety::atomic::AtomicWriter;
+use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 pub struct JsonlCheck;
 
 impl Check for JsonlCheck {
-    fn name(&self) -> &'static str {
-        "file.jsonl"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "file:"
+    fn kind(&self) -> Kind {
+        Kind::Jsonl
     }
 
     fn scope(&self) -> Scope {
@@ -47,7 +43,7 @@ impl Check for JsonlCheck {
 }
 
 fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
-    let id = format!("file:{}", spec.path.display());
+    let id = Kind::Jsonl.id(spec.path.display());
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id.clone(), Area::Fs, critical, message);
     let path = match files::regular_file(root, spec, critical, out) {
@@ -91,7 +87,7 @@ fn check_with_schema(file: fs::File, schema: &Schema) -> std::io::Result<(Summar
 }
 
 fn push_lines_result(spec: &FileSpec, summary: &Summary, out: &mut Findings) {
-    let id = format!("file:{}:lines", spec.path.display());
+    let id = Kind::Jsonl.id(format_args!("{}:lines", spec.path.display()));
     if summary.bad == 0 {
         return out.pass(id, Area::Fs);
     }
@@ -122,7 +118,7 @@ struct RepairOp {
 
 impl CustomOp for RepairOp {
     fn describe(&self) -> Vec<String> {
-        let quarantine = Path::new(crate::heal::STATE_DIR).join("quarantine/<run>").join(bad_lines_name(&self.path));
+        let quarantine = Path::new(crate::safety::STATE_DIR).join("quarantine/<run>").join(bad_lines_name(&self.path));
         vec![
             format!("quarantine {} (byte for byte)", self.path.display()),
             format!("move {} bad lines of {} to {}", self.bad, self.path.display(), quarantine.display()),

@@ -16,23 +16,20 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
-use crate::heal::{Fix, Op, Phase};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::manifest::LockSpec;
 use crate::runtime::clock::{human, Age};
+use crate::runtime::content::read_small;
 use crate::runtime::process::{self, Pid};
-use crate::runtime::remove::{read_small, RemoveIfUnchanged};
 use crate::runtime::{host, walk};
+use crate::safety::RemoveIfUnchanged;
+use crate::safety::{Fix, Op, Phase, STATE_DIR};
 
 pub struct LockCheck;
 
 impl Check for LockCheck {
-    fn name(&self) -> &'static str {
-        "lock"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "lock:"
+    fn kind(&self) -> Kind {
+        Kind::Lock
     }
 
     fn scope(&self) -> Scope {
@@ -50,8 +47,8 @@ impl Check for LockCheck {
 }
 
 fn check_glob(root: &Path, spec: &LockSpec, local: Option<&str>, seen: &mut HashSet<String>, out: &mut Findings) {
-    let glob_id = format!("lock:{}", spec.glob);
-    let matches = match walk::matches(root, &spec.glob) {
+    let glob_id = Kind::Lock.id(&spec.glob);
+    let matches = match walk::matches(root, &spec.glob, Path::new(STATE_DIR)) {
         Ok(m) => m,
         Err(e) => {
             let message = format!("cannot look for locks: {e:#}");
@@ -64,7 +61,7 @@ fn check_glob(root: &Path, spec: &LockSpec, local: Option<&str>, seen: &mut Hash
     }
     let now = SystemTime::now();
     for m in matches {
-        let id = format!("lock:{}", m.rel.display());
+        let id = Kind::Lock.id(m.rel.display());
         if !seen.insert(id.clone()) {
             continue; // already judged under an earlier glob
         }

@@ -4,6 +4,7 @@
 //! `REGISTRY` is the one place a new kind is added.
 
 mod command;
+mod database;
 mod dirs;
 mod disk;
 mod env;
@@ -14,16 +15,13 @@ mod jsonl;
 mod locks;
 mod pidfile;
 mod prune;
-mod sqlite;
 
 use std::path::Path;
 
 pub use env::parse as parse_env;
-#[doc(hidden)]
-pub use sqlite::compare_ddl;
-pub use sqlite::has_sqlite_header;
 
-use crate::finding::{Findings, Severity};
+use crate::db;
+use crate::finding::{Findings, Kind, Severity};
 use crate::manifest::Manifest;
 
 /// Which command-line filter a check belongs to.
@@ -44,6 +42,8 @@ pub struct CheckOptions {
     pub allow_rebuild: bool,
     /// `[[command]]` entries are skipped entirely.
     pub no_commands: bool,
+    /// What the database engines keep between the passes of one run.
+    pub cache: db::Cache,
 }
 
 /// What a check sees.
@@ -55,11 +55,9 @@ pub struct CheckCtx<'a> {
 
 /// One kind of check.
 pub trait Check: Sync {
-    /// The manifest section it reads, e.g. `dir`.
-    fn name(&self) -> &'static str;
-    /// What every finding ID of this check starts with, e.g. `dir:`: checks
-    /// that `--only` cannot select are not run at all.
-    fn id_prefix(&self) -> &'static str;
+    /// Its kind, which fixes the prefix of every finding ID it makes
+    /// (`dir:`): checks that `--only` cannot select are not run at all.
+    fn kind(&self) -> Kind;
     fn scope(&self) -> Scope;
     /// Inspects the disk and pushes findings (and passes) into `out`.
     /// An `Err` means the check could not run at all (for example, a schema
@@ -74,7 +72,7 @@ pub const REGISTRY: &[&dyn Check] = &[
     &files::FileCheck,
     &json_integrity::JsonSchemaCheck,
     &jsonl::JsonlCheck,
-    &sqlite::DatabaseCheck,
+    &database::DatabaseCheck,
     &heartbeat::HeartbeatCheck,
     &locks::LockCheck,
     &pidfile::PidfileCheck,
@@ -116,7 +114,7 @@ impl Selection {
 pub fn run_all(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<Findings> {
     let ctx = CheckCtx { manifest, root: &manifest.root, options };
     let mut out = Findings::default();
-    let selected = |c: &&&dyn Check| selection.includes_scope(c.scope()) && selection.may_select(c.id_prefix());
+    let selected = |c: &&&dyn Check| selection.includes_scope(c.scope()) && selection.may_select(c.kind().prefix());
     for check in REGISTRY.iter().filter(selected) {
         check.run(&ctx, &mut out)?;
     }
@@ -149,8 +147,11 @@ mod tests {
 
     #[test]
     fn every_check_declares_a_distinct_kind_of_id() {
+        let kinds: std::collections::BTreeSet<Kind> = REGISTRY.iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds.len(), REGISTRY.len(), "two checks share a kind");
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), Kind::ALL, "every kind has its check, in report order");
         for check in REGISTRY {
-            assert!(!check.id_prefix().is_empty(), "{}", check.name());
+            assert!(!check.kind().prefix().is_empty(), "{:?}", check.kind());
         }
     }
 }

@@ -14,23 +14,19 @@ use std::time::{Duration, SystemTime};
 use anyhow::bail;
 
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
-use crate::heal::{ApplyCtx, CustomOp, Fix, Op, Phase};
 use crate::manifest::PruneSpec;
 use crate::runtime::clock::{human, Age};
 use crate::runtime::size::human_bytes;
 use crate::runtime::walk;
+use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase, STATE_DIR};
 
 pub struct PruneCheck;
 
 impl Check for PruneCheck {
-    fn name(&self) -> &'static str {
-        "prune"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "prune:"
+    fn kind(&self) -> Kind {
+        Kind::Prune
     }
 
     fn scope(&self) -> Scope {
@@ -47,9 +43,9 @@ impl Check for PruneCheck {
 }
 
 fn check_rule(root: &Path, spec: &PruneSpec, now: SystemTime, out: &mut Findings) {
-    let id = format!("prune:{}", spec.glob);
+    let id = Kind::Prune.id(&spec.glob);
     let severity = severity(spec.severity, Severity::Warning);
-    let found = match walk::matches(root, &spec.glob) {
+    let found = match walk::matches(root, &spec.glob, Path::new(STATE_DIR)) {
         Ok(found) => found,
         Err(e) => {
             out.push(Finding::new(id, Area::Runtime, severity, format!("cannot look for files: {e:#}")));

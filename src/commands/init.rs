@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use preflight::checks;
 use preflight::fsutil;
 use preflight::manifest;
+use preflight::safety::atomic;
 use serde_json::Value;
 
 use super::init_scan::{scan, EnvFound, Found};
@@ -34,7 +35,7 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
         write_schema(&root.join(&db.schema), db.ddl.as_bytes())?;
     }
     let text = render(&found);
-    fsutil::atomic_write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
+    atomic::write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
     let manifest = manifest::load(&path, cli.root.as_deref())?;
     let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli))?;
     let code = preflight::finding::exit_code(&findings.problems, cli.strict);
@@ -71,7 +72,7 @@ fn write_schema(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(fsutil::parent_dir(path))?;
-    fsutil::atomic_write(path, bytes, None).with_context(|| format!("cannot write {}", path.display()))
+    atomic::write(path, bytes, None).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The manifest text.

@@ -136,7 +136,7 @@ fn is_sqlite_name(name: &str) -> bool {
 }
 
 fn has_sqlite_header(path: &Path) -> bool {
-    preflight::checks::has_sqlite_header(path).unwrap_or(false)
+    preflight::db::sqlite::has_sqlite_header(path).unwrap_or(false)
 }
 
 fn scan_database(path: &Path, rel: PathBuf) -> anyhow::Result<DbFound> {

@@ -1,15 +1,16 @@
-//! The commands beyond validate and heal: each in its own module, each
-//! taking the parsed command line and returning the exit code. This module
-//! holds what they share: loading the manifest, the options it implies, and
-//! printing a report.
+//! One module per subcommand, each taking the parsed command line and
+//! returning the exit code. This module holds what they share: loading the
+//! manifest, the options it implies, and handing output to the reporters.
 
 pub mod completions;
+pub mod heal;
 pub mod history;
 pub mod init;
 mod init_scan;
 pub mod rollback;
-mod rollback_plan;
 pub mod run;
+pub mod schema;
+pub mod validate;
 pub mod watch;
 
 use std::io::{self, Write};
@@ -45,7 +46,7 @@ pub fn selection(cli: &Cli) -> Selection {
 }
 
 pub fn options(cli: &Cli, allow_rebuild: bool) -> CheckOptions {
-    CheckOptions { allow_rebuild, no_commands: cli.no_commands }
+    CheckOptions { allow_rebuild, no_commands: cli.no_commands, ..CheckOptions::default() }
 }
 
 pub fn report_format(cli: &Cli) -> report::Format {
@@ -61,5 +62,14 @@ pub fn emit(report: &Report, format: report::Format, out: &mut dyn Write) -> any
     match report::render(report, format, out).and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(report.exit_code()),
+    }
+}
+
+/// Runs a reporter on stdout; a closed pipe is not an error.
+pub fn print_to_stdout(render: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow::Result<()> {
+    let mut out = anstream::stdout();
+    match render(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use preflight::finding::{Findings, Severity};
-use preflight::heal::{self, history, HealResult};
+use preflight::heal::{self, HealResult};
 use preflight::manifest::Manifest;
 use preflight::report::Report;
+use preflight::safety::history;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::{emit, options, report_format, selection};
@@ -111,7 +112,7 @@ fn cycle(
             run: run.clone(),
             time: heal::now(),
             action: "circuit breaker".into(),
-            outcome: "tripped".into(),
+            outcome: history::Outcome::Tripped,
             detail: format!("healed {} times within an hour; no longer healed automatically", breaker.max_heals),
             id,
             ..Default::default()
@@ -139,7 +140,7 @@ fn mark_flapping(findings: &mut Findings, recent: &HashMap<String, Recent>, brea
 /// Successful heals per finding ID within the last hour.
 fn recent_heals(entries: &[history::Entry], now: SystemTime) -> HashMap<String, Recent> {
     let mut recent: HashMap<String, Recent> = HashMap::new();
-    for entry in entries.iter().filter(|e| e.outcome == "done" && e.rollback_of.is_none()) {
+    for entry in entries.iter().filter(|e| e.outcome == history::Outcome::Done && e.rollback_of.is_none()) {
         let Ok(time) = humantime::parse_rfc3339(&entry.time) else { continue };
         if now.duration_since(time).unwrap_or_default() > WINDOW {
             continue;
@@ -174,7 +175,7 @@ mod tests {
     use super::*;
 
     fn done(id: &str, time: &str) -> history::Entry {
-        history::Entry { id: id.into(), time: time.into(), outcome: "done".into(), ..Default::default() }
+        history::Entry { id: id.into(), time: time.into(), outcome: history::Outcome::Done, ..Default::default() }
     }
 
     #[test]

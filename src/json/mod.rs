@@ -7,4 +7,3 @@ pub mod jsonl;
 pub mod salvage;
 pub mod scan;
 pub mod schema;
-pub mod stream_write;

@@ -6,9 +6,9 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
-use super::Report;
+use super::{escape, Report};
 use crate::finding::{Area, Finding, Findings, Severity};
-use crate::heal::Outcome;
+use crate::safety::Outcome;
 
 const CRITICAL: Style = AnsiColor::Red.on_default().bold();
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
@@ -67,8 +67,8 @@ fn line(finding: &Finding, width: usize, out: &mut dyn Write) -> io::Result<()> 
         Severity::Warning => (WARNING, "warning "),
     };
     let fixable = if finding.fixable() { format!(" {DIM}[fixable]{DIM:#}") } else { String::new() };
-    let id = &finding.id;
-    writeln!(out, "  {style}{word}{style:#}  {id:<width$}  {}{fixable}", finding.message)
+    let id = escape(&finding.id);
+    writeln!(out, "  {style}{word}{style:#}  {id:<width$}  {}{fixable}", escape(&finding.message))
 }
 
 fn plan_section(plan: &[super::PlanEntry], out: &mut dyn Write) -> io::Result<()> {
@@ -77,11 +77,11 @@ fn plan_section(plan: &[super::PlanEntry], out: &mut dyn Write) -> io::Result<()
     }
     writeln!(out, "{HEADING}plan{HEADING:#} (dry run: nothing is changed)")?;
     for entry in plan {
-        writeln!(out, "  {}  {DIM}{}{DIM:#}", entry.id, entry.action)?;
+        writeln!(out, "  {}  {DIM}{}{DIM:#}", escape(&entry.id), escape(&entry.action))?;
         for step in &entry.steps {
             // SQL steps keep their own line breaks; each line gets the indent.
             for line in step.lines() {
-                writeln!(out, "      {line}")?;
+                writeln!(out, "      {}", escape(line))?;
             }
         }
     }
@@ -95,10 +95,11 @@ fn actions(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let (style, word) = match action.outcome {
             Outcome::Done => (OK, "done  "),
             Outcome::Failed => (CRITICAL, "failed"),
+            Outcome::Tripped | Outcome::Unknown => (WARNING, "held  "),
         };
         let detail = if action.detail.is_empty() { String::new() } else { format!(": {}", action.detail) };
-        let id = &action.id;
-        writeln!(out, "  {style}{word}{style:#}  {id:<width$}  {}{detail}", action.action)?;
+        let (id, detail) = (escape(&action.id), escape(&detail));
+        writeln!(out, "  {style}{word}{style:#}  {id:<width$}  {}{detail}", escape(&action.action))?;
     }
     Ok(())
 }

@@ -1,14 +1,17 @@
 //! Reports: the only code that prints. A `Report` gathers what a command
 //! found and did; one renderer per format turns it into text.
 
+pub mod history;
 mod human;
 mod json;
 mod junit;
+pub mod rollback;
 
 use std::io::{self, Write};
 
 use crate::finding::{exit_code, status_word, Findings};
 use crate::heal::{ActionRecord, HealResult};
+use std::borrow::Cow;
 
 pub use human::render_error as human_error;
 pub use json::render_error as json_error;
@@ -93,5 +96,46 @@ pub fn render(report: &Report, format: Format, out: &mut dyn Write) -> io::Resul
         Format::Human { quiet } => human::render(report, quiet, out),
         Format::Json => json::render(report, out),
         Format::Junit => junit::render(report, out),
+    }
+}
+
+/// Text from file names or data, safe for a terminal: control characters
+/// (escape sequences above all) are shown escaped, never sent raw.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                '\n' => "\\n".to_string(),
+                '\t' => "\\t".to_string(),
+                '\r' => "\\r".to_string(),
+                c if c.is_control() => c.escape_unicode().to_string(),
+                c => c.to_string(),
+            })
+            .collect(),
+    )
+}
+
+/// The manifest's JSON Schema, as `preflight schema` prints it.
+pub fn schema(schema: &serde_json::Value, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "{}", serde_json::to_string_pretty(schema).unwrap_or_default())
+}
+
+/// Generated text (completions, the man page), written as it is.
+pub fn generated(bytes: &[u8], out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("data/a.json"), "data/a.json");
+        assert_eq!(escape("a\x1b[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(escape("two\nlines"), "two\\nlines");
     }
 }

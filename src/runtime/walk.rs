@@ -12,7 +12,6 @@ use globset::GlobBuilder;
 use walkdir::WalkDir;
 
 use crate::fsutil;
-use crate::heal::STATE_DIR;
 
 /// A regular file matched by a glob.
 #[derive(Debug)]
@@ -24,22 +23,23 @@ pub struct Match {
 
 /// Every regular file under `root` whose relative path matches `glob`, in
 /// path order. `*` and `?` do not cross `/`; `**` does. Unreadable folders
-/// are skipped. An `Err` means the glob's folder leads out of the root.
-pub fn matches(root: &Path, glob: &str) -> anyhow::Result<Vec<Match>> {
+/// are skipped, and so is `private` (relative to the root): the tool's own
+/// folder. An `Err` means the glob's folder leads out of the root.
+pub fn matches(root: &Path, glob: &str, private: &Path) -> anyhow::Result<Vec<Match>> {
     let matcher = GlobBuilder::new(glob)
         .literal_separator(true)
         .build()
         .with_context(|| format!("{glob:?} is not a valid glob"))?
         .compile_matcher();
     let (prefix, depth) = split(glob);
-    if prefix.starts_with(STATE_DIR) {
+    if prefix.starts_with(private) {
         return Ok(Vec::new());
     }
     let start = fsutil::resolve(root, &prefix)?;
     if !fs::symlink_metadata(&start).is_ok_and(|m| m.is_dir()) {
         return Ok(Vec::new()); // a missing folder (or a symlink to one) holds nothing
     }
-    let state_dir = root.join(STATE_DIR);
+    let state_dir = root.join(private);
     let mut walker = WalkDir::new(&start).follow_links(false).min_depth(1).sort_by_file_name();
     if let Some(depth) = depth {
         walker = walker.max_depth(depth);
@@ -76,7 +76,7 @@ mod tests {
     use super::*;
 
     fn names(root: &Path, glob: &str) -> Vec<String> {
-        matches(root, glob).unwrap().into_iter().map(|m| m.rel.display().to_string()).collect()
+        matches(root, glob, Path::new(".preflight")).unwrap().into_iter().map(|m| m.rel.display().to_string()).collect()
     }
 
     fn touch(root: &Path, rel: &str) {
@@ -121,7 +121,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         touch(outside.path(), "x.log");
         std::os::unix::fs::symlink(outside.path(), root.path().join("logs")).unwrap();
-        assert!(matches(root.path(), "logs/*.log").is_err());
+        assert!(matches(root.path(), "logs/*.log", Path::new(".preflight")).is_err());
     }
 
     #[test]

@@ -203,7 +203,7 @@ fn keep_counter(name: &str, temp: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::sqlite::desired::from_ddl;
+    use crate::db::sqlite::desired::from_ddl;
 
     #[test]
     fn renaming_keeps_a_self_reference() {

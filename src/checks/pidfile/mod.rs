@@ -9,24 +9,23 @@
 use std::io;
 use std::path::Path;
 
+mod terminate;
+
 use super::{severity, Check, CheckCtx, Scope};
-use crate::finding::{Area, Finding, Findings, Severity};
+use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
-use crate::heal::{Fix, Op, Phase};
 use crate::manifest::{OnRunning, PidfileSpec};
+use crate::runtime::content::{read_small, show};
 use crate::runtime::process::{self, Pid};
-use crate::runtime::remove::{read_small, show, RemoveIfUnchanged};
-use crate::runtime::terminate::{Terminate, TERM_GRACE};
+use crate::safety::RemoveIfUnchanged;
+use crate::safety::{Fix, Op, Phase};
+use terminate::{Terminate, TERM_GRACE};
 
 pub struct PidfileCheck;
 
 impl Check for PidfileCheck {
-    fn name(&self) -> &'static str {
-        "pidfile"
-    }
-
-    fn id_prefix(&self) -> &'static str {
-        "pidfile:"
+    fn kind(&self) -> Kind {
+        Kind::Pidfile
     }
 
     fn scope(&self) -> Scope {
@@ -35,7 +34,7 @@ impl Check for PidfileCheck {
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         for spec in &ctx.manifest.pidfiles {
-            let id = format!("pidfile:{}", spec.path.display());
+            let id = Kind::Pidfile.id(spec.path.display());
             match inspect(ctx.root, spec) {
                 None => out.pass(id, Area::Runtime),
                 Some((default, message, fix)) => {

@@ -7,44 +7,17 @@
 
 use rusqlite::Connection;
 
-use super::coldef::{self, quote};
+use super::coldef::{self, normalize, quote};
 use super::desired::Desired;
-use super::introspect::{self, key, Column, Object, Schema, Table};
+use super::introspect::{self, key, triggers_on, Column, Schema, Table};
 use super::objects;
 use super::plan::Step;
 use super::rebuild;
+use crate::db::DRIFT;
 use crate::finding::Severity;
 
-/// One difference between the live database and its DDL.
-#[derive(Debug)]
-pub struct Difference {
-    pub id: String,
-    pub severity: Severity,
-    pub message: String,
-    /// Index into [`Diff::steps`] of the step that repairs it.
-    pub step: Option<usize>,
-}
-
-#[derive(Debug, Default)]
-pub struct Diff {
-    pub differences: Vec<Difference>,
-    pub steps: Vec<Step>,
-    /// IDs of desired tables found identical, reported as passes.
-    pub same_tables: Vec<String>,
-}
-
-impl Diff {
-    pub(super) fn push(&mut self, id: String, severity: Severity, message: impl Into<String>, step: Option<usize>) {
-        self.differences.push(Difference { id, severity, message: message.into(), step });
-    }
-
-    pub(super) fn add_step(&mut self, step: Step) -> usize {
-        self.steps.push(step);
-        self.steps.len() - 1
-    }
-}
-
-pub(super) const DRIFT: &str = "is not in the schema (drift); it is kept, never dropped";
+/// The differences of one database, and the steps that repair them.
+pub type Diff = crate::db::Diff<Step>;
 
 /// Compares. `conn` is the live (read-only) connection; per-column details
 /// (collations, AUTOINCREMENT) are read, on both sides, only for tables
@@ -104,12 +77,6 @@ fn create_table(d: &Table, desired: &Schema) -> Step {
     statements.extend(desired.indexes.values().filter(|i| key(&i.table) == key(&d.name)).filter_map(|i| i.sql.clone()));
     statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
     Step::schema(format!("create table {}", quote(&d.name)), statements)
-}
-
-pub(super) fn triggers_on<'a>(schema: &'a Schema, table: &str) -> Vec<&'a Object> {
-    let mut triggers: Vec<&Object> = schema.triggers.values().filter(|t| key(&t.table) == key(table)).collect();
-    triggers.sort_by_key(|t| t.order);
-    triggers
 }
 
 /// What differs in a table present on both sides.
@@ -366,12 +333,6 @@ fn foreign_keys(t: &Table, shared: &dyn Fn(&String) -> bool) -> Vec<String> {
         .collect();
     keys.sort();
     keys
-}
-
-/// A statement without its comments, whitespace outside quotes squeezed,
-/// trailing semicolons dropped: equal results are the same tokens.
-pub fn normalize(sql: &str) -> String {
-    coldef::squeeze(sql).trim_end_matches(';').trim_end().to_string()
 }
 
 fn on_off(b: bool) -> &'static str {

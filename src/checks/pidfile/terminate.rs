@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::process::{self, Pid};
-use super::remove::read_small;
-use crate::heal::{ApplyCtx, CustomOp, Op};
+use crate::runtime::content::read_small;
+use crate::runtime::process::{self, Pid};
+use crate::safety::{ApplyCtx, CustomOp, Op};
 
 /// How long a process gets to exit after SIGTERM before SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(10);

@@ -18,9 +18,9 @@ use anyhow::{anyhow, bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
 use super::datacheck;
-use super::live::{describe_error, has_sqlite_header, BUSY_TIMEOUT};
+use super::live::{describe_error, has_sqlite_header, HealthCache, BUSY_TIMEOUT};
 use super::plan::{self, Sql, Step, StepKind, SAVEPOINT};
-use crate::heal::{ApplyCtx, CustomOp};
+use crate::safety::{ApplyCtx, CustomOp};
 
 /// What became of one step: `None` when it was not planned any more.
 type StepOutcome = Option<Result<String, String>>;
@@ -36,6 +36,9 @@ pub struct Transaction {
     holders: Vec<Vec<Weak<()>>>,
     /// Filled by the first `apply`: the outcome of each step that ran.
     outcome: Mutex<Option<Vec<StepOutcome>>>,
+    /// The run's cache: a database this transaction left healthy needs no
+    /// second `quick_check`.
+    cache: HealthCache,
 }
 
 /// The operation of one finding: its step within the shared transaction.
@@ -46,7 +49,13 @@ pub struct StepOp {
 }
 
 /// One operation per claim that names a step (`None` stays `None`).
-pub fn operations(db: PathBuf, schema_version: i64, steps: Vec<Step>, claims: &[Option<usize>]) -> Vec<Option<StepOp>> {
+pub fn operations(
+    db: PathBuf,
+    schema_version: i64,
+    steps: Vec<Step>,
+    claims: &[Option<usize>],
+    cache: &HealthCache,
+) -> Vec<Option<StepOp>> {
     let tokens: Vec<Option<(usize, Arc<()>)>> = claims.iter().map(|c| c.map(|s| (s, Arc::new(())))).collect();
     let mut holders = vec![Vec::new(); steps.len()];
     for (step, token) in tokens.iter().flatten() {
@@ -54,7 +63,8 @@ pub fn operations(db: PathBuf, schema_version: i64, steps: Vec<Step>, claims: &[
             list.push(Arc::downgrade(token));
         }
     }
-    let tx = Arc::new(Transaction { db, schema_version, steps, holders, outcome: Mutex::new(None) });
+    let tx =
+        Arc::new(Transaction { db, schema_version, steps, holders, outcome: Mutex::new(None), cache: cache.clone() });
     tokens.into_iter().map(|t| t.map(|(step, token)| StepOp { tx: tx.clone(), step, token })).collect()
 }
 
@@ -75,7 +85,7 @@ impl Transaction {
         match self.execute(ctx, &planned) {
             Ok(results) => {
                 if let Ok(path) = ctx.resolve(&self.db) {
-                    super::live::remember_healthy(&path);
+                    self.cache.remember_path(&path);
                 }
                 for (step, result) in results {
                     outcome[step] = Some(result);

@@ -1,34 +1,17 @@
 //! Heal: plan the fixes the findings propose, apply them under the safety
 //! rules, validate again. Nothing here knows any check by name.
 
-pub mod apply;
-pub mod fix;
-pub mod history;
-pub mod journal;
-pub mod lock;
-
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
-
-pub use apply::{ApplyCtx, STATE_DIR};
-pub use fix::{CustomOp, Fix, Op, Phase};
 
 use crate::checks::{self, CheckOptions, Selection};
 use crate::finding::{Finding, Findings};
 use crate::fsutil;
 use crate::manifest::Manifest;
-
-/// How long a heal waits for another one on the same root to finish.
-pub const LOCK_WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Done,
-    Failed,
-}
+use crate::safety::lock::{self, LOCK_WAIT};
+use crate::safety::{atomic, history, ApplyCtx, Outcome};
 
 /// What happened to one planned fix.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -135,10 +118,7 @@ fn apply_plan(
             time: now(),
             id: finding.id.clone(),
             action: fix.action.clone(),
-            outcome: match outcome {
-                Outcome::Done => "done".into(),
-                Outcome::Failed => "failed".into(),
-            },
+            outcome,
             detail: detail.clone(),
             saved: ctx.take_saved(),
             ..Default::default()
@@ -153,7 +133,7 @@ fn apply_plan(
     // change a file an earlier one wrote, and rollback compares the disk
     // with the state the run left.
     for (entry, change) in entries.iter_mut().zip(changes) {
-        change.record(&manifest.root, entry).context("cannot record what heal changed")?;
+        entry.set_undo(change.records(&manifest.root).context("cannot record what heal changed")?);
     }
     if !entries.is_empty() {
         history::rewrite_run(&manifest.root, run_id, &entries)?;
@@ -174,7 +154,7 @@ fn sweep_interrupted_writes(manifest: &Manifest) -> anyhow::Result<()> {
     folders.dedup();
     for folder in folders {
         if let Ok(dir) = fsutil::resolve(&manifest.root, folder) {
-            fsutil::sweep_temp_files(&dir)?;
+            atomic::sweep_temp_files(&dir)?;
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! The persisted log of healing actions, `.preflight/history.jsonl`: one
 //! JSON object per action, appended, bounded to the newest runs.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::apply::STATE_DIR;
-pub use super::journal::{Created, ModeChange, Replaced};
+use super::atomic;
+pub use super::journal::{Created, ModeChange, Replaced, Undo};
+use super::layout;
 use crate::fsutil;
 
 /// Runs kept in the history by default; older ones are pruned.
@@ -25,6 +26,31 @@ pub fn max_runs() -> usize {
     std::env::var(MAX_RUNS_VAR).ok().and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(MAX_RUNS)
 }
 
+/// What became of one action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    #[default]
+    Done,
+    Failed,
+    /// `watch`'s circuit breaker held the fix back.
+    Tripped,
+    /// An outcome this version does not know (a newer preflight wrote it).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::Tripped => "tripped",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
 /// One action of a run. Fields added after the first release are optional,
 /// so older history files still read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -33,7 +59,7 @@ pub struct Entry {
     pub time: String,
     pub id: String,
     pub action: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -52,8 +78,17 @@ pub struct Entry {
     pub rollback_of: Option<String>,
 }
 
+impl Entry {
+    /// Stores what undoes this action.
+    pub fn set_undo(&mut self, undo: Undo) {
+        self.created = undo.created;
+        self.replaced = undo.replaced;
+        self.modes = undo.modes;
+    }
+}
+
 pub fn path(root: &Path) -> PathBuf {
-    root.join(STATE_DIR).join("history.jsonl")
+    root.join(layout::history_file())
 }
 
 /// Appends the entries of one run, then prunes old runs.
@@ -114,8 +149,7 @@ pub fn rewrite_run(root: &Path, run: &str, entries: &[Entry]) -> anyhow::Result<
         out.push_str(&serde_json::to_string(entry)?);
         out.push('\n');
     }
-    fsutil::atomic_write(&file, out.as_bytes(), Some(0o600))
-        .with_context(|| format!("cannot write {}", file.display()))?;
+    atomic::write(&file, out.as_bytes(), Some(0o600)).with_context(|| format!("cannot write {}", file.display()))?;
     prune(&file, max_runs())
 }
 
@@ -152,8 +186,65 @@ fn prune(file: &Path, keep_runs: usize) -> anyhow::Result<()> {
             out.push('\n');
         }
     }
-    fsutil::atomic_write(file, out.as_bytes(), Some(0o600))?;
+    atomic::write(file, out.as_bytes(), Some(0o600))?;
     Ok(())
+}
+
+/// The entries of one run, in the order they were written.
+#[derive(Debug, Serialize)]
+pub struct Run<'a> {
+    pub run: &'a str,
+    pub time: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<&'a str>,
+    pub actions: Vec<&'a Entry>,
+}
+
+/// Groups entries by run, newest run first.
+pub fn runs(entries: &[Entry]) -> Vec<Run<'_>> {
+    let mut runs: Vec<Run> = Vec::new();
+    for entry in entries {
+        match runs.iter_mut().find(|r| r.run == entry.run) {
+            Some(run) => run.actions.push(entry),
+            None => runs.push(Run {
+                run: &entry.run,
+                time: &entry.time,
+                rollback_of: entry.rollback_of.as_deref(),
+                actions: vec![entry],
+            }),
+        }
+    }
+    runs.reverse();
+    runs
+}
+
+/// How one finding ID fared across the history.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stat {
+    /// Heal runs that acted on it (a finding nobody could fix is not logged).
+    pub found: usize,
+    pub healed: usize,
+    pub failed: usize,
+    /// Times `watch`'s circuit breaker stopped healing it.
+    pub tripped: usize,
+    pub last: String,
+}
+
+/// Per finding ID, rollbacks left out.
+pub fn stats(entries: &[Entry]) -> BTreeMap<&str, Stat> {
+    let mut stats: BTreeMap<&str, Stat> = BTreeMap::new();
+    for entry in entries.iter().filter(|e| e.rollback_of.is_none()) {
+        let stat = stats.entry(entry.id.as_str()).or_default();
+        stat.found += 1;
+        match entry.outcome {
+            Outcome::Done => stat.healed += 1,
+            Outcome::Failed => stat.failed += 1,
+            Outcome::Tripped => stat.tripped += 1,
+            Outcome::Unknown => {}
+        }
+        stat.last.clone_from(&entry.time);
+    }
+    stats
 }
 
 #[cfg(test)]
@@ -166,7 +257,7 @@ mod tests {
             time: "t".into(),
             id: "dir:x".into(),
             action: "a".into(),
-            outcome: "done".into(),
+            outcome: Outcome::Done,
             ..Default::default()
         }
     }
@@ -193,5 +284,46 @@ mod tests {
         prune(&path(root.path()), 2).unwrap();
         let runs: Vec<String> = read(root.path()).unwrap().into_iter().map(|e| e.run).collect();
         assert_eq!(runs, ["r3", "r3", "r4", "r4"]);
+    }
+
+    fn outcome_entry(run: &str, id: &str, outcome: Outcome) -> Entry {
+        Entry { run: run.into(), time: run.into(), id: id.into(), outcome, ..Default::default() }
+    }
+
+    #[test]
+    fn runs_are_grouped_newest_first() {
+        let entries = [
+            outcome_entry("r1", "a", Outcome::Done),
+            outcome_entry("r1", "b", Outcome::Done),
+            outcome_entry("r2", "a", Outcome::Failed),
+        ];
+        let runs = runs(&entries);
+        assert_eq!(runs.iter().map(|r| r.run).collect::<Vec<_>>(), ["r2", "r1"]);
+        assert_eq!(runs[1].actions.len(), 2);
+    }
+
+    #[test]
+    fn stats_count_outcomes_and_leave_rollbacks_out() {
+        let mut undo = outcome_entry("r4", "a", Outcome::Done);
+        undo.rollback_of = Some("r3".into());
+        let entries = [
+            outcome_entry("r1", "a", Outcome::Done),
+            outcome_entry("r2", "a", Outcome::Failed),
+            outcome_entry("r3", "a", Outcome::Tripped),
+            undo,
+        ];
+        let stats = stats(&entries);
+        assert_eq!(stats["a"], Stat { found: 3, healed: 1, failed: 1, tripped: 1, last: "r3".into() });
+    }
+
+    #[test]
+    fn outcomes_read_as_written_and_unknown_ones_do_not_break_the_file() {
+        let line = r#"{"run":"r","time":"t","id":"x","action":"a","outcome":"tripped"}"#;
+        assert_eq!(serde_json::from_str::<Entry>(line).unwrap().outcome, Outcome::Tripped);
+        let newer = line.replace("tripped", "deferred");
+        assert_eq!(serde_json::from_str::<Entry>(&newer).unwrap().outcome, Outcome::Unknown);
+        assert!(serde_json::to_string(&outcome_entry("r", "x", Outcome::Failed))
+            .unwrap()
+            .contains(r#""outcome":"failed""#));
     }
 }

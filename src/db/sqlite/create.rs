@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 use rusqlite::Connection;
 
+use super::live::HealthCache;
 use crate::fsutil;
-use crate::heal::{ApplyCtx, CustomOp};
+use crate::safety::atomic::AtomicWriter;
+use crate::safety::{ApplyCtx, CustomOp};
 
 /// Creates a missing database from the DDL: built in a temporary file next
 /// to it, in one transaction, then renamed into place (a crash leaves no
@@ -16,6 +18,7 @@ pub struct CreateDatabase {
     pub db: PathBuf,
     pub schema: PathBuf,
     pub statements: Vec<String>,
+    pub cache: HealthCache,
 }
 
 impl CustomOp for CreateDatabase {
@@ -35,26 +38,21 @@ impl CustomOp for CreateDatabase {
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
         let path = ctx.resolve(&self.db)?;
-        let dir = fsutil::parent_dir(&path).to_path_buf();
         if let Some(parent) = self.db.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(ctx.resolve(parent)?)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let tmp = tempfile::Builder::new().prefix(fsutil::TEMP_PREFIX).suffix(".db").tempfile_in(&dir)?;
+        let writer = AtomicWriter::create(&path)?.mode(Some(0o666 & !fsutil::umask()));
         {
-            let conn = Connection::open(tmp.path())?;
+            let conn = Connection::open(writer.temp_path())?;
             conn.execute_batch("BEGIN IMMEDIATE")?;
             for statement in &self.statements {
                 conn.execute(statement, []).with_context(|| format!("`{statement}`"))?;
             }
             conn.execute_batch("COMMIT")?;
         }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o666 & !fsutil::umask()))?;
-        tmp.as_file().sync_all()?;
-        tmp.persist_noclobber(&path).map_err(|e| anyhow!("cannot create {}: {}", self.db.display(), e.error))?;
-        fsutil::sync_dir(&dir)?;
-        super::live::remember_healthy(&path);
+        writer.commit_new().map_err(|e| anyhow!("cannot create {}: {e}", self.db.display()))?;
+        self.cache.remember_path(&path);
         Ok(format!("created with {} statements", self.statements.len()))
     }
 }

@@ -146,6 +146,12 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// A statement without its comments, whitespace outside quotes squeezed,
+/// trailing semicolons dropped: equal results are the same tokens.
+pub fn normalize(sql: &str) -> String {
+    squeeze(sql).trim_end_matches(';').trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,15 +6,15 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Context;
 
+use super::atomic;
 use super::fix::Op;
 use super::journal::{Changes, Journal};
+use super::layout::{self, Area};
 use crate::fsutil;
-
-/// The tool's private folder inside the root.
-pub const STATE_DIR: &str = ".preflight";
 
 /// What an operation may use while it runs. Custom operations must go
 /// through these helpers for anything they write.
@@ -62,9 +62,9 @@ impl<'a> ApplyCtx<'a> {
         std::mem::take(&mut self.saved)
     }
 
-    /// `.preflight/<kind>/<run>/<rel>`, parents created private (0700).
-    fn private_path(&mut self, kind: &str, rel: &Path) -> anyhow::Result<PathBuf> {
-        let relative = Path::new(STATE_DIR).join(kind).join(self.run_id).join(rel);
+    /// `.preflight/<area>/<run>/<rel>`, parents created private (0700).
+    fn private_path(&mut self, area: Area, rel: &Path) -> anyhow::Result<PathBuf> {
+        let relative = layout::saved_copy(area, self.run_id, rel);
         let absolute = self.root.join(&relative);
         let parent = fsutil::parent_dir(&absolute);
         fsutil::create_private_dir(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -85,7 +85,7 @@ impl<'a> ApplyCtx<'a> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", rel.display())),
         }
-        let target = self.private_path("quarantine", rel)?;
+        let target = self.private_path(Area::Quarantine, rel)?;
         let copy = copy_private(&source, &target).with_context(|| format!("cannot quarantine {}", rel.display()))?;
         self.quarantined.insert(rel.to_path_buf());
         let saved = copy.strip_prefix(self.root).unwrap_or(&copy);
@@ -98,14 +98,14 @@ impl<'a> ApplyCtx<'a> {
     /// A path inside the run's quarantine for a new file, such as the bad
     /// lines of a JSONL file (`name` relative to the quarantine folder).
     pub fn quarantine_path(&mut self, name: &Path) -> anyhow::Result<PathBuf> {
-        self.private_path("quarantine", name)
+        self.private_path(Area::Quarantine, name)
     }
 
     /// A path inside the run's backup folder (`.preflight/backups/<run>/`).
     /// The caller must write there a full SQLite online backup of the
     /// database at `rel`: `rollback` restores it over `rel`.
     pub fn backup_path(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
-        let backup = self.private_path("backups", rel)?;
+        let backup = self.private_path(Area::Backups, rel)?;
         if let Ok(meta) = fs::symlink_metadata(self.resolve(rel)?) {
             let saved = backup.strip_prefix(self.root).unwrap_or(&backup);
             self.journal.kept(rel, saved, &meta);
@@ -118,7 +118,38 @@ impl<'a> ApplyCtx<'a> {
         self.quarantine(rel)?;
         let path = self.resolve(rel)?;
         create_parents(self.root, rel)?;
-        fsutil::atomic_write(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))
+        atomic::write(&path, contents, mode).with_context(|| format!("cannot write {}", rel.display()))
+    }
+
+    /// Puts the saved copy (relative to the root) back over `rel`
+    /// atomically, with the original's permission bits and modification time.
+    pub fn restore_copy(
+        &mut self,
+        rel: &Path,
+        saved: &Path,
+        mode: u32,
+        mtime: Option<SystemTime>,
+    ) -> anyhow::Result<()> {
+        let target = self.resolve(rel)?;
+        create_parents(self.root, rel)?;
+        let mut input =
+            fs::File::open(self.root.join(saved)).with_context(|| format!("cannot read {}", saved.display()))?;
+        let mut writer = atomic::AtomicWriter::create(&target)?.mode(Some(mode)).modified(mtime);
+        io::copy(&mut input, &mut writer).with_context(|| format!("cannot write {}", rel.display()))?;
+        writer.commit().with_context(|| format!("cannot write {}", rel.display()))
+    }
+
+    /// Removes a file, or a folder when `folder`, that is no longer wanted
+    /// (rollback of what a run created). Already gone is fine.
+    pub fn remove_created(&mut self, rel: &Path, folder: bool) -> anyhow::Result<()> {
+        let abs = self.resolve(rel)?;
+        let removed = if folder { fs::remove_dir(&abs) } else { fs::remove_file(&abs) };
+        match removed {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", rel.display()))
+            }
+            _ => Ok(fsutil::sync_dir(fsutil::parent_dir(&abs))?),
+        }
     }
 
     /// Runs one operation.

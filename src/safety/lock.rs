@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::apply::STATE_DIR;
+use super::layout;
 use crate::fsutil;
+
+/// How long a heal waits for another one on the same root to finish.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 pub struct HealLock {
     _file: File,
@@ -18,9 +21,9 @@ pub struct HealLock {
 
 /// Waits up to `wait` for the lock, creating `.preflight/lock` if needed.
 pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
-    let dir = root.join(STATE_DIR);
-    fsutil::create_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("lock");
+    let path = root.join(layout::lock_file());
+    let dir = fsutil::parent_dir(&path);
+    fsutil::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = File::options()
         .create(true)
         .truncate(false)
@@ -34,7 +37,7 @@ pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
 /// Takes the lock when `.preflight/lock` already exists; `None` otherwise,
 /// so that nothing is created on a root that may need no fix.
 pub fn acquire_existing(root: &Path, wait: Duration) -> anyhow::Result<Option<HealLock>> {
-    let path = root.join(STATE_DIR).join("lock");
+    let path = root.join(layout::lock_file());
     match File::options().write(true).open(&path) {
         Ok(file) => wait_for(file, &path, wait).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -30,7 +30,7 @@ const RESTORE: &str =
     "it is left untouched: restore it from a backup (see .preflight/backups/) or move it aside so heal creates it";
 
 /// Opens the database at `path` read-only, after checking what the file is.
-pub fn open(path: &Path) -> Live {
+pub fn open(path: &Path, cache: &HealthCache) -> Live {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Live::Missing,
@@ -47,7 +47,7 @@ pub fn open(path: &Path) -> Live {
         Ok(false) => return Live::Unusable(format!("is not a SQLite database (its header says otherwise); {RESTORE}")),
         Err(e) => return Live::Unusable(format!("cannot be read: {e}")),
     }
-    match open_checked(path) {
+    match open_checked(path, cache) {
         Ok(conn) => Live::Ready(conn),
         Err(message) => Live::Unusable(message),
     }
@@ -67,12 +67,12 @@ pub fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
     Ok(read == head.len() && &head == HEADER)
 }
 
-fn open_checked(path: &Path) -> Result<Connection, String> {
+fn open_checked(path: &Path, cache: &HealthCache) -> Result<Connection, String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| describe_error(&e))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| describe_error(&e))?;
     let state = FileState::of(path);
-    if state.as_ref().is_some_and(FileState::known_healthy) {
+    if state.as_ref().is_some_and(|s| cache.knows(s)) {
         return Ok(conn);
     }
     let report: Result<Vec<String>, _> = conn
@@ -81,7 +81,7 @@ fn open_checked(path: &Path) -> Result<Connection, String> {
     match report {
         Ok(lines) if lines.len() == 1 && lines[0] == "ok" => {
             if let Some(state) = state {
-                state.remember();
+                cache.remember(state);
             }
             Ok(conn)
         }
@@ -94,18 +94,43 @@ fn open_checked(path: &Path) -> Result<Connection, String> {
 /// path, inode, size, modification time, SQLite's file change counter, and the
 /// same for its WAL file.
 #[derive(Debug, Clone, PartialEq)]
-struct FileState {
+pub struct FileState {
     path: std::path::PathBuf,
     file: (u64, u64, u64, i64, i64),
     counter: [u8; 4],
     wal: Option<(u64, u64, i64, i64)>,
 }
 
-/// Files that passed `PRAGMA quick_check` in this process (or that only
-/// this process's own committed transaction changed since). `quick_check`
-/// reads the whole file, about 1.5 s per GiB: a heal validates three times
-/// and must not pay it three times for a database that did not change.
-static HEALTHY: Mutex<Vec<FileState>> = Mutex::new(Vec::new());
+/// Files that passed `PRAGMA quick_check` during one run (or that only
+/// the run's own committed transaction changed since). `quick_check` reads
+/// the whole file, about 1.5 s per GiB: a heal validates three times and
+/// must not pay it three times for a database that did not change. The
+/// run owns it and hands it to every open; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct HealthCache(Arc<Mutex<Vec<FileState>>>);
+
+impl HealthCache {
+    fn knows(&self, state: &FileState) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(state)
+    }
+
+    fn remember(&self, state: FileState) {
+        let mut healthy = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if healthy.len() > 64 {
+            healthy.clear(); // a bound, not a policy: entries are only a shortcut
+        }
+        healthy.push(state);
+    }
+
+    /// Records that the database at `path`, as it is now, is healthy:
+    /// called after this run committed its own transaction on a database
+    /// that had passed `quick_check`, or created it.
+    pub fn remember_path(&self, path: &Path) {
+        if let Some(state) = FileState::of(path) {
+            self.remember(state);
+        }
+    }
+}
 
 impl FileState {
     fn of(path: &Path) -> Option<FileState> {
@@ -121,27 +146,6 @@ impl FileState {
             counter: [head[24], head[25], head[26], head[27]],
             wal,
         })
-    }
-
-    fn known_healthy(&self) -> bool {
-        HEALTHY.lock().unwrap_or_else(|e| e.into_inner()).contains(self)
-    }
-
-    fn remember(self) {
-        let mut healthy = HEALTHY.lock().unwrap_or_else(|e| e.into_inner());
-        if healthy.len() > 64 {
-            healthy.clear(); // a bound, not a policy: entries are only a shortcut
-        }
-        healthy.push(self);
-    }
-}
-
-/// Records that the database at `path`, as it is now, is healthy: called
-/// after this process committed its own transaction on a database that had
-/// passed `quick_check`.
-pub fn remember_healthy(path: &Path) {
-    if let Some(state) = FileState::of(path) {
-        state.remember();
     }
 }
 
@@ -168,12 +172,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.db");
         std::fs::write(&empty, b"").unwrap();
-        assert!(matches!(open(&empty), Live::Unusable(m) if m.contains("0 bytes")));
+        assert!(matches!(open(&empty, &HealthCache::default()), Live::Unusable(m) if m.contains("0 bytes")));
         let text = dir.path().join("text.db");
         std::fs::write(&text, b"hello, this is not a database at all").unwrap();
-        assert!(matches!(open(&text), Live::Unusable(m) if m.contains("not a SQLite database")));
+        assert!(
+            matches!(open(&text, &HealthCache::default()), Live::Unusable(m) if m.contains("not a SQLite database"))
+        );
         assert_eq!(std::fs::read(&text).unwrap(), b"hello, this is not a database at all");
-        assert!(matches!(open(&dir.path().join("none.db")), Live::Missing));
+        assert!(matches!(open(&dir.path().join("none.db"), &HealthCache::default()), Live::Missing));
     }
 
     #[test]
@@ -181,7 +187,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ok.db");
         Connection::open(&path).unwrap().execute_batch("CREATE TABLE t(a)").unwrap();
-        let Live::Ready(conn) = open(&path) else { panic!("not ready") };
+        let Live::Ready(conn) = open(&path, &HealthCache::default()) else { panic!("not ready") };
         assert!(conn.execute_batch("CREATE TABLE u(b)").is_err(), "read-only");
     }
 }

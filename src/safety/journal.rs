@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::history::Entry;
-
 /// A file or folder that did not exist before the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
@@ -49,6 +47,14 @@ pub struct ModeChange {
     pub to: u32,
 }
 
+/// What undoes one action: the history stores it with the action.
+#[derive(Debug, Default)]
+pub struct Undo {
+    pub created: Vec<Created>,
+    pub replaced: Vec<Replaced>,
+    pub modes: Vec<ModeChange>,
+}
+
 /// The changes of one action, before the run's end fixes their hashes.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -60,14 +66,11 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Fills the entry's rollback records, with each path's hash as it is
-    /// now (the run's end).
-    pub fn record(self, root: &Path, entry: &mut Entry) -> io::Result<()> {
+    /// The action's rollback records, with each path's hash as it is now
+    /// (the run's end).
+    pub fn records(self, root: &Path) -> io::Result<Undo> {
         let (created, replaced) = self.settle(root)?;
-        entry.created = created;
-        entry.replaced = replaced;
-        entry.modes = self.modes;
-        Ok(())
+        Ok(Undo { created, replaced, modes: self.modes })
     }
 
     fn settle(&self, root: &Path) -> io::Result<(Vec<Created>, Vec<Replaced>)> {

@@ -1,8 +1,8 @@
-//! What undoing one heal run means on disk, worked out from its history
-//! entries: originals to put back, created files and folders to remove.
-//! `check` compares the disk with the state the run left (SHA-256 of every
-//! path) and lists every reason to refuse; `apply` only runs when there is
-//! none.
+//! Undoing one heal run, worked out from its history entries: originals
+//! to put back, created files and folders to remove, modes to set back.
+//! `Plan::check` compares the disk with the state the run left (SHA-256 of
+//! every path) and lists every reason to refuse; the steps only run when
+//! there is none, through the applier like any other change.
 //!
 //! Database backups (SQLite online-backup copies under
 //! `.preflight/backups/<run>/`) are restored by an atomic file copy over
@@ -14,16 +14,106 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use preflight::fsutil;
-use preflight::heal::history::{Entry, Replaced};
-use preflight::heal::journal::hash_if_present;
+use anyhow::bail;
 
-/// The backups folder: copies there are SQLite databases.
-const BACKUPS: &str = ".preflight/backups/";
+use super::apply::ApplyCtx;
+use super::history::{self, Entry, Outcome, Replaced};
+use super::journal::hash_if_present;
+use super::{layout, lock};
+use crate::fsutil;
+
+/// What a rollback did, or why it did nothing.
+#[derive(Debug)]
+pub struct Rollback {
+    /// The run undone.
+    pub target: String,
+    /// The rollback's own run ID, when it ran.
+    pub run: Option<String>,
+    /// One entry per step carried out (also appended to the history).
+    pub done: Vec<Entry>,
+    /// Every reason the disk no longer matches what the run left.
+    pub refused: Vec<String>,
+    /// Actions of the run that kept nothing to undo them with.
+    pub left: Vec<String>,
+}
+
+impl Rollback {
+    pub fn failed(&self) -> bool {
+        !self.refused.is_empty() || self.done.iter().any(|e| e.outcome != Outcome::Done)
+    }
+}
+
+/// Undoes the named run, or the newest one not undone yet, under the heal
+/// lock. `new_run_id` and `now` name the rollback's own run in the history.
+pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() -> String) -> anyhow::Result<Rollback> {
+    if !history::path(root).exists() {
+        // Said before taking the lock, which would create `.preflight/`.
+        bail!("nothing to roll back: no heal run is recorded in {}", history::path(root).display());
+    }
+    // No heal may run while files are put back.
+    let _lock = lock::acquire(root, lock::LOCK_WAIT)?;
+    let entries = history::read(root)?;
+    let target = pick_run(&entries, wanted)?;
+    let of_run: Vec<&Entry> = entries.iter().filter(|e| e.run == target).collect();
+    let plan = Plan::of(&of_run);
+    let left = of_run
+        .iter()
+        .filter(|e| e.outcome == Outcome::Done && e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty())
+        .map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action))
+        .collect();
+    let refused = plan.check(root);
+    if !refused.is_empty() {
+        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left });
+    }
+    let mut ctx = ApplyCtx::new(root, run_id);
+    let mut done = Vec::new();
+    for step in &plan.steps {
+        let (action, outcome, detail) = match step.apply(&mut ctx) {
+            Ok((action, detail)) => (action, Outcome::Done, detail),
+            Err(e) => (format!("undo {}", step.path().display()), Outcome::Failed, format!("{e:#}")),
+        };
+        done.push(Entry {
+            run: run_id.to_string(),
+            time: now(),
+            id: step.id().to_string(),
+            action,
+            outcome,
+            detail,
+            rollback_of: Some(target.clone()),
+            ..Default::default()
+        });
+    }
+    history::append(root, &done)?;
+    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left })
+}
+
+/// The named run, or the newest run that is not a rollback and was not
+/// rolled back already.
+fn pick_run(entries: &[Entry], wanted: Option<&str>) -> anyhow::Result<String> {
+    let undone_by = |run: &str| entries.iter().find(|e| e.rollback_of.as_deref() == Some(run)).map(|e| e.run.clone());
+    let Some(wanted) = wanted else {
+        return entries
+            .iter()
+            .rev()
+            .find(|e| e.rollback_of.is_none() && undone_by(&e.run).is_none())
+            .map(|e| e.run.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!("nothing to roll back: no heal run in the history that is not rolled back")
+            });
+    };
+    let Some(entry) = entries.iter().find(|e| e.run == wanted) else {
+        bail!("no run {wanted} in the history; `preflight history` lists the runs");
+    };
+    if let Some(of) = &entry.rollback_of {
+        bail!("run {wanted} is the rollback of {of}; a rollback is not undone (heal again instead)");
+    }
+    if let Some(by) = undone_by(wanted) {
+        bail!("run {wanted} was already rolled back by run {by}");
+    }
+    Ok(wanted.to_string())
+}
 
 /// One change to undo, with the finding whose fix made it.
 #[derive(Debug)]
@@ -119,44 +209,31 @@ impl Step {
     }
 
     /// Carries the step out; returns the history's action and detail.
-    pub fn apply(&self, root: &Path) -> anyhow::Result<(String, String)> {
+    pub fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<(String, String)> {
         let shown = self.path().display();
         match self {
             Step::Restore { original, .. } => {
-                restore(root, original)?;
+                restore(ctx, original)?;
                 Ok((format!("restore {shown}"), format!("from {}", original.saved.display())))
             }
             Step::SetMode { path, from, .. } => {
-                let abs = fsutil::resolve(root, path)?;
-                fs::set_permissions(&abs, fs::Permissions::from_mode(*from))
-                    .with_context(|| format!("cannot chmod {shown}"))?;
+                ctx.apply(&super::Op::SetMode { path: path.clone(), mode: *from })?;
                 Ok((format!("chmod {from:04o} {shown}"), "the mode before the run".into()))
             }
             Step::RemoveFile { path, .. } => {
-                remove(root, path, |p| fs::remove_file(p))?;
+                ctx.remove_created(path, false)?;
                 Ok((format!("remove {shown}"), "created by the run, unchanged since".into()))
             }
             Step::RemoveDir { path, .. } => {
-                remove(root, path, |p| fs::remove_dir(p))?;
+                ctx.remove_created(path, true)?;
                 Ok((format!("remove folder {shown}"), "created by the run, empty".into()))
             }
         }
     }
 }
 
-/// Removes `path` with `how` (a file or an empty folder); already gone is fine.
-fn remove(root: &Path, path: &Path, how: fn(&Path) -> io::Result<()>) -> anyhow::Result<()> {
-    let abs = fsutil::resolve(root, path)?;
-    match how(&abs) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        _ => Ok(fsutil::sync_dir(fsutil::parent_dir(&abs))?),
-    }
-}
-
 fn is_database_backup(original: &Replaced) -> bool {
-    original.saved.to_string_lossy().starts_with(BACKUPS)
+    layout::is_backup(&original.saved)
 }
 
 fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<String>> {
@@ -220,11 +297,9 @@ fn check_created_dir(root: &Path, path: &Path, created: &[&Path]) -> anyhow::Res
 
 /// Puts the copy back byte for byte, with the original's mode and
 /// modification time, atomically.
-fn restore(root: &Path, original: &Replaced) -> anyhow::Result<()> {
-    let target = fsutil::resolve(root, &original.path)?;
-    let dir = fsutil::parent_dir(&target);
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+fn restore(ctx: &mut ApplyCtx, original: &Replaced) -> anyhow::Result<()> {
     if is_database_backup(original) {
+        let target = ctx.resolve(&original.path)?;
         // Left in place, they would be applied to the restored file.
         for suffix in ["-wal", "-shm", "-journal"] {
             match fs::remove_file(sidecar(&target, suffix)) {
@@ -233,18 +308,8 @@ fn restore(root: &Path, original: &Replaced) -> anyhow::Result<()> {
             }
         }
     }
-    let mut input = fs::File::open(root.join(&original.saved))
-        .with_context(|| format!("cannot read {}", original.saved.display()))?;
-    let mut tmp = tempfile::Builder::new().prefix(".preflight-tmp-").tempfile_in(dir)?;
-    io::copy(&mut input, tmp.as_file_mut())?;
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(original.mode))?;
-    if let Some(mtime) = original.mtime.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok()) {
-        tmp.as_file().set_modified(mtime)?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(&target).map_err(|e| e.error)?;
-    fsutil::sync_dir(dir)?;
-    Ok(())
+    let mtime = original.mtime.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok());
+    ctx.restore_copy(&original.path, &original.saved, original.mode, mtime)
 }
 
 fn sidecar(db: &Path, suffix: &str) -> PathBuf {
@@ -256,7 +321,7 @@ fn sidecar(db: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use preflight::heal::history::Created;
+    use crate::safety::history::Created;
 
     fn entry(created: Vec<Created>, replaced: Vec<Replaced>) -> Entry {
         Entry { run: "r".into(), id: "x".into(), created, replaced, ..Default::default() }
@@ -280,5 +345,18 @@ mod tests {
         let reasons = Plan::of(&[&e]).check(root.path());
         assert_eq!(reasons.len(), 1);
         assert!(reasons[0].starts_with("f: changed after the run"), "{reasons:?}");
+    }
+
+    fn run_entry(run: &str, rollback_of: Option<&str>) -> Entry {
+        Entry { run: run.into(), rollback_of: rollback_of.map(Into::into), ..Default::default() }
+    }
+
+    #[test]
+    fn the_default_run_is_the_newest_not_yet_undone() {
+        let entries = [run_entry("r1", None), run_entry("r2", None), run_entry("r3", Some("r2"))];
+        assert_eq!(pick_run(&entries, None).unwrap(), "r1");
+        assert!(pick_run(&entries, Some("r2")).unwrap_err().to_string().contains("already rolled back"));
+        assert!(pick_run(&entries, Some("r3")).is_err());
+        assert!(pick_run(&entries[2..], None).is_err());
     }
 }

@@ -4,13 +4,14 @@
 //! hold no data, so one that differs is dropped and recreated from the DDL;
 //! one the DDL lacks is drift and stays.
 
-use super::coldef::quote;
-use super::diff::{normalize, triggers_on, Diff, DRIFT};
-use super::introspect::{key, Index, Object, Schema};
+use super::coldef::{normalize, quote};
+
+use super::introspect::{key, triggers_on, Index, Object, Schema};
 use super::plan::{self, Step};
+use crate::db::{Diff, DRIFT};
 use crate::finding::Severity;
 
-pub fn compare_indexes(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str) {
+pub fn compare_indexes(diff: &mut Diff<Step>, live: &Schema, desired: &Schema, base: &str) {
     for d in desired.indexes.values() {
         if !live.tables.contains_key(&key(&d.table)) {
             continue; // created with its table
@@ -57,7 +58,7 @@ fn same_index(l: &Index, d: &Index) -> bool {
 
 /// Views or triggers: compared by statement; they hold no data, so one that
 /// differs is dropped and recreated from the DDL.
-pub fn compare_objects(diff: &mut Diff, live: &Schema, desired: &Schema, base: &str, kind: &str) {
+pub fn compare_objects(diff: &mut Diff<Step>, live: &Schema, desired: &Schema, base: &str, kind: &str) {
     let pick = |s: &Schema| if kind == "view" { s.views.clone() } else { s.triggers.clone() };
     let (live_objects, desired_objects) = (pick(live), pick(desired));
     let mut wanted: Vec<&Object> = desired_objects.values().collect();

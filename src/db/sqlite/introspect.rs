@@ -277,6 +277,13 @@ pub fn load_details(conn: &Connection, table: &mut Table) -> rusqlite::Result<()
     Ok(())
 }
 
+/// The triggers on `table`, in the order the schema declares them.
+pub fn triggers_on<'a>(schema: &'a Schema, table: &str) -> Vec<&'a Object> {
+    let mut triggers: Vec<&Object> = schema.triggers.values().filter(|t| key(&t.table) == key(table)).collect();
+    triggers.sort_by_key(|t| t.order);
+    triggers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
