@@ -5,3 +5,4 @@ mod support {
 }
 
 mod postgres;
+mod postgres_online;

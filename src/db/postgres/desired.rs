@@ -74,6 +74,7 @@ pub fn load(
     tx.batch_execute(&format!("CREATE SCHEMA {}; SET LOCAL search_path = {}{search_tail}", q.ident(scratch), q.ident(scratch)))
         .map_err(server)?;
     let outside_before = outside_fingerprint(tx, scratch).map_err(server)?;
+    tx.batch_execute("SAVEPOINT preflight_load").map_err(server)?;
     let mut desired = Desired::default();
     let mut i = 0;
     while i < statements.len() {
@@ -271,11 +272,10 @@ fn outside_fingerprint(tx: &mut Transaction<'_>, scratch: &str) -> Result<(i64, 
     Ok((row.get(0), row.get(1), row.get(2)))
 }
 
-/// Replays the statements one by one from a clean scratch to find the first
-/// that changes something outside it.
+/// Replays the statements one by one from before the load to find the
+/// first that changes something outside the scratch.
 fn find_outside_writer(tx: &mut Transaction<'_>, statements: &[Statement], scratch: &str) -> Option<usize> {
-    let q = Quoter::default();
-    tx.batch_execute(&format!("DROP SCHEMA {} CASCADE; CREATE SCHEMA {}", q.ident(scratch), q.ident(scratch))).ok()?;
+    tx.batch_execute("ROLLBACK TO SAVEPOINT preflight_load").ok()?;
     let mut before = outside_fingerprint(tx, scratch).ok()?;
     for s in statements {
         tx.batch_execute(&s.text).ok()?;

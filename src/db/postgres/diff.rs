@@ -310,12 +310,33 @@ fn column_changes(out: &mut Out, id: &str, table: &str, live: &Column, want: &Co
 fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: &Schema) {
     let q = out.q;
     let t = q.ident(table);
+    // A constraint the server named after a table that was renamed since
+    // (`resource_pkey` on `attachment`) is the same constraint.
+    let mut same_under_other_name = Vec::new();
+    for (name, k) in &want.constraints {
+        if have.constraints.contains_key(name) {
+            continue;
+        }
+        let twin = have.constraints.iter().find(|(n, l)| {
+            !want.constraints.contains_key(*n) && !same_under_other_name.contains(n) && l.kind == k.kind && l.definition == k.definition
+        });
+        if let Some((n, _)) = twin {
+            same_under_other_name.push(n);
+        }
+    }
     for (name, k) in &want.constraints {
         if out.ignored(name) {
             continue;
         }
         let id = out.id("table", &format!("{table}:constraint:{name}"));
         let c = q.ident(name);
+        let twin = have
+            .constraints
+            .iter()
+            .find(|(n, l)| same_under_other_name.contains(n) && l.kind == k.kind && l.definition == k.definition);
+        if have.constraints.get(name).is_none() && twin.is_some() {
+            continue;
+        }
         match have.constraints.get(name) {
             Some(live) if live.definition != k.definition => {
                 let msg = format!("constraint is {}, the schema file says {}; not changed by heal", live.definition, k.definition);
@@ -369,7 +390,7 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
         }
     }
     for (name, k) in &have.constraints {
-        if !want.constraints.contains_key(name) && !out.ignored(name) {
+        if !want.constraints.contains_key(name) && !same_under_other_name.contains(&name) && !out.ignored(name) {
             let id = out.id("table", &format!("{table}:constraint:{name}"));
             out.drift(id, &format!("constraint {}", k.definition));
         }

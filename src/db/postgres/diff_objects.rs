@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::catalog::{literal, Schema};
+use super::catalog::{literal, Index, Schema};
 use super::ddl;
 use super::diff::{undo_plain, Out};
 use super::plan::{Stage, Step, StepKind, Stmt, Undo};
@@ -135,6 +135,10 @@ pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
         let id = out.id("index", name);
         let i = q.ident(name);
         let drop_index = format!("DROP INDEX CONCURRENTLY IF EXISTS {i}");
+        if !live.indexes.contains_key(name) && twin(live, desired, want).is_some() {
+            out.passed.push(id);
+            continue;
+        }
         match live.indexes.get(name) {
             None => {
                 let step = Step::new(
@@ -177,12 +181,33 @@ pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
             Some(_) => out.passed.push(id),
         }
     }
+    let twins: Vec<&String> = desired
+        .indexes
+        .iter()
+        .filter(|(n, i)| !i.constraint && !live.indexes.contains_key(*n))
+        .filter_map(|(_, i)| twin(live, desired, i))
+        .collect();
     for (name, have) in live.indexes.iter().filter(|(_, i)| !i.constraint) {
-        if !desired.indexes.contains_key(name) && !out.ignored(name) && !out.ignored(&have.table) {
+        if !desired.indexes.contains_key(name) && !twins.contains(&name) && !out.ignored(name) && !out.ignored(&have.table) {
             let id = out.id("index", name);
             out.drift(id, "index");
         }
     }
+}
+
+/// A live index the DDL does not name but that is the desired one under
+/// another name (its table was renamed since the server named it).
+fn twin<'a>(live: &'a Schema, desired: &Schema, want: &Index) -> Option<&'a String> {
+    live.indexes
+        .iter()
+        .find(|(n, i)| {
+            !i.constraint
+                && !desired.indexes.contains_key(*n)
+                && i.table == want.table
+                && i.shape == want.shape
+                && i.unique == want.unique
+        })
+        .map(|(n, _)| n)
 }
 
 pub fn views(out: &mut Out, live: &Schema, desired: &Schema) {

@@ -131,7 +131,7 @@ impl Probe for TxProbe<'_, '_> {
         let table = format!("{}.\"preflight probe\"", self.q.ident(self.scratch));
         let run = |tx: &mut Transaction<'_>| -> Result<bool, postgres::Error> {
             tx.batch_execute(&format!("CREATE TABLE {table} (preflight_probe integer); INSERT INTO {table} VALUES (1)"))?;
-            let node = "SELECT relfilenode FROM pg_catalog.pg_class WHERE oid = $1::regclass";
+            let node = "SELECT relfilenode FROM pg_catalog.pg_class WHERE oid = $1::text::regclass";
             let before: u32 = tx.query_one(node, &[&table])?.get(0);
             tx.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))?;
             let after: u32 = tx.query_one(node, &[&table])?.get(0);
