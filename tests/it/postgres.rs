@@ -169,12 +169,19 @@ fn statements_that_change_or_remove_are_refused_with_their_line() {
 #[test]
 fn drift_is_reported_never_dropped_and_ignore_hides_it() {
     let server = PgServer::start();
-    server.exec("postgres", "CREATE TABLE users (id int PRIMARY KEY, email text, old_flag bool);
-                             CREATE TABLE legacy_audit (x int); CREATE INDEX users_email ON users (email);");
+    server.exec(
+        "postgres",
+        "CREATE TABLE users (id int PRIMARY KEY, email text, old_flag bool);
+                             CREATE TABLE legacy_audit (x int); CREATE INDEX users_email ON users (email);",
+    );
     let mut cfg = config(&server.url("postgres"), "CREATE TABLE users (id int PRIMARY KEY, email text);");
     let report = pg::inspect(&cfg).unwrap();
     let drift: Vec<&str> = ids(&report);
-    for id in ["db:DATABASE_URL:table:users:column:old_flag", "db:DATABASE_URL:table:legacy_audit", "db:DATABASE_URL:index:users_email"] {
+    for id in [
+        "db:DATABASE_URL:table:users:column:old_flag",
+        "db:DATABASE_URL:table:legacy_audit",
+        "db:DATABASE_URL:index:users_email",
+    ] {
         assert!(drift.contains(&id), "{id}: {drift:?}");
     }
     assert!(report.differences.iter().all(|d| d.severity == Severity::Warning && d.step.is_none()));
@@ -188,8 +195,11 @@ fn drift_is_reported_never_dropped_and_ignore_hides_it() {
 #[test]
 fn renames_run_in_place_before_the_comparison() {
     let server = PgServer::start();
-    server.exec("postgres", "CREATE TABLE resource (id int PRIMARY KEY, content_id int);
-                             INSERT INTO resource VALUES (1, 10), (2, 20);");
+    server.exec(
+        "postgres",
+        "CREATE TABLE resource (id int PRIMARY KEY, content_id int);
+                             INSERT INTO resource VALUES (1, 10), (2, 20);",
+    );
     let mut cfg = config(&server.url("postgres"), "CREATE TABLE attachment (id int PRIMARY KEY, memo_id int);");
     cfg.renames = vec![
         pg::Rename { from: "resource".into(), to: "attachment".into() },
@@ -240,7 +250,10 @@ fn not_null_is_set_online_or_not_at_all() {
     assert_eq!(scalar(&server, "SELECT count(*) FROM pg_constraint WHERE conname LIKE '%preflight%'"), "0");
     server.exec("postgres", "UPDATE t SET a = 'y' WHERE a IS NULL");
     all_done(&pg::heal(&cfg, &|_| true).unwrap().0);
-    assert_eq!(scalar(&server, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'a'"), "t");
+    assert_eq!(
+        scalar(&server, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'a'"),
+        "t"
+    );
 }
 
 #[test]
@@ -269,9 +282,14 @@ fn the_dry_run_script_is_the_exact_sql() {
     let cfg = config(&server.url("postgres"), SHOP);
     let report = pg::inspect(&cfg).unwrap();
     let script = report.script(&cfg, |_| true);
-    let at = |needle: &str| script.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}:\n{}", script.join("\n")));
+    let at = |needle: &str| {
+        script.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}:\n{}", script.join("\n")))
+    };
     assert!(at("BEGIN;") < at("ADD COLUMN feeling mood DEFAULT 'happy'::mood NOT NULL"));
-    assert!(at("COMMIT;") < at("CREATE INDEX CONCURRENTLY orders_user ON orders USING btree (user_id) WHERE (note IS NULL);"));
+    assert!(
+        at("COMMIT;")
+            < at("CREATE INDEX CONCURRENTLY orders_user ON orders USING btree (user_id) WHERE (note IS NULL);")
+    );
     assert!(at("COMMIT;") < at("VALIDATE CONSTRAINT orders_user_fk"));
     assert!(script[1].contains("lock_timeout = '300ms'"));
     assert!(!script.join("\n").contains(PASSWORD));
@@ -284,7 +302,10 @@ fn rollback_removes_what_heal_created_while_it_holds_no_rows() {
     let cfg = config(&server.url("postgres"), SHOP);
     let (actions, _) = pg::heal(&cfg, &|_| true).unwrap();
     all_done(&actions);
-    server.exec("postgres", "INSERT INTO currencies VALUES ('GBP'); INSERT INTO users (email, feeling) VALUES ('z@x', 'sad');");
+    server.exec(
+        "postgres",
+        "INSERT INTO currencies VALUES ('GBP'); INSERT INTO users (email, feeling) VALUES ('z@x', 'sad');",
+    );
     let records: Vec<pg::UndoRecord> = actions.iter().filter_map(|a| a.undo.clone()).collect();
     let outcomes = pg::undo(&cfg, &records).unwrap();
     let of = |id: &str| outcomes.iter().find(|(i, _)| i.ends_with(id)).map(|(_, o)| o.clone()).unwrap();
@@ -302,7 +323,10 @@ fn the_starter_ddl_from_the_catalog_validates_as_converged() {
     let server = PgServer::start();
     let cfg = config(&server.url("postgres"), SHOP);
     all_done(&pg::heal(&cfg, &|_| true).unwrap().0);
-    server.exec("postgres", "CREATE TABLE \"Odd Name\" (\"order\" int CHECK (\"order\" > 0)); CREATE SEQUENCE free_seq START 7;");
+    server.exec(
+        "postgres",
+        "CREATE TABLE \"Odd Name\" (\"order\" int CHECK (\"order\" > 0)); CREATE SEQUENCE free_seq START 7;",
+    );
     let ddl = pg::dump(&server.url("postgres"), "public").unwrap();
     assert!(ddl.contains("CREATE TABLE users") && ddl.contains("\"Odd Name\"") && !ddl.contains(PASSWORD), "{ddl}");
     assert_converged(&config(&server.url("postgres"), &ddl));
@@ -310,7 +334,11 @@ fn the_starter_ddl_from_the_catalog_validates_as_converged() {
     let other = server.create_db("copy");
     let copy = config(&other, &ddl);
     all_done(&pg::heal(&copy, &|_| true).unwrap().0);
-    assert_converged(&config(&other, SHOP.split("CREATE TABLE currencies").next().unwrap()).clone_with_ignore(&["currencies", "Odd Name", "free_seq"]));
+    assert_converged(&config(&other, SHOP.split("CREATE TABLE currencies").next().unwrap()).clone_with_ignore(&[
+        "currencies",
+        "Odd Name",
+        "free_seq",
+    ]));
 }
 
 trait IgnoreExt {

@@ -71,7 +71,8 @@ pub fn heal(config: &Config, selected: &dyn Fn(&str) -> bool) -> Result<(Vec<Act
         .get(0);
     if !wait_for_lock(client, key, config.lock_wait).map_err(server)? {
         let report = inspect_with(client, config, &secret)?;
-        let busy = format!("another heal of this database held its lock for {:?}; nothing was changed", config.lock_wait);
+        let busy =
+            format!("another heal of this database held its lock for {:?}; nothing was changed", config.lock_wait);
         let actions = actions_for(&report, selected, |_| Outcome::Busy(busy.clone()));
         return Ok((actions, report));
     }
@@ -240,9 +241,15 @@ fn run_step(client: &mut Client, config: &Config, step: &Step) -> Result<String,
             }
             let started = Instant::now();
             // A cancelled build leaves an INVALID index: removed before the next try.
-            with_retries(client, config, "the index build", |c| c.batch_execute(create), |c| {
-                let _ = c.batch_execute(&drop);
-            })?;
+            with_retries(
+                client,
+                config,
+                "the index build",
+                |c| c.batch_execute(create),
+                |c| {
+                    let _ = c.batch_execute(&drop);
+                },
+            )?;
             for sql in then {
                 with_retries(client, config, "the index swap", |c| c.batch_execute(sql), |_| {})?;
             }
@@ -257,7 +264,9 @@ fn run_step(client: &mut Client, config: &Config, step: &Step) -> Result<String,
                     let _ = client.batch_execute(cleanup);
                 }
             };
-            if let Err(e) = with_retries(client, config, "validating the constraint", |c| c.batch_execute(validate), |_| {}) {
+            if let Err(e) =
+                with_retries(client, config, "validating the constraint", |c| c.batch_execute(validate), |_| {})
+            {
                 undo(client);
                 return Err(e);
             }

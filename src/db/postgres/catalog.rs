@@ -159,11 +159,7 @@ fn read_constraints(client: &mut impl GenericClient, ns: &str, schema: &mut Sche
         let kind: String = row.get(2);
         table.constraints.insert(
             row.get(1),
-            Constraint {
-                kind: kind.chars().next().unwrap_or('c'),
-                definition: row.get(3),
-                validated: row.get(4),
-            },
+            Constraint { kind: kind.chars().next().unwrap_or('c'), definition: row.get(3), validated: row.get(4) },
         );
     }
     Ok(())

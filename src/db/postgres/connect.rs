@@ -122,9 +122,10 @@ fn tls_config(mode: TlsMode, roots: &Roots) -> Result<Option<ClientConfig>, Stri
     let config = match mode {
         TlsMode::Disable => return Ok(None),
         // libpq's prefer/require encrypt without checking who answers.
-        TlsMode::Prefer | TlsMode::Require => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))).with_no_client_auth()
-        }
+        TlsMode::Prefer | TlsMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth(),
         TlsMode::VerifyCa | TlsMode::VerifyFull => {
             let store = Arc::new(root_store(roots)?);
             let webpki = WebPkiServerVerifier::builder_with_provider(store, provider)

@@ -133,7 +133,8 @@ mod tests {
         let q = Quoter::default();
         let mut t = Table::default();
         t.columns.push(col("id", "integer"));
-        t.constraints.insert("t_pkey".into(), Constraint { kind: 'p', definition: "PRIMARY KEY (id)".into(), validated: true });
+        t.constraints
+            .insert("t_pkey".into(), Constraint { kind: 'p', definition: "PRIMARY KEY (id)".into(), validated: true });
         t.constraints.insert(
             "t_fk".into(),
             Constraint { kind: 'f', definition: "FOREIGN KEY (id) REFERENCES u(id)".into(), validated: true },

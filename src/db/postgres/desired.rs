@@ -71,8 +71,12 @@ pub fn load(
     }
     let q = Quoter::default();
     let server = |e: postgres::Error| describe(&e);
-    tx.batch_execute(&format!("CREATE SCHEMA {}; SET LOCAL search_path = {}{search_tail}", q.ident(scratch), q.ident(scratch)))
-        .map_err(server)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA {}; SET LOCAL search_path = {}{search_tail}",
+        q.ident(scratch),
+        q.ident(scratch)
+    ))
+    .map_err(server)?;
     let outside_before = outside_fingerprint(tx, scratch).map_err(server)?;
     tx.batch_execute("SAVEPOINT preflight_load").map_err(server)?;
     let mut desired = Desired::default();
@@ -81,7 +85,8 @@ pub fn load(
         let s = &statements[i];
         if s.starts_with(&["ALTER"]) {
             // A run of ALTERs is checked as a whole, and replayed only if it fails.
-            let end = (i..statements.len()).find(|&j| !statements[j].starts_with(&["ALTER"])).unwrap_or(statements.len());
+            let end =
+                (i..statements.len()).find(|&j| !statements[j].starts_with(&["ALTER"])).unwrap_or(statements.len());
             run_alters(tx, &statements[i..end], namespace, scratch).map_err(|(line, e)| fail(line, e))?;
             i = end;
             continue;
@@ -303,7 +308,9 @@ mod tests {
 
     #[test]
     fn only_declarations_are_sent() {
-        for ok in ["CREATE TABLE t (a int)", "alter table t add constraint c check (a > 0)", "COMMENT ON TABLE t IS 'x'"] {
+        for ok in
+            ["CREATE TABLE t (a int)", "alter table t add constraint c check (a > 0)", "COMMENT ON TABLE t IS 'x'"]
+        {
             assert!(declares(&statement(ok)), "{ok}");
         }
         for refused in ["DROP TABLE t", "UPDATE t SET a = 1", "DELETE FROM t", "TRUNCATE t", "GRANT ALL ON t TO x"] {
@@ -315,7 +322,10 @@ mod tests {
     #[test]
     fn extension_names_come_from_the_statement() {
         assert_eq!(extension_name(&statement("create extension if not exists citext")), Some("citext".into()));
-        assert_eq!(extension_name(&statement("CREATE EXTENSION \"uuid-ossp\" SCHEMA public")), Some("uuid-ossp".into()));
+        assert_eq!(
+            extension_name(&statement("CREATE EXTENSION \"uuid-ossp\" SCHEMA public")),
+            Some("uuid-ossp".into())
+        );
         assert_eq!(extension_name(&statement("CREATE TABLE t()")), None);
     }
 }

@@ -49,7 +49,12 @@ impl Out<'_> {
 
     /// Drift: in the live namespace, not in the DDL. Reported, never dropped.
     pub fn drift(&mut self, id: String, what: &str) {
-        self.add(id, Severity::Warning, format!("{what} is not in the schema file (kept; add it there or to `ignore`)"), None);
+        self.add(
+            id,
+            Severity::Warning,
+            format!("{what} is not in the schema file (kept; add it there or to `ignore`)"),
+            None,
+        );
     }
 }
 
@@ -95,7 +100,10 @@ fn renames(out: &mut Out, live: &mut Schema, desired: &Schema, config: &Config) 
                 let (t, f, to) = (out.q.ident(&from_table), out.q.ident(&from_col), out.q.ident(&to_col));
                 let step = Step::new(
                     format!("rename column {from_col} to {to_col}"),
-                    StepKind::Transactional(vec![Stmt::new(Stage::Rename, format!("ALTER TABLE {t} RENAME COLUMN {f} TO {to}"))]),
+                    StepKind::Transactional(vec![Stmt::new(
+                        Stage::Rename,
+                        format!("ALTER TABLE {t} RENAME COLUMN {f} TO {to}"),
+                    )]),
                 )
                 .with_undo(undo_plain(vec![format!("ALTER TABLE {t} RENAME COLUMN {to} TO {f}")]));
                 let id = out.id("table", &format!("{tt}:column:{to_col}"));
@@ -105,7 +113,10 @@ fn renames(out: &mut Out, live: &mut Schema, desired: &Schema, config: &Config) 
                 }
             }
             (None, None) => {
-                if !live.tables.contains_key(&r.from) || live.tables.contains_key(&r.to) || !desired.tables.contains_key(&r.to) {
+                if !live.tables.contains_key(&r.from)
+                    || live.tables.contains_key(&r.to)
+                    || !desired.tables.contains_key(&r.to)
+                {
                     continue;
                 }
                 let (f, to) = (out.q.ident(&r.from), out.q.ident(&r.to));
@@ -168,17 +179,18 @@ fn missing_table(out: &mut Out, name: &str, want: &Table, desired: &Desired) {
     sql.extend(seeds.iter().map(|s| Stmt::new(Stage::Seed, s.clone())));
     let t = q.ident(name);
     let (guard, why) = match desired.seed_rows.get(name) {
-        Some(n) => (format!("SELECT count(*) = {n} FROM {t}"), format!("table {name} holds rows besides its seed rows")),
+        Some(n) => {
+            (format!("SELECT count(*) = {n} FROM {t}"), format!("table {name} holds rows besides its seed rows"))
+        }
         None => (format!("SELECT NOT EXISTS (SELECT 1 FROM {t})"), format!("table {name} holds rows")),
     };
-    let step = Step::new(format!("create table {name}"), StepKind::Transactional(sql))
-        .with_undo(Undo {
-            lock: Some(format!("LOCK TABLE {t} IN SHARE MODE")),
-            guard: Some(guard),
-            guard_fails: why,
-            sql: vec![format!("DROP TABLE {t}")],
-            concurrent: false,
-        });
+    let step = Step::new(format!("create table {name}"), StepKind::Transactional(sql)).with_undo(Undo {
+        lock: Some(format!("LOCK TABLE {t} IN SHARE MODE")),
+        guard: Some(guard),
+        guard_fails: why,
+        sql: vec![format!("DROP TABLE {t}")],
+        concurrent: false,
+    });
     let id = out.id("table", name);
     out.add(id, Severity::Critical, "table is missing", Some(step));
 }
@@ -248,14 +260,23 @@ fn column_changes(out: &mut Out, id: &str, table: &str, live: &Column, want: &Co
         let msg = format!("type is {}, the schema file says {}{collate}", live.data_type, want.data_type);
         let step = out.allow_rebuild.then(|| {
             let sql = alter(format!("TYPE {}{collate} USING {col}::{}", want.data_type, want.data_type));
-            Step::new(format!("change the type of {}", want.name), StepKind::Transactional(vec![Stmt::new(Stage::Alter, sql)]))
-                .refusing("a type change rewrote the table; it is not undone")
+            Step::new(
+                format!("change the type of {}", want.name),
+                StepKind::Transactional(vec![Stmt::new(Stage::Alter, sql)]),
+            )
+            .refusing("a type change rewrote the table; it is not undone")
         });
-        let msg = if step.is_some() { msg } else { format!("{msg}; heal --allow-rebuild changes it (rewrites the table)") };
+        let msg =
+            if step.is_some() { msg } else { format!("{msg}; heal --allow-rebuild changes it (rewrites the table)") };
         out.add(id.to_string(), Severity::Warning, msg, step);
     }
     if live.identity != want.identity || live.generated != want.generated {
-        out.add(id.to_string(), Severity::Warning, "identity or generation differs from the schema file; not changed by heal", None);
+        out.add(
+            id.to_string(),
+            Severity::Warning,
+            "identity or generation differs from the schema file; not changed by heal",
+            None,
+        );
     }
     if live.default != want.default && want.generated.is_none() && want.identity.is_empty() {
         let shown = |d: &Option<String>| d.clone().unwrap_or_else(|| "none".into());
@@ -270,8 +291,11 @@ fn column_changes(out: &mut Out, id: &str, table: &str, live: &Column, want: &Co
             None => None,
         }
         .map(|sql| {
-            Step::new(format!("set the default of {}", want.name), StepKind::Transactional(vec![Stmt::new(Stage::Alter, sql)]))
-                .with_undo(undo_plain(vec![back]))
+            Step::new(
+                format!("set the default of {}", want.name),
+                StepKind::Transactional(vec![Stmt::new(Stage::Alter, sql)]),
+            )
+            .with_undo(undo_plain(vec![back]))
         });
         out.add(id.to_string(), Severity::Warning, msg, step);
     }
@@ -318,7 +342,10 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
             continue;
         }
         let twin = have.constraints.iter().find(|(n, l)| {
-            !want.constraints.contains_key(*n) && !same_under_other_name.contains(n) && l.kind == k.kind && l.definition == k.definition
+            !want.constraints.contains_key(*n)
+                && !same_under_other_name.contains(n)
+                && l.kind == k.kind
+                && l.definition == k.definition
         });
         if let Some((n, _)) = twin {
             same_under_other_name.push(n);
@@ -334,12 +361,15 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
             .constraints
             .iter()
             .find(|(n, l)| same_under_other_name.contains(n) && l.kind == k.kind && l.definition == k.definition);
-        if have.constraints.get(name).is_none() && twin.is_some() {
+        if !have.constraints.contains_key(name) && twin.is_some() {
             continue;
         }
         match have.constraints.get(name) {
             Some(live) if live.definition != k.definition => {
-                let msg = format!("constraint is {}, the schema file says {}; not changed by heal", live.definition, k.definition);
+                let msg = format!(
+                    "constraint is {}, the schema file says {}; not changed by heal",
+                    live.definition, k.definition
+                );
                 out.add(id, Severity::Warning, msg, None);
             }
             Some(live) if !live.validated && k.validated => {
@@ -384,7 +414,11 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
                 };
                 let severity = if k.kind == 'p' { Severity::Critical } else { Severity::Warning };
                 let step = step.map(|s| s.with_undo(undo));
-                let msg = if step.is_some() { "constraint is missing".to_string() } else { "constraint is missing; not added by heal".to_string() };
+                let msg = if step.is_some() {
+                    "constraint is missing".to_string()
+                } else {
+                    "constraint is missing; not added by heal".to_string()
+                };
                 out.add(id, severity, msg, step);
             }
         }

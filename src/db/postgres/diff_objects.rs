@@ -59,7 +59,10 @@ pub fn enums(out: &mut Out, live: &BTreeMap<String, Vec<String>>, desired: &BTre
                 let position = after.map(|a| format!(" AFTER {}", literal(a))).unwrap_or_else(|| {
                     labels.get(at + 1).map(|b| format!(" BEFORE {}", literal(b))).unwrap_or_default()
                 });
-                sql.push(Stmt::new(Stage::EnumValue, format!("ALTER TYPE {ty} ADD VALUE IF NOT EXISTS {}{position}", literal(label))));
+                sql.push(Stmt::new(
+                    Stage::EnumValue,
+                    format!("ALTER TYPE {ty} ADD VALUE IF NOT EXISTS {}{position}", literal(label)),
+                ));
             }
             let shown: Vec<String> = missing.iter().map(|l| literal(l)).collect();
             let step = Step::new(format!("add values to {name}"), StepKind::Transactional(sql))
@@ -70,7 +73,12 @@ pub fn enums(out: &mut Out, live: &BTreeMap<String, Vec<String>>, desired: &BTre
         let extra: Vec<String> = have.iter().filter(|l| !labels.contains(l)).map(|l| literal(l)).collect();
         let common: Vec<&String> = have.iter().filter(|l| labels.contains(l)).collect();
         if common.iter().copied().ne(labels.iter()) {
-            out.add(id, Severity::Warning, "enum values are in another order than in the schema file; not changed by heal", None);
+            out.add(
+                id,
+                Severity::Warning,
+                "enum values are in another order than in the schema file; not changed by heal",
+                None,
+            );
         } else if !extra.is_empty() {
             out.drift(id, &format!("enum value {}", extra.join(", ")));
         } else {
@@ -108,10 +116,16 @@ pub fn sequences(out: &mut Out, live: &Schema, desired: &Schema) {
                 });
                 out.add(id, Severity::Warning, "sequence is owned by another column than in the schema file", step);
             }
-            Some(have) if (have.data_type.as_str(), have.increment, have.min, have.max, have.cycle)
-                != (want.data_type.as_str(), want.increment, want.min, want.max, want.cycle) =>
+            Some(have)
+                if (have.data_type.as_str(), have.increment, have.min, have.max, have.cycle)
+                    != (want.data_type.as_str(), want.increment, want.min, want.max, want.cycle) =>
             {
-                out.add(id, Severity::Warning, "sequence type, increment, bounds or CYCLE differ; not changed by heal", None);
+                out.add(
+                    id,
+                    Severity::Warning,
+                    "sequence type, increment, bounds or CYCLE differ; not changed by heal",
+                    None,
+                );
             }
             Some(_) => out.passed.push(id),
         }
@@ -143,9 +157,20 @@ pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
             None => {
                 let step = Step::new(
                     format!("create index {name} concurrently"),
-                    StepKind::Concurrent { index: name.clone(), drop_first: None, create: ddl::create_index(q, name, want, true), then: vec![] },
+                    StepKind::Concurrent {
+                        index: name.clone(),
+                        drop_first: None,
+                        create: ddl::create_index(q, name, want, true),
+                        then: vec![],
+                    },
                 )
-                .with_undo(Undo { lock: None, guard: None, guard_fails: String::new(), sql: vec![drop_index], concurrent: true });
+                .with_undo(Undo {
+                    lock: None,
+                    guard: None,
+                    guard_fails: String::new(),
+                    sql: vec![drop_index],
+                    concurrent: true,
+                });
                 out.add(id, Severity::Warning, "index is missing", Some(step));
             }
             Some(have) if !have.valid => {
@@ -159,7 +184,12 @@ pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
                     },
                 )
                 .refusing("the index replaced an INVALID one; there is nothing to go back to");
-                out.add(id, Severity::Warning, "index is INVALID (an interrupted build); queries do not use it", Some(step));
+                out.add(
+                    id,
+                    Severity::Warning,
+                    "index is INVALID (an interrupted build); queries do not use it",
+                    Some(step),
+                );
             }
             Some(have) if have.table != want.table || have.shape != want.shape || have.unique != want.unique => {
                 // Built beside the old one, then swapped: the table is never without it.
@@ -171,11 +201,17 @@ pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
                         index: temp.clone(),
                         drop_first: Some(format!("DROP INDEX CONCURRENTLY IF EXISTS {t}")),
                         create: ddl::create_index(q, &temp, want, true),
-                        then: vec![format!("DROP INDEX CONCURRENTLY IF EXISTS {i}"), format!("ALTER INDEX {t} RENAME TO {i}")],
+                        then: vec![
+                            format!("DROP INDEX CONCURRENTLY IF EXISTS {i}"),
+                            format!("ALTER INDEX {t} RENAME TO {i}"),
+                        ],
                     },
                 )
                 .refusing("the previous index definition is not restored");
-                let msg = format!("index is {} on {}, the schema file says {} on {}", have.shape, have.table, want.shape, want.table);
+                let msg = format!(
+                    "index is {} on {}, the schema file says {} on {}",
+                    have.shape, have.table, want.shape, want.table
+                );
                 out.add(id, Severity::Warning, msg, Some(step));
             }
             Some(_) => out.passed.push(id),
@@ -188,7 +224,11 @@ pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
         .filter_map(|(_, i)| twin(live, desired, i))
         .collect();
     for (name, have) in live.indexes.iter().filter(|(_, i)| !i.constraint) {
-        if !desired.indexes.contains_key(name) && !twins.contains(&name) && !out.ignored(name) && !out.ignored(&have.table) {
+        if !desired.indexes.contains_key(name)
+            && !twins.contains(&name)
+            && !out.ignored(name)
+            && !out.ignored(&have.table)
+        {
             let id = out.id("index", name);
             out.drift(id, "index");
         }
@@ -239,7 +279,8 @@ pub fn views(out: &mut Out, live: &Schema, desired: &Schema) {
             Some(_) => out.passed.push(id),
         }
     }
-    let extra: Vec<&String> = live.views.keys().filter(|n| !desired.views.contains_key(*n) && !out.ignored(n)).collect();
+    let extra: Vec<&String> =
+        live.views.keys().filter(|n| !desired.views.contains_key(*n) && !out.ignored(n)).collect();
     for name in extra {
         let id = out.id("view", name);
         out.drift(id, "view");

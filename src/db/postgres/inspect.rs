@@ -69,13 +69,21 @@ pub fn inspect_with(client: &mut Client, config: &Config, secret: &Secret) -> Re
     if !namespace_exists {
         let step = Step::new(
             format!("create schema {ns}"),
-            StepKind::Transactional(vec![Stmt::new(Stage::Rename, format!("CREATE SCHEMA IF NOT EXISTS {}", q.ident(ns)))]),
+            StepKind::Transactional(vec![Stmt::new(
+                Stage::Rename,
+                format!("CREATE SCHEMA IF NOT EXISTS {}", q.ident(ns)),
+            )]),
         )
         .with_undo(undo_plain(vec![format!("DROP SCHEMA {} RESTRICT", q.ident(ns))]));
         report.steps.push(step);
         let id = format!("{}:namespace:{ns}", config.id_base);
         let step = Some(report.steps.len() - 1);
-        report.differences.push(Difference { id, severity: super::Severity::Critical, message: "schema does not exist".into(), step });
+        report.differences.push(Difference {
+            id,
+            severity: super::Severity::Critical,
+            message: "schema does not exist".into(),
+            step,
+        });
     }
     report.passed.extend(out.passed);
     report.differences.extend(out.differences);
@@ -90,8 +98,11 @@ pub fn inspect_with(client: &mut Client, config: &Config, secret: &Secret) -> Re
             datacheck::Outcome::Rows { count, first } => {
                 let step = check.fix.as_ref().map(|fix| {
                     report.steps.push(
-                        Step::new("run the check's fix", StepKind::DataFix { check: check.sql.clone(), fix: fix.clone() })
-                            .refusing("a data fix is not undone"),
+                        Step::new(
+                            "run the check's fix",
+                            StepKind::DataFix { check: check.sql.clone(), fix: fix.clone() },
+                        )
+                        .refusing("a data fix is not undone"),
                     );
                     report.steps.len() - 1
                 });
@@ -130,7 +141,9 @@ impl Probe for TxProbe<'_, '_> {
         // a new relfilenode. Asking the server beats guessing volatility.
         let table = format!("{}.\"preflight probe\"", self.q.ident(self.scratch));
         let run = |tx: &mut Transaction<'_>| -> Result<bool, postgres::Error> {
-            tx.batch_execute(&format!("CREATE TABLE {table} (preflight_probe integer); INSERT INTO {table} VALUES (1)"))?;
+            tx.batch_execute(&format!(
+                "CREATE TABLE {table} (preflight_probe integer); INSERT INTO {table} VALUES (1)"
+            ))?;
             let node = "SELECT relfilenode FROM pg_catalog.pg_class WHERE oid = $1::text::regclass";
             let before: u32 = tx.query_one(node, &[&table])?.get(0);
             tx.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))?;
@@ -146,7 +159,9 @@ impl Probe for TxProbe<'_, '_> {
 
     fn has_rows(&mut self, table: &str) -> Result<bool, String> {
         let sql = format!("SELECT EXISTS (SELECT 1 FROM {}.{})", self.q.ident(self.namespace), self.q.ident(table));
-        self.tx.batch_execute("SAVEPOINT preflight_rows; SET LOCAL transaction_read_only = on").map_err(|e| describe(&e))?;
+        self.tx
+            .batch_execute("SAVEPOINT preflight_rows; SET LOCAL transaction_read_only = on")
+            .map_err(|e| describe(&e))?;
         let answer = self.tx.query_one(&sql, &[]).map(|r| r.get::<_, bool>(0));
         self.tx.batch_execute("ROLLBACK TO SAVEPOINT preflight_rows").map_err(|e| describe(&e))?;
         // When the question cannot be answered, assume rows: no unsafe plan.

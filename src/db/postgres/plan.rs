@@ -170,7 +170,12 @@ pub fn transaction<'a>(steps: &[&'a Step]) -> Vec<&'a Stmt> {
 }
 
 /// The dry run's full script for the planned steps, in execution order.
-pub fn script(steps: &[&Step], namespace_path: &str, lock_timeout: Duration, statement_timeout: Duration) -> Vec<String> {
+pub fn script(
+    steps: &[&Step],
+    namespace_path: &str,
+    lock_timeout: Duration,
+    statement_timeout: Duration,
+) -> Vec<String> {
     let mut lines = vec![
         "SELECT pg_advisory_lock(<key of database and namespace>);  -- replicas wait here, then validate".to_string(),
         format!("{};", timeouts(lock_timeout, statement_timeout).replace("; ", ";\n")),
@@ -199,7 +204,12 @@ mod tests {
     fn script_puts_transactional_steps_together_and_indexes_outside() {
         let index = Step::new(
             "create index",
-            StepKind::Concurrent { index: "i".into(), drop_first: None, create: "CREATE INDEX CONCURRENTLY i ON t (a)".into(), then: vec![] },
+            StepKind::Concurrent {
+                index: "i".into(),
+                drop_first: None,
+                create: "CREATE INDEX CONCURRENTLY i ON t (a)".into(),
+                then: vec![],
+            },
         );
         let column = Step::new(
             "add column",

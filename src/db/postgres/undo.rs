@@ -22,7 +22,12 @@ pub struct UndoRecord {
 
 impl UndoRecord {
     pub fn of(id: &str, step: &Step) -> UndoRecord {
-        UndoRecord { id: id.to_string(), label: step.label.clone(), undo: step.undo.clone(), refusal: step.refusal.clone() }
+        UndoRecord {
+            id: id.to_string(),
+            label: step.label.clone(),
+            undo: step.undo.clone(),
+            refusal: step.refusal.clone(),
+        }
     }
 }
 
@@ -41,21 +46,16 @@ pub fn undo(config: &Config, records: &[UndoRecord]) -> Result<Vec<(String, Undo
     let client = &mut session.client;
     let server = |e: postgres::Error| Error::Server(secret.scrub(&describe(&e)));
     client.batch_execute(&plan::timeouts(config.lock_timeout, config.statement_timeout)).map_err(server)?;
-    let path: String = client
-        .query_one("SELECT pg_catalog.quote_ident($1)", &[&config.namespace])
-        .map_err(server)?
-        .get(0);
+    let path: String =
+        client.query_one("SELECT pg_catalog.quote_ident($1)", &[&config.namespace]).map_err(server)?.get(0);
     client.batch_execute(&format!("SET search_path = {path}")).map_err(server)?;
     let mut out = Vec::new();
     for record in records.iter().rev() {
         let outcome = match &record.undo {
             None => UndoOutcome::Refused(record.refusal.clone()),
             Some(undo) => {
-                let result = if undo.concurrent {
-                    run_each(client, &undo.sql)
-                } else {
-                    in_transaction(client, undo, &undo.sql)
-                };
+                let result =
+                    if undo.concurrent { run_each(client, &undo.sql) } else { in_transaction(client, undo, &undo.sql) };
                 match result {
                     Ok(None) => UndoOutcome::Undone,
                     Ok(Some(why)) => UndoOutcome::Refused(why),
@@ -70,7 +70,11 @@ pub fn undo(config: &Config, records: &[UndoRecord]) -> Result<Vec<(String, Undo
 
 /// The guard and the statements in one transaction: the guard's answer
 /// cannot go stale before the change. `Some(reason)` when refused.
-fn in_transaction(client: &mut postgres::Client, undo: &plan::Undo, sql: &[String]) -> Result<Option<String>, postgres::Error> {
+fn in_transaction(
+    client: &mut postgres::Client,
+    undo: &plan::Undo,
+    sql: &[String],
+) -> Result<Option<String>, postgres::Error> {
     let mut tx = client.transaction()?;
     if let Some(lock) = &undo.lock {
         tx.batch_execute(lock)?;

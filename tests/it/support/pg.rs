@@ -48,7 +48,9 @@ pub fn bindir() -> &'static Path {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .find(|d| d.join("initdb").exists())
-            .map(|d| fs::canonicalize(d.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(d))
+            .map(|d| {
+                fs::canonicalize(d.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(d)
+            })
             .expect("PostgreSQL server binaries not found: install the `postgresql` package or set PG_BINDIR")
     })
 }
@@ -153,13 +155,19 @@ impl PgServer {
             chown(&c, owner);
             chown(&k, owner);
             settings.push_str(&format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", c.display(), k.display()));
+            // TCP without TLS is refused, so a connection that works proves TLS.
+            let hba = "local all all trust\nhostnossl all all 127.0.0.1/32 reject\nhostssl all all 127.0.0.1/32 scram-sha-256\n";
+            fs::write(data.join("pg_hba.conf"), hba).unwrap();
         }
         // A port found free can be taken before the server binds it: try again.
         for _ in 0..5 {
             server.port = free_port();
             let log = server.dir.path().join("log");
             let opts = format!("-c port={} {settings}", server.port);
-            let out = server.run("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-o", &opts, "start"]);
+            let out = server.run(
+                "pg_ctl",
+                &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-o", &opts, "start"],
+            );
             if out.status.success() {
                 return server;
             }
