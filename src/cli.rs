@@ -107,6 +107,10 @@ pub enum Command {
         /// Overwrite an existing manifest and schema files.
         #[arg(long)]
         force: bool,
+        /// Also dump the PostgreSQL database whose URL this variable holds
+        /// (process environment, then .env) as starter DDL; repeatable.
+        #[arg(long, value_name = "NAME")]
+        database_url_env: Vec<String>,
     },
     /// Heal periodically until SIGINT or SIGTERM, with a circuit breaker for findings that keep coming back.
     Watch {

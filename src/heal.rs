@@ -113,6 +113,7 @@ fn apply_plan(
             Ok(details) => (Outcome::Done, details.join("; ")),
             Err(e) => (Outcome::Failed, format!("{e:#}")),
         };
+        let (sql, database_undo) = ctx.take_database();
         entries.push(history::Entry {
             run: run_id.to_string(),
             time: now(),
@@ -121,6 +122,8 @@ fn apply_plan(
             outcome,
             detail: detail.clone(),
             saved: ctx.take_saved(),
+            sql,
+            database_undo: database_undo.filter(|_| outcome == Outcome::Done),
             ..Default::default()
         });
         // Durable before the next action: a heal killed later still leaves

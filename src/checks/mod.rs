@@ -19,6 +19,7 @@ mod prune;
 use std::path::Path;
 
 pub use env::parse as parse_env;
+pub use env::variable as env_variable;
 
 use crate::db;
 use crate::finding::{Findings, Kind, Severity};

@@ -7,17 +7,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use preflight::checks;
 use preflight::fsutil;
 use preflight::manifest;
 use preflight::safety::atomic;
+use preflight::{checks, db};
 use serde_json::Value;
 
-use super::init_scan::{scan, EnvFound, Found};
+use super::init_scan::{scan, EnvFound, Found, PgFound};
 use super::{options, selection};
 use crate::cli::Cli;
 
-pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
+pub fn init(cli: &Cli, force: bool, database_url_env: &[String]) -> anyhow::Result<u8> {
     let path = cli.manifest.clone().unwrap_or_else(|| PathBuf::from(manifest::DEFAULT_NAMES[0]));
     if path.extension().is_some_and(|e| e == "json") {
         bail!("init writes TOML: name the manifest {}", path.with_extension("toml").display());
@@ -26,13 +26,18 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
     if path.exists() && !force {
         bail!("{} already exists; use --force to overwrite it", path.display());
     }
-    let found = scan(&root, &path)?;
-    // Every refusal comes before the first write.
-    for db in &found.databases {
-        refuse_overwrite(&root.join(&db.schema), db.ddl.as_bytes(), force)?;
+    let mut found = scan(&root, &path)?;
+    for name in database_url_env {
+        found.postgres.push(dump_postgres(&root, name)?);
     }
-    for db in &found.databases {
-        write_schema(&root.join(&db.schema), db.ddl.as_bytes())?;
+    // Every refusal comes before the first write.
+    let schemas =
+        found.databases.iter().map(|d| (&d.schema, &d.ddl)).chain(found.postgres.iter().map(|p| (&p.schema, &p.ddl)));
+    for (schema, ddl) in schemas.clone() {
+        refuse_overwrite(&root.join(schema), ddl.as_bytes(), force)?;
+    }
+    for (schema, ddl) in schemas {
+        write_schema(&root.join(schema), ddl.as_bytes())?;
     }
     let text = render(&found);
     atomic::write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
@@ -50,10 +55,32 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
         if found.env.is_some() { ", .env" } else { "" },
         preflight::finding::status_word(code)
     )?;
-    for db in &found.databases {
-        writeln!(out, "wrote {}", db.schema.display())?;
+    for schema in found.databases.iter().map(|d| &d.schema).chain(found.postgres.iter().map(|p| &p.schema)) {
+        writeln!(out, "wrote {}", schema.display())?;
     }
     Ok(code)
+}
+
+/// The `public` namespace of the database `name`'s URL points at (process
+/// environment, then `root/.env`), dumped from its catalog.
+fn dump_postgres(root: &Path, name: &str) -> anyhow::Result<PgFound> {
+    let from_file = || {
+        let text = std::fs::read_to_string(root.join(".env")).ok()?;
+        checks::parse_env(&text).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    };
+    let url = std::env::var(name).ok().or_else(from_file);
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        bail!("{name} is not set in the environment or in .env");
+    };
+    if !db::postgres::is_postgres_url(&url) {
+        bail!("{name} does not hold a postgres:// or postgresql:// URL");
+    }
+    let ddl = db::postgres::dump(&url, "public").map_err(|e| anyhow::anyhow!("cannot dump {name}: {e}"))?;
+    Ok(PgFound {
+        url_env: name.to_string(),
+        schema: PathBuf::from(format!("schemas/{}.sql", name.to_lowercase())),
+        ddl,
+    })
 }
 
 /// Refuses when a different file is at `path` and `force` is off.
@@ -101,6 +128,14 @@ pub fn render(found: &Found) -> String {
             "\n[[database]]\npath = {}\nschema = {}\n",
             quote(&db.path.to_string_lossy()),
             quote(&db.schema.to_string_lossy())
+        );
+    }
+    for pg in &found.postgres {
+        let _ = write!(
+            s,
+            "\n[[database]]\nurl_env = {}\nschema = {}\nnamespace = \"public\"\nlock_timeout = \"2s\"\n",
+            quote(&pg.url_env),
+            quote(&pg.schema.to_string_lossy())
         );
     }
     s

@@ -28,11 +28,21 @@ pub struct ApplyCtx<'a> {
     quarantined: std::collections::HashSet<PathBuf>,
     /// What the run created and which originals it kept, for rollback.
     journal: Journal,
+    /// A database action's statements and its engine's undo record, for
+    /// the history (drained after each action).
+    database: (Vec<String>, Option<serde_json::Value>),
 }
 
 impl<'a> ApplyCtx<'a> {
     pub fn new(root: &'a Path, run_id: &'a str) -> Self {
-        ApplyCtx { root, run_id, saved: Vec::new(), quarantined: Default::default(), journal: Journal::default() }
+        ApplyCtx {
+            root,
+            run_id,
+            saved: Vec::new(),
+            quarantined: Default::default(),
+            journal: Journal::default(),
+            database: Default::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -55,6 +65,18 @@ impl<'a> ApplyCtx<'a> {
     /// What the action that just ran created and kept, for the history.
     pub fn take_changes(&mut self) -> Changes {
         self.journal.take()
+    }
+
+    /// A database action's statements as they ran and how its engine can
+    /// undo it (a server-side change has no file to keep): both go to the
+    /// history with the action.
+    pub fn record_database(&mut self, sql: Vec<String>, undo: Option<serde_json::Value>) {
+        self.database = (sql, undo);
+    }
+
+    /// What `record_database` kept for the action that just ran.
+    pub fn take_database(&mut self) -> (Vec<String>, Option<serde_json::Value>) {
+        std::mem::take(&mut self.database)
     }
 
     /// Copies of what this action saved, drained for the history.

@@ -45,9 +45,22 @@ impl Rollback {
     }
 }
 
+/// Undoes the database changes of a run's entries (those with a
+/// `database_undo`), newest first; returns one history entry per change
+/// (`run`, `time` and `rollback_of` are filled in by `rollback`).
+pub type DatabaseUndo<'a> = &'a dyn Fn(&[&Entry]) -> Vec<Entry>;
+
 /// Undoes the named run, or the newest one not undone yet, under the heal
 /// lock. `new_run_id` and `now` name the rollback's own run in the history.
-pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() -> String) -> anyhow::Result<Rollback> {
+/// Files are restored first, then `databases` undoes what heal changed in
+/// database servers (engines know how; this layer does not).
+pub fn rollback(
+    root: &Path,
+    wanted: Option<&str>,
+    run_id: &str,
+    now: &dyn Fn() -> String,
+    databases: DatabaseUndo,
+) -> anyhow::Result<Rollback> {
     if !history::path(root).exists() {
         // Said before taking the lock, which would create `.preflight/`.
         bail!("nothing to roll back: no heal run is recorded in {}", history::path(root).display());
@@ -60,7 +73,13 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
     let plan = Plan::of(&of_run);
     let left = of_run
         .iter()
-        .filter(|e| e.outcome == Outcome::Done && e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty())
+        .filter(|e| {
+            e.outcome == Outcome::Done
+                && e.created.is_empty()
+                && e.replaced.is_empty()
+                && e.modes.is_empty()
+                && e.database_undo.is_none()
+        })
         .map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action))
         .collect();
     let refused = plan.check(root);
@@ -84,6 +103,15 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
             rollback_of: Some(target.clone()),
             ..Default::default()
         });
+    }
+    let in_databases: Vec<&Entry> = of_run.iter().copied().filter(|e| e.database_undo.is_some()).collect();
+    if !in_databases.is_empty() {
+        for mut entry in databases(&in_databases) {
+            entry.run = run_id.to_string();
+            entry.time = now();
+            entry.rollback_of = Some(target.clone());
+            done.push(entry);
+        }
     }
     history::append(root, &done)?;
     Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left })

@@ -5,4 +5,5 @@ mod support {
 }
 
 mod postgres;
+mod postgres_cli;
 mod postgres_online;

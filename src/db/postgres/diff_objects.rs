@@ -44,7 +44,7 @@ pub fn enums(out: &mut Out, live: &BTreeMap<String, Vec<String>>, desired: &BTre
                 format!("create type {name}"),
                 StepKind::Transactional(vec![Stmt::new(Stage::Type, ddl::create_enum(q, name, labels))]),
             )
-            .with_undo(undo_plain(vec![format!("DROP TYPE {ty} RESTRICT")]));
+            .with_undo(undo_plain(vec![format!("DROP TYPE IF EXISTS {ty} RESTRICT")]));
             out.add(id, Severity::Critical, "enum type is missing", Some(step));
             continue;
         };
@@ -106,7 +106,7 @@ pub fn sequences(out: &mut Out, live: &Schema, desired: &Schema) {
                 let mut sql = vec![Stmt::new(Stage::Sequence, ddl::create_sequence(q, name, want))];
                 sql.extend(owned);
                 let step = Step::new(format!("create sequence {name}"), StepKind::Transactional(sql))
-                    .with_undo(undo_plain(vec![format!("DROP SEQUENCE {s} RESTRICT")]));
+                    .with_undo(undo_plain(vec![format!("DROP SEQUENCE IF EXISTS {s} RESTRICT")]));
                 out.add(id, Severity::Critical, "sequence is missing", Some(step));
             }
             Some(have) if have.owned_by != want.owned_by => {
@@ -264,7 +264,7 @@ pub fn views(out: &mut Out, live: &Schema, desired: &Schema) {
                 let mut stmt = Stmt::new(Stage::View, ddl::create_view(q, name, want, false));
                 stmt.order = want.order;
                 let step = Step::new(format!("create view {name}"), StepKind::Transactional(vec![stmt]))
-                    .with_undo(undo_plain(vec![format!("DROP {kind} {v} RESTRICT")]));
+                    .with_undo(undo_plain(vec![format!("DROP {kind} IF EXISTS {v} RESTRICT")]));
                 out.add(id, Severity::Critical, "view is missing", Some(step));
             }
             Some(have) if have.definition != want.definition || have.materialized != want.materialized => {

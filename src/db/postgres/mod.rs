@@ -14,11 +14,13 @@
 //!   `CONCURRENTLY`; `undo.rs`: rollback of what heal created.
 //! - `dump.rs`: starter DDL for `init`, from the catalog.
 //!
-//! This engine knows nothing of the manifest or the report: it takes a
-//! [`Config`] and returns plain data.
+//! The engine itself takes a [`Config`] and returns plain data;
+//! `claims.rs` and `history.rs` are its glue to the manifest, the
+//! `[[database]]` check's claims, the history and rollback.
 
 mod apply;
 pub mod catalog;
+pub mod claims;
 mod connect;
 mod datacheck;
 mod ddl;
@@ -26,6 +28,7 @@ mod desired;
 mod diff;
 mod diff_objects;
 mod dump;
+pub mod history;
 mod inspect;
 pub mod plan;
 mod split;

@@ -49,22 +49,47 @@ pub fn undo(config: &Config, records: &[UndoRecord]) -> Result<Vec<(String, Undo
     let path: String =
         client.query_one("SELECT pg_catalog.quote_ident($1)", &[&config.namespace]).map_err(server)?.get(0);
     client.batch_execute(&format!("SET search_path = {path}")).map_err(server)?;
-    let mut out = Vec::new();
-    for record in records.iter().rev() {
-        let outcome = match &record.undo {
-            None => UndoOutcome::Refused(record.refusal.clone()),
-            Some(undo) => {
-                let result =
-                    if undo.concurrent { run_each(client, &undo.sql) } else { in_transaction(client, undo, &undo.sql) };
-                match result {
-                    Ok(None) => UndoOutcome::Undone,
-                    Ok(Some(why)) => UndoOutcome::Refused(why),
-                    Err(e) => UndoOutcome::Failed(secret.scrub(&describe(&e))),
-                }
+    // Newest first; a change another one depends on (a table a foreign key
+    // names) is tried again once the others are undone.
+    let pending: Vec<&UndoRecord> = records.iter().rev().collect();
+    let mut outcomes: Vec<Option<UndoOutcome>> = vec![None; pending.len()];
+    loop {
+        let mut progress = false;
+        let mut failed_again = Vec::new();
+        for (i, record) in pending.iter().enumerate() {
+            if matches!(outcomes[i], Some(UndoOutcome::Undone | UndoOutcome::Refused(_))) {
+                continue;
             }
-        };
-        out.push((record.id.clone(), outcome));
+            let outcome = match &record.undo {
+                None => UndoOutcome::Refused(record.refusal.clone()),
+                Some(undo) => {
+                    let result = if undo.concurrent {
+                        run_each(client, &undo.sql)
+                    } else {
+                        in_transaction(client, undo, &undo.sql)
+                    };
+                    match result {
+                        Ok(None) => UndoOutcome::Undone,
+                        Ok(Some(why)) => UndoOutcome::Refused(why),
+                        Err(e) => UndoOutcome::Failed(secret.scrub(&describe(&e))),
+                    }
+                }
+            };
+            progress |= outcome == UndoOutcome::Undone;
+            if matches!(outcome, UndoOutcome::Failed(_)) {
+                failed_again.push(i);
+            }
+            outcomes[i] = Some(outcome);
+        }
+        if !progress || failed_again.is_empty() {
+            break;
+        }
     }
+    let out: Vec<(String, UndoOutcome)> = pending
+        .iter()
+        .zip(outcomes)
+        .map(|(r, o)| (r.id.clone(), o.unwrap_or(UndoOutcome::Failed("not attempted".into()))))
+        .collect();
     Ok(out)
 }
 
