@@ -352,3 +352,18 @@ impl IgnoreExt for Config {
         c
     }
 }
+
+#[test]
+fn another_namespace_is_created_and_compared_alone() {
+    let server = PgServer::start();
+    server.exec("postgres", "CREATE TABLE users (id int)");
+    let mut cfg = config(&server.url("postgres"), SHOP);
+    cfg.namespace = "app".into();
+    let report = pg::inspect(&cfg).unwrap();
+    assert!(ids(&report).contains(&"db:DATABASE_URL:namespace:app"), "{:#?}", report.differences);
+    assert!(!ids(&report).iter().any(|id| id.ends_with(":table:users") && id.contains("drift")));
+    all_done(&pg::heal(&cfg, &|_| true).unwrap().0);
+    assert_converged(&cfg);
+    assert_eq!(scalar(&server, "SELECT count(*) FROM pg_class WHERE relname = 'users'"), "2");
+    assert_eq!(scalar(&server, "SELECT count(*) FROM app.currencies"), "2");
+}
