@@ -367,3 +367,30 @@ fn another_namespace_is_created_and_compared_alone() {
     assert_eq!(scalar(&server, "SELECT count(*) FROM pg_class WHERE relname = 'users'"), "2");
     assert_eq!(scalar(&server, "SELECT count(*) FROM app.currencies"), "2");
 }
+
+#[test]
+fn after_a_heal_validate_skips_loading_the_ddl_until_anything_changes() {
+    let server = PgServer::start();
+    let mut cfg = config(&server.url("postgres"), SHOP);
+    all_done(&pg::heal(&cfg, &|_| true).unwrap().0);
+    let report = pg::inspect(&cfg).unwrap();
+    assert!(report.fast && report.differences.is_empty(), "{:#?}", report.differences);
+    assert!(report.passed.contains(&"db:DATABASE_URL:table:users".to_string()));
+    // A live change: the full comparison runs and sees it.
+    server.exec("postgres", "ALTER TABLE users ADD COLUMN extra int");
+    let report = pg::inspect(&cfg).unwrap();
+    assert!(!report.fast && ids(&report) == ["db:DATABASE_URL:table:users:column:extra"], "{:#?}", report.differences);
+    server.exec("postgres", "ALTER TABLE users DROP COLUMN extra");
+    assert!(pg::inspect(&cfg).unwrap().fast);
+    // A changed DDL or comparison key: the full comparison runs.
+    cfg.ddl.push_str("\nCREATE TABLE more (a int);");
+    assert!(!pg::inspect(&cfg).unwrap().fast);
+    cfg.ddl = SHOP.into();
+    cfg.ignore = vec!["nothing".into()];
+    assert!(!pg::inspect(&cfg).unwrap().fast);
+    // An index gone INVALID changes the live description too.
+    cfg.ignore.clear();
+    server.exec("postgres", "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'orders_user'::regclass");
+    let report = pg::inspect(&cfg).unwrap();
+    assert!(!report.fast && ids(&report) == ["db:DATABASE_URL:index:orders_user"], "{:#?}", report.differences);
+}

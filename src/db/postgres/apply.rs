@@ -131,7 +131,29 @@ fn heal_locked(
         other => other,
     };
     let actions = actions_for(&report, selected, |s| scrub(outcomes[s].clone().unwrap_or(Outcome::AlreadyConverged)));
+    record_convergence(client, config, secret, &report, !chosen.is_empty());
     Ok((actions, report))
+}
+
+/// Lets later validations skip loading the DDL (`marker.rs`) when the
+/// namespace is now converged: looked at again after changes, taken from
+/// the report when nothing was changed.
+fn record_convergence(client: &mut Client, config: &Config, secret: &Secret, report: &Report, changed: bool) {
+    let fresh;
+    let report = if changed {
+        match inspect_with(client, config, secret) {
+            Ok(r) => {
+                fresh = r;
+                &fresh
+            }
+            Err(_) => return,
+        }
+    } else {
+        report
+    };
+    if report.schema_converged() && !report.fast {
+        super::marker::write(client, &config.namespace, &report.keys.0, &report.keys.1);
+    }
 }
 
 /// One action per selected difference that has a step.

@@ -30,6 +30,7 @@ mod diff_objects;
 mod dump;
 pub mod history;
 mod inspect;
+mod marker;
 pub mod plan;
 mod split;
 mod undo;
@@ -134,9 +135,19 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// `namespace, extension schemas…` as heal's `search_path`.
     pub search_path: String,
+    /// The comparison's inputs and the live catalog, hashed (`marker.rs`).
+    pub keys: (String, String),
+    /// The DDL was not loaded: heal recorded this exact state as converged.
+    pub fast: bool,
 }
 
 impl Report {
+    /// No schema difference at all (data checks aside).
+    pub fn schema_converged(&self) -> bool {
+        let checks = format!("{}:check:", self.passed.first().map(String::as_str).unwrap_or(""));
+        self.differences.iter().all(|d| d.id.starts_with(&checks))
+    }
+
     /// The dry run's script for the steps of the selected differences.
     pub fn script(&self, config: &Config, selected: impl Fn(&str) -> bool) -> Vec<String> {
         let steps = self.selected_steps(selected);
