@@ -62,7 +62,7 @@ echo "== 2. heal of one ADD COLUMN on a table of $rows rows"
 big="$work/big"
 manifest "$big" schemas/big.sql
 psql -c "CREATE TABLE ticks (id bigint PRIMARY KEY, symbol text NOT NULL, ts bigint NOT NULL)"
-psql -c "INSERT INTO ticks SELECT g, 'S' || (g % 500), g * 1000 FROM generate_series(1, $rows) g"
+psql -c "INSERT INTO ticks SELECT g, 'S' || (g % 500), g::bigint * 1000 FROM generate_series(1, $rows) g"
 psql -c "VACUUM ANALYZE ticks"
 psql -At -c "SELECT 'table size: ' || pg_size_pretty(pg_total_relation_size('ticks'))"
 for i in 1 2 3 4 5; do

@@ -371,8 +371,15 @@ fn another_namespace_is_created_and_compared_alone() {
 #[test]
 fn after_a_heal_validate_skips_loading_the_ddl_until_anything_changes() {
     let server = PgServer::start();
+    server.exec("postgres", "CREATE TABLE legacy (x int)");
     let mut cfg = config(&server.url("postgres"), SHOP);
     all_done(&pg::heal(&cfg, &|_| true).unwrap().0);
+    let report = pg::inspect(&cfg).unwrap();
+    // Drift is part of the recorded answer.
+    assert!(report.fast && ids(&report) == ["db:DATABASE_URL:table:legacy"], "{:#?}", report.differences);
+    server.exec("postgres", "DROP TABLE legacy");
+    assert!(!pg::inspect(&cfg).unwrap().fast);
+    pg::heal(&cfg, &|_| true).unwrap();
     let report = pg::inspect(&cfg).unwrap();
     assert!(report.fast && report.differences.is_empty(), "{:#?}", report.differences);
     assert!(report.passed.contains(&"db:DATABASE_URL:table:users".to_string()));

@@ -56,11 +56,11 @@ pub fn inspect_with(client: &mut Client, config: &Config, secret: &Secret) -> Re
     let recorded = marker::read(&mut tx, ns).map_err(server)?;
     tx.batch_execute("ROLLBACK TO SAVEPOINT preflight_live").map_err(server)?;
 
-    let fast = namespace_exists && recorded.as_ref() == Some(&keys);
-    let (passed, differences, steps) = if fast {
-        // Recorded converged for exactly these inputs and this live schema.
-        let shown = live.tables.keys().filter(|t| !config.ignore.iter().any(|p| diff::glob(p, t)));
-        (shown.map(|t| format!("{}:table:{t}", config.id_base)).collect(), Vec::new(), Vec::new())
+    let answer = recorded.filter(|(k, _)| namespace_exists && *k == keys).map(|(_, a)| a);
+    let fast = answer.is_some();
+    let (passed, differences, steps) = if let Some(answer) = answer {
+        // Recorded by heal for exactly these inputs and this live schema.
+        (answer.passed.iter().skip(1).cloned().collect(), answer.differences(), Vec::new())
     } else {
         let scratch = scratch_name(pid);
         let desired = desired::load(&mut tx, &config.ddl, &config.ddl_name, ns, &scratch, &tail)

@@ -5,7 +5,9 @@
 //! comparison's inputs (the DDL text, `ignore`, renames, server version)
 //! and a hash of the live catalog description it found equal to the DDL.
 //! A later validate that reads the same live description for the same
-//! inputs knows the answer without loading the DDL. Any change to the DDL,
+//! inputs knows the answer without loading the DDL: the passes and the
+//! differences heal could not repair (drift, changes it never makes), kept
+//! with the record, are that answer. Any change to the DDL,
 //! the manifest's comparison keys, the server version or the live schema
 //! (an added column, an index gone INVALID…) changes a hash, and the full
 //! comparison runs.
@@ -14,7 +16,7 @@ use postgres::GenericClient;
 use sha2::{Digest, Sha256};
 
 use super::catalog::Schema;
-use super::Config;
+use super::{Config, Difference, Report, Severity};
 
 /// Where the record lives: its own schema, outside every compared namespace.
 pub const TABLE: &str = "preflight.converged";
@@ -44,33 +46,74 @@ pub fn catalog_key(schema: &Schema, extensions: &[String], search_path: &str) ->
     hex(&h.finalize())
 }
 
-/// The recorded keys of `namespace`, if any.
-pub fn read(client: &mut impl GenericClient, namespace: &str) -> Result<Option<(String, String)>, postgres::Error> {
+/// The answer recorded with the keys: passes, and the differences that
+/// have no repair.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Answer {
+    pub passed: Vec<String>,
+    pub differences: Vec<(String, bool, String)>,
+}
+
+impl Answer {
+    pub fn of(report: &Report) -> Answer {
+        Answer {
+            passed: report.passed.clone(),
+            differences: report
+                .differences
+                .iter()
+                .map(|d| (d.id.clone(), d.severity == Severity::Critical, d.message.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn differences(&self) -> Vec<Difference> {
+        self.differences
+            .iter()
+            .map(|(id, critical, message)| Difference {
+                id: id.clone(),
+                severity: if *critical { Severity::Critical } else { Severity::Warning },
+                message: message.clone(),
+                step: None,
+            })
+            .collect()
+    }
+}
+
+/// The recorded keys of `namespace` and their answer, if any.
+pub fn read(
+    client: &mut impl GenericClient,
+    namespace: &str,
+) -> Result<Option<((String, String), Answer)>, postgres::Error> {
     let exists: bool = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])?.get(0);
     if !exists {
         return Ok(None);
     }
-    let sql = format!("SELECT inputs_sha256, catalog_sha256 FROM {TABLE} WHERE namespace = $1");
-    Ok(client.query_opt(&sql, &[&namespace])?.map(|r| (r.get(0), r.get(1))))
+    let sql = format!("SELECT inputs_sha256, catalog_sha256, answer FROM {TABLE} WHERE namespace = $1");
+    Ok(client.query_opt(&sql, &[&namespace])?.and_then(|r| {
+        let answer: Answer = serde_json::from_str(r.get(2)).ok()?;
+        Some(((r.get(0), r.get(1)), answer))
+    }))
 }
 
 /// Records that `namespace` was found converged. Best effort: a role that
 /// may not create the table simply keeps the full comparison.
-pub fn write(client: &mut postgres::Client, namespace: &str, inputs: &str, catalog: &str) {
+pub fn write(client: &mut postgres::Client, namespace: &str, inputs: &str, catalog: &str, answer: &Answer) {
+    let Ok(answer) = serde_json::to_string(answer) else { return };
     let result = client.transaction().and_then(|mut tx| {
         tx.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS preflight; \
              CREATE TABLE IF NOT EXISTS {TABLE} (namespace text PRIMARY KEY, inputs_sha256 text NOT NULL, \
-                 catalog_sha256 text NOT NULL, recorded timestamptz NOT NULL DEFAULT now()); \
+                 catalog_sha256 text NOT NULL, answer text NOT NULL, recorded timestamptz NOT NULL DEFAULT now()); \
              COMMENT ON TABLE {TABLE} IS 'preflight: namespaces found converged on their DDL, so validate can skip \
                  loading it; safe to drop'"
         ))?;
         tx.execute(
             &format!(
-                "INSERT INTO {TABLE} (namespace, inputs_sha256, catalog_sha256) VALUES ($1, $2, $3) \
-                 ON CONFLICT (namespace) DO UPDATE SET inputs_sha256 = $2, catalog_sha256 = $3, recorded = now()"
+                "INSERT INTO {TABLE} (namespace, inputs_sha256, catalog_sha256, answer) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (namespace) DO UPDATE SET inputs_sha256 = $2, catalog_sha256 = $3, answer = $4, \
+                 recorded = now()"
             ),
-            &[&namespace, &inputs, &catalog],
+            &[&namespace, &inputs, &catalog, &answer],
         )?;
         tx.commit()
     });

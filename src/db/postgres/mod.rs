@@ -142,12 +142,6 @@ pub struct Report {
 }
 
 impl Report {
-    /// No schema difference at all (data checks aside).
-    pub fn schema_converged(&self) -> bool {
-        let checks = format!("{}:check:", self.passed.first().map(String::as_str).unwrap_or(""));
-        self.differences.iter().all(|d| d.id.starts_with(&checks))
-    }
-
     /// The dry run's script for the steps of the selected differences.
     pub fn script(&self, config: &Config, selected: impl Fn(&str) -> bool) -> Vec<String> {
         let steps = self.selected_steps(selected);
