@@ -79,11 +79,11 @@ impl Answer {
     }
 }
 
+/// The inputs key and the catalog key.
+pub type Keys = (String, String);
+
 /// The recorded keys of `namespace` and their answer, if any.
-pub fn read(
-    client: &mut impl GenericClient,
-    namespace: &str,
-) -> Result<Option<((String, String), Answer)>, postgres::Error> {
+pub fn read(client: &mut impl GenericClient, namespace: &str) -> Result<Option<(Keys, Answer)>, postgres::Error> {
     let exists: bool = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])?.get(0);
     if !exists {
         return Ok(None);
