@@ -2,7 +2,9 @@
 # Benchmarks of the PostgreSQL engine, on a throw-away server started here
 # in a temporary folder (stopped and removed at the end):
 #   1. validate of a converged 200-table schema, against
-#      `pg_dump --schema-only` of the same database (goal: not slower);
+#      `pg_dump --schema-only` of the same database (goal: not slower),
+#      then the same validate without heal's record (the full comparison:
+#      the DDL loaded into a scratch namespace and read back);
 #   2. heal of one ADD COLUMN (constant default) on a 10 M-row table
 #      (goal: under 100 ms for the whole process, no table rewrite: the
 #      table's relfilenode is the same before and after).
@@ -29,17 +31,18 @@ trap stop EXIT
 "${as_pg[@]}" "$PG_BINDIR/initdb" -D "$work/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
 "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$work/data" -l "$work/log" -w \
     -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c fsync=off" start >/dev/null
-url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-psql() { command psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
-manifest() { # root schema
+url() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
+psql() { command psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+manifest() { # root schema database
     mkdir -p "$1/schemas"
     printf 'version = 1\n[[database]]\nurl_env = "DATABASE_URL"\nschema = "%s"\n' "$2" >"$1/preflight.toml"
-    printf 'DATABASE_URL=%s\n' "$url" >"$1/.env"
+    printf 'DATABASE_URL=%s\n' "$(url "$3")" >"$1/.env"
 }
+psql -d postgres -c "CREATE DATABASE wide" -c "CREATE DATABASE big"
 
 echo "== 1. validate of a converged 200-table schema vs pg_dump --schema-only"
 wide="$work/wide"
-manifest "$wide" schemas/wide.sql
+manifest "$wide" schemas/wide.sql wide
 {
     echo "CREATE TYPE status AS ENUM ('new', 'open', 'closed');"
     for t in $(seq 1 200); do
@@ -56,24 +59,26 @@ manifest "$wide" schemas/wide.sql
 "$bin" validate --root "$wide" -m "$wide/preflight.toml" -q
 hyperfine --warmup 2 --runs 15 -N \
     -n "preflight validate" "$bin validate --root $wide -m $wide/preflight.toml -q" \
-    -n "pg_dump --schema-only" "$PG_BINDIR/pg_dump --schema-only -h 127.0.0.1 -p $port -U postgres -f /dev/null postgres"
+    -n "pg_dump --schema-only" "$PG_BINDIR/pg_dump --schema-only -h 127.0.0.1 -p $port -U postgres -f /dev/null wide"
+psql -d wide -c "DROP TABLE preflight.converged"
+hyperfine --warmup 1 --runs 5 -N -n "preflight validate, full comparison" "$bin validate --root $wide -m $wide/preflight.toml -q"
 
 echo "== 2. heal of one ADD COLUMN on a table of $rows rows"
 big="$work/big"
-manifest "$big" schemas/big.sql
-psql -c "CREATE TABLE ticks (id bigint PRIMARY KEY, symbol text NOT NULL, ts bigint NOT NULL)"
-psql -c "INSERT INTO ticks SELECT g, 'S' || (g % 500), g::bigint * 1000 FROM generate_series(1, $rows) g"
-psql -c "VACUUM ANALYZE ticks"
-psql -At -c "SELECT 'table size: ' || pg_size_pretty(pg_total_relation_size('ticks'))"
+manifest "$big" schemas/big.sql big
+psql -d big -c "CREATE TABLE ticks (id bigint PRIMARY KEY, symbol text NOT NULL, ts bigint NOT NULL)"
+psql -d big -c "INSERT INTO ticks SELECT g, 'S' || (g % 500), g::bigint * 1000 FROM generate_series(1, $rows) g"
+psql -d big -c "VACUUM ANALYZE ticks"
+psql -d big -At -c "SELECT 'table size: ' || pg_size_pretty(pg_total_relation_size('ticks'))"
 for i in 1 2 3 4 5; do
     echo "CREATE TABLE ticks (id bigint PRIMARY KEY, symbol text NOT NULL, ts bigint NOT NULL, note$i text NOT NULL DEFAULT 'none');" \
         >"$big/schemas/big.sql"
-    before=$(psql -At -c "SELECT relfilenode FROM pg_class WHERE relname = 'ticks'")
+    before=$(psql -d big -At -c "SELECT relfilenode FROM pg_class WHERE relname = 'ticks'")
     start=$(date +%s%N)
     "$bin" heal --root "$big" -m "$big/preflight.toml" -q >/dev/null
     end=$(date +%s%N)
-    after=$(psql -At -c "SELECT relfilenode FROM pg_class WHERE relname = 'ticks'")
+    after=$(psql -d big -At -c "SELECT relfilenode FROM pg_class WHERE relname = 'ticks'")
     rewrite=$([ "$before" = "$after" ] && echo "no rewrite" || echo "REWRITTEN")
     echo "heal #$i (ADD COLUMN note$i): $(( (end - start) / 1000000 )) ms, $rewrite"
-    psql -c "ALTER TABLE ticks DROP COLUMN note$i"
+    psql -d big -c "ALTER TABLE ticks DROP COLUMN note$i"
 done
