@@ -251,14 +251,16 @@ fn items(tx: &mut Transaction<'_>, scratch: &str) -> Result<BTreeSet<String>, po
     Ok(out)
 }
 
-/// A fingerprint of the catalog rows outside the scratch (and outside
-/// temporary and TOAST namespaces): any row created, updated or deleted
-/// there changes it. Writes to tables outside the scratch are counted from
+/// A fingerprint of the catalog rows of the other user namespaces (the
+/// system's own, TOAST and temporary ones aside: writing there needs a
+/// superuser, and reading them costs most of the query): any row created,
+/// updated or deleted there changes it. Writes to tables outside the scratch are counted from
 /// the transaction's own statistics.
 fn outside_fingerprint(tx: &mut Transaction<'_>, scratch: &str) -> Result<(i64, i64, i64), postgres::Error> {
     let row = tx.query_one(
         "WITH outside AS (SELECT oid FROM pg_catalog.pg_namespace \
-             WHERE nspname <> $1 AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'), \
+             WHERE nspname <> $1 AND nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'), \
          rels AS (SELECT oid, xmin FROM pg_catalog.pg_class WHERE relnamespace IN (SELECT oid FROM outside)), \
          facts AS ( \
              SELECT xmin::text::bigint AS x FROM rels \

@@ -83,7 +83,9 @@ fn template(owner: Option<(u32, u32)>) -> &'static Path {
         if done.join("PG_VERSION").exists() {
             return done;
         }
-        let work = tempfile::Builder::new().prefix("pg-initdb").tempdir_in(&root).expect("temp dir");
+        // initdb runs in the system's temporary folder: the `postgres` user
+        // may not be allowed to traverse the build folder.
+        let work = tempfile::Builder::new().prefix("preflight-initdb").tempdir().expect("temp dir");
         chown(work.path(), owner);
         let pwfile = work.path().join("pw");
         fs::write(&pwfile, PASSWORD).expect("pwfile");
@@ -105,8 +107,14 @@ fn template(owner: Option<(u32, u32)>) -> &'static Path {
         ];
         let out = run_as(owner, &bindir().join("initdb"), &args, work.path());
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        // Another test process may have won the race: either result is good.
-        let _ = fs::rename(&data, &done);
+        // Copied in (owner and modes kept), then renamed into place: another
+        // test process may have won the race, and either result is good.
+        let staged = root.join(format!("pg-template-{}", std::process::id()));
+        let out = Command::new("cp").arg("-a").arg(&data).arg(&staged).output().expect("cp");
+        assert!(out.status.success(), "copying the cluster failed: {}", String::from_utf8_lossy(&out.stderr));
+        if fs::rename(&staged, &done).is_err() {
+            let _ = fs::remove_dir_all(&staged);
+        }
         done
     })
 }
