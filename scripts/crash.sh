@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${KILLS:-500}
 start=$(date +%s)
-PREFLIGHT_CRASH_KILLS=$kills cargo test --release --test crash -- --nocapture
+PREFLIGHT_CRASH_KILLS=$kills cargo test --release --test it crash:: -- --nocapture
 echo "crash injection: $kills kills, all invariants held, $(( $(date +%s) - start )) s"

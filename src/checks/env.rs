@@ -1,8 +1,14 @@
 //! `[env]`: the `.env` file exists, parses, holds every required key with a
-//! value and every key of its template. Values are read only to test for
-//! emptiness; no value ever reaches a message.
+//! value and every key of its template. A required key set in the process
+//! environment counts, and wins over the file, as it does for dotenvy:
+//! containers and service managers pass configuration that way. Values are
+//! read only to test for emptiness; no value ever reaches a message, which
+//! says instead where the key was looked for. Without a template, a
+//! missing file is fine when the process environment sets every required
+//! key.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -26,7 +32,7 @@ impl Check for EnvCheck {
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         if let Some(spec) = &ctx.manifest.env {
-            check_env(ctx.root, spec, out);
+            check_env(ctx.root, spec, &|key| std::env::var_os(key), out);
         }
         Ok(())
     }
@@ -50,7 +56,11 @@ enum ReadError {
     Other(String),
 }
 
-fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
+/// Looks a key up in the process environment (a parameter, so tests need
+/// not change the test process's own environment).
+type ProcessEnv<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn check_env(root: &Path, spec: &EnvSpec, process: ProcessEnv, out: &mut Findings) {
     let critical = severity(spec.severity, Severity::Critical);
     let file_id = Kind::Env.id(spec.file.display());
     let template = match spec.template.as_deref().map(|t| read_env(root, t)) {
@@ -70,11 +80,17 @@ fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
     let env = match read_env(root, &spec.file) {
         Ok(env) => env,
         Err(ReadError::Missing) => {
-            out.push(missing_file(spec, &file_id, critical, template.as_ref()));
-            for key in &spec.required {
-                let message = format!("required key {key} is not set ({} is missing)", spec.file.display());
-                out.push(Finding::new(Kind::Env.id(key), Area::Env, critical, message));
+            // A container or a unit that passes every required key in the
+            // process environment needs no file, unless a template says
+            // what else it should hold.
+            let set = |key: &String| process(key).is_some_and(|v| !v.to_string_lossy().trim().is_empty());
+            let from_process = spec.template.is_none() && !spec.required.is_empty() && spec.required.iter().all(set);
+            if from_process {
+                out.pass(file_id, Area::Env);
+            } else {
+                out.push(missing_file(spec, &file_id, critical, template.as_ref()));
             }
+            check_required(spec, None, process, critical, out);
             return;
         }
         Err(ReadError::Other(why)) => {
@@ -83,7 +99,7 @@ fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
         }
     };
     out.pass(file_id, Area::Env);
-    check_required(spec, &env, critical, out);
+    check_required(spec, Some(&env), process, critical, out);
     if let Some(template) = &template {
         check_template_keys(spec, &env, template, out);
     }
@@ -106,24 +122,36 @@ fn missing_file(spec: &EnvSpec, id: &str, critical: Severity, template: Option<&
     }
 }
 
-fn check_required(spec: &EnvSpec, env: &EnvFile, critical: Severity, out: &mut Findings) {
+/// Each required key, in the process environment first, then in the file
+/// (`None` when the file is missing).
+fn check_required(spec: &EnvSpec, env: Option<&EnvFile>, process: ProcessEnv, critical: Severity, out: &mut Findings) {
+    let file = spec.file.display();
     for key in &spec.required {
         let id = Kind::Env.id(key);
-        match env.value(key) {
-            Some(v) if !v.trim().is_empty() => out.pass(id, Area::Env),
-            Some(_) => out.push(Finding::new(
-                id,
-                Area::Env,
-                critical,
-                format!("required key {key} is empty; set it in {}", spec.file.display()),
-            )),
-            None => out.push(Finding::new(
-                id,
-                Area::Env,
-                critical,
-                format!("required key {key} is missing; add it to {}", spec.file.display()),
-            )),
-        }
+        let message = match (process(key), env.map(|e| e.value(key))) {
+            (Some(v), _) if !v.to_string_lossy().trim().is_empty() => {
+                out.pass(id, Area::Env);
+                continue;
+            }
+            // dotenvy keeps a variable the process already has, even empty.
+            (Some(_), _) => format!(
+                "required key {key} is empty in the process environment, which takes precedence over {file}; give it a value"
+            ),
+            (None, Some(Some(v))) if !v.trim().is_empty() => {
+                out.pass(id, Area::Env);
+                continue;
+            }
+            (None, Some(Some(_))) => {
+                format!("required key {key} is empty in {file} and not set in the process environment; give it a value")
+            }
+            (None, Some(None)) => {
+                format!("required key {key} is missing: not in the process environment, not in {file}; set it in either")
+            }
+            (None, None) => format!(
+                "required key {key} is not set: not in the process environment, and {file} is missing; set it in either"
+            ),
+        };
+        out.push(Finding::new(id, Area::Env, critical, message));
     }
 }
 
@@ -167,8 +195,10 @@ fn read_env(root: &Path, rel: &Path) -> Result<EnvFile, ReadError> {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         ReadError::Other(format!("{} is not valid UTF-8 (line {line})", rel.display()))
     })?;
-    let entries =
-        parse(&text).map_err(|line| ReadError::Other(format!("syntax error in {} at line {line}", rel.display())))?;
+    let entries = parse(&text).map_err(|line| {
+        let what = text.lines().nth(line - 1).map(what_is_wrong).unwrap_or_default();
+        ReadError::Other(format!("syntax error in {} at line {line}: {what}", rel.display()))
+    })?;
     Ok(EnvFile { entries, text })
 }
 
@@ -195,6 +225,47 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
         }
     }
     Ok(entries)
+}
+
+/// What is wrong with a line dotenvy rejected, in words that never repeat
+/// a value (it may be a secret), nor anything before a `=` (a secret
+/// pasted alone on a line would otherwise be shown as a "key").
+fn what_is_wrong(line: &str) -> String {
+    let body = line.trim_start();
+    let body = body.strip_prefix("export ").map(str::trim_start).unwrap_or(body);
+    let key_end = body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).unwrap_or(body.len());
+    let rest = body[key_end..].trim_start();
+    if !body.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') || !rest.starts_with('=') {
+        return "expected KEY=value (a key is a letter or _ followed by letters, digits, _ or .), a # comment, \
+                or a blank line"
+            .into();
+    }
+    let key = &body[..key_end];
+    let value = rest[1..].trim_start();
+    let quote = value.chars().next().filter(|q| *q == '\'' || *q == '"');
+    match quote {
+        Some(q) if !closes(&value[1..], q) => {
+            let kind = if q == '\'' { "single" } else { "double" };
+            format!("the value of {key} opens a {kind} quote that is never closed")
+        }
+        None if value.split('#').next().unwrap_or("").trim_end().contains(char::is_whitespace) => {
+            format!("the value of {key} has a space outside quotes: put the value in quotes")
+        }
+        _ => format!("the value of {key} cannot be read: check its quotes, backslashes and ${{…}} references"),
+    }
+}
+
+/// Whether `text` holds the closing `quote` (a backslash escapes a double quote).
+fn closes(text: &str, quote: char) -> bool {
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return true,
+            _ => escaped = false,
+        }
+    }
+    false
 }
 
 /// The line where `fragment` (a logical line dotenvy rejected) starts.
@@ -261,6 +332,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_syntax_error_says_what_is_wrong_and_never_shows_a_value() {
+        assert_eq!(what_is_wrong("C='open"), "the value of C opens a single quote that is never closed");
+        assert_eq!(what_is_wrong("export D=\"a \\\" b"), "the value of D opens a double quote that is never closed");
+        assert_eq!(
+            what_is_wrong("E=two words # c"),
+            "the value of E has a space outside quotes: put the value in quotes"
+        );
+        let pasted = what_is_wrong("AKIAIOSFODNN7EXAMPLE");
+        assert!(pasted.starts_with("expected KEY=value") && !pasted.contains("AKIA"), "{pasted}");
+        assert!(what_is_wrong("1A=x").starts_with("expected KEY=value"));
+        assert!(what_is_wrong("F=\\q").starts_with("the value of F cannot be read"));
+    }
+
+    #[test]
     fn parse_reports_the_line_of_a_syntax_error() {
         assert_eq!(parse("A=1\nB=2\nC='open\n"), Err(3));
         assert_eq!(parse("A=1\nB C\n"), Err(2));
@@ -272,6 +357,64 @@ mod tests {
         let template = "# comment\nexport LOG_LEVEL='info' # level\nNAME=x\n";
         assert_eq!(template_line(template, "LOG_LEVEL"), "export LOG_LEVEL='info' # level");
         assert_eq!(template_line(template, "NAME"), "NAME=x");
+    }
+
+    fn spec(required: &[&str]) -> EnvSpec {
+        EnvSpec {
+            file: ".env".into(),
+            template: None,
+            required: required.iter().map(|k| k.to_string()).collect(),
+            severity: None,
+        }
+    }
+
+    /// The findings for `spec` on a root holding `env` (or no `.env`),
+    /// with a process environment of `vars`.
+    fn findings(spec: &EnvSpec, env: Option<&str>, vars: &[(&str, &str)]) -> Findings {
+        let root = tempfile::tempdir().unwrap();
+        if let Some(text) = env {
+            fs::write(root.path().join(".env"), text).unwrap();
+        }
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut out = Findings::default();
+        check_env(root.path(), spec, &|key| vars.get(key).map(OsString::from), &mut out);
+        out
+    }
+
+    fn message(out: &Findings, id: &str) -> Option<String> {
+        out.problems.iter().find(|f| f.id == id).map(|f| f.message.clone())
+    }
+
+    #[test]
+    fn a_required_key_in_the_process_environment_counts() {
+        let out = findings(&spec(&["DOMAIN"]), Some("OTHER=1\n"), &[("DOMAIN", "sk-live-domain")]);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert!(out.passed.iter().any(|p| p.id == "env:DOMAIN"));
+    }
+
+    #[test]
+    fn the_process_environment_wins_over_the_file() {
+        // Set but empty in the process: dotenvy would not override it.
+        let out = findings(&spec(&["DOMAIN"]), Some("DOMAIN=sk-live-x\n"), &[("DOMAIN", "")]);
+        let m = message(&out, "env:DOMAIN").unwrap();
+        assert!(m.contains("empty in the process environment"), "{m}");
+        assert!(!m.contains("sk-live"), "{m}");
+    }
+
+    #[test]
+    fn messages_say_where_a_key_was_looked_for() {
+        let out = findings(&spec(&["A", "B"]), Some("B=\n"), &[]);
+        let a = message(&out, "env:A").unwrap();
+        assert!(a.contains("not in the process environment") && a.contains(".env"), "{a}");
+        let b = message(&out, "env:B").unwrap();
+        assert!(b.contains("empty in .env") && b.contains("process environment"), "{b}");
+        let missing = findings(&spec(&["A"]), None, &[]);
+        let m = message(&missing, "env:A").unwrap();
+        assert!(m.contains(".env is missing") && m.contains("process environment"), "{m}");
+        let from_process = findings(&spec(&["A"]), None, &[("A", "1")]);
+        assert!(from_process.problems.is_empty(), "set in the process, no .env needed: {:?}", from_process.problems);
+        let partly = findings(&spec(&["A", "B"]), None, &[("A", "1")]);
+        assert!(message(&partly, "env:.env").is_some(), "B is set nowhere: the missing file matters");
     }
 
     #[test]

@@ -8,16 +8,20 @@ use preflight::safety::history::{Entry, Outcome};
 use preflight::safety::rollback;
 use preflight::{checks, db, report};
 
-use super::{load_manifest, print_to_stdout, root_only};
+use super::{print_to_stdout, root_only};
 use crate::cli::{Cli, Format};
 
 pub fn rollback(cli: &Cli, run: Option<&str>) -> anyhow::Result<u8> {
     let root = root_only(cli)?;
+    // Loading the manifest declares its volume dirs, so what a run wrote
+    // beneath one can be undone; rollback works without it otherwise. It
+    // also names the databases whose changes the engines undo.
+    let manifest = super::load_manifest(cli);
     let databases = |entries: &[&Entry]| -> Vec<Entry> {
-        match load_manifest(cli) {
+        match &manifest {
             Ok(manifest) => {
-                let url_of = |name: &str| checks::env_variable(&manifest.root, &manifest, name);
-                db::postgres::history::undo_entries(&manifest, &url_of, entries)
+                let url_of = |name: &str| checks::env_variable(&manifest.root, manifest, name);
+                db::postgres::history::undo_entries(manifest, &url_of, entries)
             }
             Err(e) => entries
                 .iter()

@@ -200,6 +200,7 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
             return Err(v.error_at("user", user, format!("`user` = {user:?} is not a valid account name")));
         }
     }
+    declare_volumes(&mut v, &raw.dir)?;
     let env = raw.env.map(|e| env_spec(&mut v, e)).transpose()?;
     let dirs = raw
         .dir
@@ -267,7 +268,7 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
             })
         })
         .collect::<Result<_, ManifestError>>()?;
-    Ok(Manifest {
+    let manifest = Manifest {
         file: file.to_path_buf(),
         root: root.to_path_buf(),
         app,
@@ -282,7 +283,82 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
         commands,
         disk,
         prunes,
-    })
+    };
+    refuse_globs_over_declared_paths(&mut v, &manifest)?;
+    Ok(manifest)
+}
+
+/// Declares the `volume = true` dirs as second roots before any path is
+/// confined, so paths beneath a volume that leads out of the root are
+/// accepted (and confined to the volume instead).
+fn declare_volumes(v: &mut Validator, dirs: &[RawDir]) -> Result<(), ManifestError> {
+    let mut volumes = Vec::new();
+    for dir in dirs.iter().filter(|d| d.volume == Some(true)) {
+        volumes.push(v.relative("path", &dir.path)?);
+    }
+    fsutil::declare_volumes(v.root, &volumes);
+    Ok(())
+}
+
+/// `[[lock]]` and `[[prune]]` remove what they match: a pattern that can
+/// match `.env`, a path another entry declares, a database's journal or a
+/// schema would delete the application's secrets or data.
+fn refuse_globs_over_declared_paths(v: &mut Validator, m: &Manifest) -> Result<(), ManifestError> {
+    let mut protected: Vec<(PathBuf, String)> = vec![(PathBuf::from(".env"), "the .env file".into())];
+    let mut add = |path: &Path, what: &str| protected.push((path.to_path_buf(), what.to_string()));
+    if let Some(env) = &m.env {
+        add(&env.file, "the [env] file");
+        if let Some(template) = &env.template {
+            add(template, "the [env] template");
+        }
+    }
+    for d in &m.dirs {
+        add(&d.path, "a [[dir]]");
+    }
+    for f in &m.files {
+        add(&f.path, "a [[file]]");
+        if let Some(schema) = &f.schema {
+            add(schema, "a schema file");
+        }
+    }
+    for h in &m.heartbeats {
+        add(&h.path, "a [[heartbeat]]");
+    }
+    for p in &m.pidfiles {
+        add(&p.path, "a [[pidfile]]");
+    }
+    for d in &m.databases {
+        add(&d.path, "a [[database]]");
+        add(&d.schema, "a schema file");
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut journal = d.path.clone().into_os_string();
+            journal.push(suffix);
+            add(Path::new(&journal), "a [[database]]'s journal");
+        }
+    }
+    for d in &m.postgres {
+        add(&d.schema, "a schema file");
+    }
+    if let Ok(own) = m.file.strip_prefix(&m.root) {
+        add(own, "the manifest");
+    }
+    let rules = m.locks.iter().map(|l| ("lock", &l.glob)).chain(m.prunes.iter().map(|p| ("prune", &p.glob)));
+    for (table, glob) in rules {
+        let Ok(matcher) = globset::GlobBuilder::new(glob).literal_separator(true).build() else { continue };
+        let matcher = matcher.compile_matcher();
+        if let Some((path, what)) = protected.iter().find(|(p, _)| matcher.is_match(p)) {
+            return Err(v.error_at(
+                "glob",
+                glob,
+                format!(
+                    "`glob` = {glob:?} of a [[{table}]] can match `{}`, {what}, and would remove it; \
+                     narrow the pattern (e.g. \"state/*.lock\")",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn env_spec(v: &mut Validator, e: RawEnv) -> Result<EnvSpec, ManifestError> {

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -135,6 +135,38 @@ impl<'a> ApplyCtx<'a> {
         Ok(backup)
     }
 
+    /// Notes that the existing file `rel` was changed in place by this
+    /// action (a database altered in a transaction), so that `rollback`
+    /// can tell whether a copy kept by the run undoes it.
+    pub fn note_changed(&mut self, rel: &Path) {
+        self.journal.changed(rel);
+    }
+
+    /// Removes a backup this action made that turned out to protect
+    /// nothing (every change it was taken for failed and was undone): a
+    /// run that fails keeps no backup of its own. Its record goes too, and
+    /// the run's backup folders once empty.
+    pub fn discard_saved(&mut self, copy: &Path) -> anyhow::Result<()> {
+        let relative = copy.strip_prefix(self.root).unwrap_or(copy).to_path_buf();
+        match fs::remove_file(copy) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", relative.display()))
+            }
+            _ => {}
+        }
+        self.saved.retain(|p| *p != relative);
+        self.journal.forget_kept(&relative);
+        let top = self.root.join(layout::run_folder(Area::Backups, self.run_id));
+        let mut folder = copy.parent();
+        while let Some(dir) = folder.filter(|d| d.starts_with(&top)) {
+            if fs::remove_dir(dir).is_err() {
+                break; // not empty: another database's backup is there
+            }
+            folder = dir.parent();
+        }
+        Ok(())
+    }
+
     /// Quarantines any original, then writes `contents` atomically.
     pub fn write_file(&mut self, rel: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
         self.quarantine(rel)?;
@@ -174,6 +206,22 @@ impl<'a> ApplyCtx<'a> {
         }
     }
 
+    /// Gives what the last action created (per `changes`) to `uid`:`gid`:
+    /// heal run as root creates what the `[app] user` will use as that
+    /// user's. Taking the changes is left to the caller, which records them.
+    pub fn give_created(&self, changes: &Changes, uid: u32, gid: u32) -> anyhow::Result<()> {
+        for rel in changes.created() {
+            let abs = fsutil::resolve(self.root, rel)?;
+            match std::os::unix::fs::lchown(&abs, Some(uid), Some(gid)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot chown {}", rel.display()))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one operation.
     pub fn apply(&mut self, op: &Op) -> anyhow::Result<String> {
         match op {
@@ -190,6 +238,15 @@ impl<'a> ApplyCtx<'a> {
                 fs::set_permissions(&abs, fs::Permissions::from_mode(*mode))
                     .with_context(|| format!("cannot chmod {}", path.display()))?;
                 Ok(format!("mode {mode:04o}"))
+            }
+            Op::SetOwner { path, uid, gid } => {
+                let abs = self.resolve(path)?;
+                if let Ok(meta) = fs::symlink_metadata(&abs) {
+                    self.journal.owner_changed(path, (meta.uid(), meta.gid()), (*uid, *gid));
+                }
+                std::os::unix::fs::chown(&abs, Some(*uid), Some(*gid))
+                    .with_context(|| format!("cannot chown {}", path.display()))?;
+                Ok(format!("owner {uid}:{gid}"))
             }
             Op::RemoveFile { path, quarantine } => {
                 if *quarantine {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
-pub use super::journal::{Created, ModeChange, Replaced, Undo};
+pub use super::journal::{Created, ModeChange, OwnerChange, Replaced, Undo};
 use super::layout;
 use crate::fsutil;
 
@@ -35,6 +35,9 @@ pub enum Outcome {
     Failed,
     /// `watch`'s circuit breaker held the fix back.
     Tripped,
+    /// `watch` held the fix back for this cycle (its cooldown, or the
+    /// open breaker); reported, never written to the history.
+    Held,
     /// An outcome this version does not know (a newer preflight wrote it).
     #[serde(other)]
     Unknown,
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::Done => "done",
             Outcome::Failed => "failed",
             Outcome::Tripped => "tripped",
+            Outcome::Held => "held",
             Outcome::Unknown => "unknown",
         }
     }
@@ -73,6 +77,13 @@ pub struct Entry {
     /// Permission changes this action made on existing paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modes: Vec<ModeChange>,
+    /// Existing files this action changed in place, without a copy of its
+    /// own (a database step whose backup another action of the run holds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<PathBuf>,
+    /// Ownership changes this action made on existing paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<OwnerChange>,
     /// The SQL a database action ran, statement by statement (never a password).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sql: Vec<String>,
@@ -91,6 +102,8 @@ impl Entry {
         self.created = undo.created;
         self.replaced = undo.replaced;
         self.modes = undo.modes;
+        self.changed = undo.changed;
+        self.owners = undo.owners;
     }
 }
 
@@ -247,7 +260,7 @@ pub fn stats(entries: &[Entry]) -> BTreeMap<&str, Stat> {
             Outcome::Done => stat.healed += 1,
             Outcome::Failed => stat.failed += 1,
             Outcome::Tripped => stat.tripped += 1,
-            Outcome::Unknown => {}
+            Outcome::Held | Outcome::Unknown => {}
         }
         stat.last.clone_from(&entry.time);
     }

@@ -13,6 +13,7 @@ pub mod journal;
 pub mod layout;
 pub mod lock;
 mod remove;
+pub mod retention;
 pub mod rollback;
 
 pub use apply::ApplyCtx;

@@ -37,6 +37,9 @@ pub struct Rollback {
     pub refused: Vec<String>,
     /// Actions of the run that kept nothing to undo them with.
     pub left: Vec<String>,
+    /// Actions of the run undone by restoring a copy another action kept
+    /// (the database steps of one run share its backup).
+    pub restored_with: Vec<String>,
 }
 
 impl Rollback {
@@ -71,20 +74,35 @@ pub fn rollback(
     let target = pick_run(&entries, wanted)?;
     let of_run: Vec<&Entry> = entries.iter().filter(|e| e.run == target).collect();
     let plan = Plan::of(&of_run);
-    let left = of_run
+    let restored: Vec<&Path> = plan
+        .steps
         .iter()
-        .filter(|e| {
-            e.outcome == Outcome::Done
-                && e.created.is_empty()
-                && e.replaced.is_empty()
-                && e.modes.is_empty()
-                && e.database_undo.is_none()
+        .filter_map(|s| match s {
+            Step::Restore { original, .. } => Some(original.path.as_path()),
+            _ => None,
         })
-        .map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action))
         .collect();
+    let bare = |e: &&&Entry| {
+        e.outcome == Outcome::Done
+            && e.created.is_empty()
+            && e.replaced.is_empty()
+            && e.modes.is_empty()
+            && e.owners.is_empty()
+            && e.database_undo.is_none()
+    };
+    let covered = |e: &Entry| !e.changed.is_empty() && e.changed.iter().all(|p| restored.contains(&p.as_path()));
+    let (restored_with, left): (Vec<&&Entry>, Vec<&&Entry>) = of_run.iter().filter(bare).partition(|e| covered(e));
+    let restored_with: Vec<String> = restored_with
+        .iter()
+        .map(|e| {
+            let paths: Vec<String> = e.changed.iter().map(|p| p.display().to_string()).collect();
+            format!("{}: {} (undone: {} is restored from the run's copy)", e.id, e.action, paths.join(", "))
+        })
+        .collect();
+    let left = left.iter().map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action)).collect();
     let refused = plan.check(root);
     if !refused.is_empty() {
-        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left });
+        return Ok(Rollback { target, run: None, done: Vec::new(), refused, left, restored_with });
     }
     let mut ctx = ApplyCtx::new(root, run_id);
     let mut done = Vec::new();
@@ -114,7 +132,7 @@ pub fn rollback(
         }
     }
     history::append(root, &done)?;
-    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left })
+    Ok(Rollback { target, run: Some(run_id.to_string()), done, refused: Vec::new(), left, restored_with })
 }
 
 /// The named run, or the newest run that is not a rollback and was not
@@ -143,11 +161,15 @@ fn pick_run(entries: &[Entry], wanted: Option<&str>) -> anyhow::Result<String> {
     Ok(wanted.to_string())
 }
 
+/// A path's owner and group.
+type Owner = (u32, u32);
+
 /// One change to undo, with the finding whose fix made it.
 #[derive(Debug)]
 pub enum Step {
     Restore { id: String, original: Replaced },
     SetMode { id: String, path: PathBuf, from: u32, to: u32 },
+    SetOwner { id: String, path: PathBuf, from: Owner, to: Owner },
     RemoveFile { id: String, path: PathBuf, sha256: String },
     RemoveDir { id: String, path: PathBuf },
 }
@@ -165,7 +187,12 @@ impl Plan {
         let mut created: BTreeMap<&Path, (&str, Option<&str>)> = BTreeMap::new();
         let mut originals: BTreeMap<&Path, (&str, &Replaced)> = BTreeMap::new();
         let mut modes: BTreeMap<&Path, (&str, u32, u32)> = BTreeMap::new();
+        let mut owners: BTreeMap<&Path, (&str, Owner, Owner)> = BTreeMap::new();
         for entry in entries {
+            for o in &entry.owners {
+                let (from, to) = ((o.from_uid, o.from_gid), (o.to_uid, o.to_gid));
+                owners.entry(&o.path).and_modify(|e| e.2 = to).or_insert((&entry.id, from, to));
+            }
             for m in &entry.modes {
                 // The first change knows the original mode, the last one the mode left.
                 modes.entry(&m.path).and_modify(|e| e.2 = m.to).or_insert((&entry.id, m.from, m.to));
@@ -184,6 +211,9 @@ impl Plan {
             .collect();
         for (path, (id, from, to)) in modes.into_iter().filter(|(path, _)| !created.contains_key(path)) {
             steps.push(Step::SetMode { id: id.into(), path: path.into(), from, to });
+        }
+        for (path, (id, from, to)) in owners.into_iter().filter(|(path, _)| !created.contains_key(path)) {
+            steps.push(Step::SetOwner { id: id.into(), path: path.into(), from, to });
         }
         let mut dirs = Vec::new();
         for (path, (id, sha256)) in created {
@@ -206,6 +236,7 @@ impl Plan {
             let result = match step {
                 Step::Restore { original, .. } => check_restore(root, original),
                 Step::SetMode { path, to, .. } => check_mode(root, path, *to),
+                Step::SetOwner { path, to, .. } => check_owner(root, path, *to),
                 Step::RemoveFile { path, sha256, .. } => check_created_file(root, path, sha256),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
@@ -223,7 +254,10 @@ impl Step {
     pub fn path(&self) -> &Path {
         match self {
             Step::Restore { original, .. } => &original.path,
-            Step::SetMode { path, .. } | Step::RemoveFile { path, .. } | Step::RemoveDir { path, .. } => path,
+            Step::SetMode { path, .. }
+            | Step::SetOwner { path, .. }
+            | Step::RemoveFile { path, .. }
+            | Step::RemoveDir { path, .. } => path,
         }
     }
 
@@ -231,6 +265,7 @@ impl Step {
         match self {
             Step::Restore { id, .. }
             | Step::SetMode { id, .. }
+            | Step::SetOwner { id, .. }
             | Step::RemoveFile { id, .. }
             | Step::RemoveDir { id, .. } => id,
         }
@@ -247,6 +282,10 @@ impl Step {
             Step::SetMode { path, from, .. } => {
                 ctx.apply(&super::Op::SetMode { path: path.clone(), mode: *from })?;
                 Ok((format!("chmod {from:04o} {shown}"), "the mode before the run".into()))
+            }
+            Step::SetOwner { path, from: (uid, gid), .. } => {
+                ctx.apply(&super::Op::SetOwner { path: path.clone(), uid: *uid, gid: *gid })?;
+                Ok((format!("chown {uid}:{gid} {shown}"), "the owner before the run".into()))
             }
             Step::RemoveFile { path, .. } => {
                 ctx.remove_created(path, false)?;
@@ -295,6 +334,18 @@ fn check_mode(root: &Path, path: &Path, left: u32) -> anyhow::Result<Option<Stri
     };
     let now = fsutil::mode_of(&meta);
     Ok((now != left).then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
+}
+
+fn check_owner(root: &Path, path: &Path, left: Owner) -> anyhow::Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let now = (meta.uid(), meta.gid());
+    Ok((now != left)
+        .then(|| format!("owner changed after the run (now {}:{}, the run left {}:{})", now.0, now.1, left.0, left.1)))
 }
 
 fn check_created_file(root: &Path, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {

@@ -1,9 +1,7 @@
 //! Bad manifests: each is refused with exit 1, a message naming the file,
 //! the line and what is wrong, and a disk left exactly as it was.
 
-mod common;
-
-use common::TestDir;
+use crate::support::{self, TestDir};
 
 /// (name, file name, manifest text, expected line, text the message must hold)
 const CASES: &[(&str, &str, &str, usize, &str)] = &[
@@ -112,7 +110,7 @@ fn every_bad_manifest_is_refused_with_its_line_and_the_disk_unchanged() {
         for command in [&["validate"][..], &["heal"], &["heal", "--dry-run"]] {
             let mut args = command.to_vec();
             args.extend(["-m", manifest.to_str().unwrap()]);
-            let run = common::run_preflight(&args, t.path());
+            let run = support::run_preflight(&args, t.path());
             assert_eq!(run.code, 1, "{name}: {}", run.all_output());
             let location = format!("{file}:{line}:");
             assert!(run.stderr.contains(&location), "{name}: expected {location} in {}", run.stderr);

@@ -6,14 +6,12 @@
 //! `PREFLIGHT_CRASH_KILLS` sets the number of kills (default 16);
 //! `scripts/crash.sh` runs the long version.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Snapshot, TestDir};
+use crate::support::{self, ChildGuard, Snapshot, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -127,8 +125,8 @@ fn heal_duration(t: &TestDir) -> Duration {
 /// Every original file is either unchanged or kept byte for byte in the
 /// quarantine; nothing but hidden temporary files is new.
 fn assert_nothing_lost(root: &Path, original: &Snapshot, seed: u64) {
-    let now = common::snapshot(root, true);
-    let quarantined: Vec<Vec<u8>> = common::snapshot(&root.join(".preflight/quarantine"), false)
+    let now = support::snapshot(root, true);
+    let quarantined: Vec<Vec<u8>> = support::snapshot(&root.join(".preflight/quarantine"), false)
         .into_values()
         .filter_map(|(_, bytes)| bytes)
         .collect();
@@ -168,12 +166,12 @@ fn heal_killed_at_any_moment_loses_nothing_and_converges_after() {
         let t = seeded_root();
         let original = t.app_snapshot();
         let manifest = t.join("preflight.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-            .args(["heal", "-q", "--allow-rebuild", "-m", manifest.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_preflight"))
+                .args(["heal", "-q", "--allow-rebuild", "-m", manifest.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         sleep(Duration::from_micros(next(&mut state) % window));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
