@@ -9,6 +9,7 @@ use super::ddl;
 use super::desired::Desired;
 use super::plan::{Stage, Step, StepKind, Stmt, Undo};
 use super::{diff_objects, Config, Difference, Severity};
+use crate::db::ignore::Ignore;
 
 /// Questions the comparison asks the server while it plans.
 pub trait Probe {
@@ -24,15 +25,26 @@ pub struct Out<'a> {
     pub base: String,
     pub q: &'a Quoter,
     pub allow_rebuild: bool,
-    ignore: &'a [String],
+    ignore: Ignore,
     pub passed: Vec<String>,
     pub differences: Vec<Difference>,
     pub steps: Vec<Step>,
 }
 
 impl Out<'_> {
+    /// Drift the deployment expects (`ignore`): not reported. Declared
+    /// objects are compared whatever `ignore` says.
     pub fn ignored(&self, name: &str) -> bool {
-        self.ignore.iter().any(|p| glob(p, name))
+        self.ignore.name(name)
+    }
+
+    pub fn ignored_column(&self, table: &str, column: &str) -> bool {
+        self.ignore.column(table, column)
+    }
+
+    /// An index or constraint: by its own name, or by its table's.
+    pub fn ignored_object(&self, name: &str, table: &str) -> bool {
+        self.ignore.object(name, table)
     }
 
     pub fn id(&self, kind: &str, name: &str) -> String {
@@ -71,7 +83,7 @@ pub fn compare<'a>(
         base: config.id_base.clone(),
         q,
         allow_rebuild: config.allow_rebuild,
-        ignore: &config.ignore,
+        ignore: Ignore::new(&config.ignore),
         passed: Vec::new(),
         differences: Vec::new(),
         steps: Vec::new(),
@@ -141,9 +153,6 @@ fn renames(out: &mut Out, live: &mut Schema, desired: &Schema, config: &Config) 
 
 fn tables(out: &mut Out, live: &Schema, desired: &Desired, probe: &mut dyn Probe) -> Result<(), String> {
     for (name, want) in &desired.schema.tables {
-        if out.ignored(name) {
-            continue;
-        }
         match live.tables.get(name) {
             None => missing_table(out, name, want, desired),
             Some(have) => {
@@ -197,10 +206,6 @@ fn missing_table(out: &mut Out, name: &str, want: &Table, desired: &Desired) {
 
 fn columns(out: &mut Out, table: &str, have: &Table, want: &Table, probe: &mut dyn Probe) -> Result<(), String> {
     for c in &want.columns {
-        let full = format!("{table}.{}", c.name);
-        if out.ignored(&full) {
-            continue;
-        }
         let id = out.id("table", &format!("{table}:column:{}", c.name));
         match have.column(&c.name) {
             None => missing_column(out, id, table, c, probe)?,
@@ -208,7 +213,7 @@ fn columns(out: &mut Out, table: &str, have: &Table, want: &Table, probe: &mut d
         }
     }
     for c in &have.columns {
-        if want.column(&c.name).is_none() && !out.ignored(&format!("{table}.{}", c.name)) {
+        if want.column(&c.name).is_none() && !out.ignored_column(table, &c.name) {
             let id = out.id("table", &format!("{table}:column:{}", c.name));
             out.drift(id, "column");
         }
@@ -352,9 +357,6 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
         }
     }
     for (name, k) in &want.constraints {
-        if out.ignored(name) {
-            continue;
-        }
         let id = out.id("table", &format!("{table}:constraint:{name}"));
         let c = q.ident(name);
         let twin = have
@@ -424,7 +426,10 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
         }
     }
     for (name, k) in &have.constraints {
-        if !want.constraints.contains_key(name) && !same_under_other_name.contains(&name) && !out.ignored(name) {
+        if !want.constraints.contains_key(name)
+            && !same_under_other_name.contains(&name)
+            && !out.ignored_object(name, table)
+        {
             let id = out.id("table", &format!("{table}:constraint:{name}"));
             out.drift(id, &format!("constraint {}", k.definition));
         }
@@ -434,42 +439,4 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
 /// An undo that is always safe (renames, defaults, constraints).
 pub fn undo_plain(sql: Vec<String>) -> Undo {
     Undo { lock: None, guard: None, guard_fails: String::new(), sql, concurrent: false }
-}
-
-/// `*` any run of characters, `?` one.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_like_the_manifest_says() {
-        assert!(glob("legacy_*", "legacy_orders"));
-        assert!(glob("users.old_flag", "users.old_flag"));
-        assert!(glob("*", ""));
-        assert!(glob("a?c*", "abcdef"));
-        assert!(!glob("legacy_*", "orders"));
-        assert!(!glob("users.*", "users"));
-    }
 }

@@ -11,9 +11,6 @@ use super::Severity;
 
 pub fn extensions(out: &mut Out, live: &[String], desired: &[String]) {
     for name in desired {
-        if out.ignored(name) {
-            continue;
-        }
         let id = out.id("extension", name);
         if live.contains(name) {
             out.passed.push(id);
@@ -34,9 +31,6 @@ pub fn extensions(out: &mut Out, live: &[String], desired: &[String]) {
 pub fn enums(out: &mut Out, live: &BTreeMap<String, Vec<String>>, desired: &BTreeMap<String, Vec<String>>) {
     let q = out.q;
     for (name, labels) in desired {
-        if out.ignored(name) {
-            continue;
-        }
         let id = out.id("type", name);
         let ty = q.ident(name);
         let Some(have) = live.get(name) else {
@@ -95,9 +89,6 @@ pub fn enums(out: &mut Out, live: &BTreeMap<String, Vec<String>>, desired: &BTre
 pub fn sequences(out: &mut Out, live: &Schema, desired: &Schema) {
     let q = out.q;
     for (name, want) in &desired.sequences {
-        if out.ignored(name) {
-            continue;
-        }
         let id = out.id("sequence", name);
         let s = q.ident(name);
         let owned = want.owned_by.as_ref().map(|(t, c)| Stmt::new(Stage::OwnedBy, ddl::owned_by(q, name, t, c)));
@@ -143,7 +134,7 @@ pub fn sequences(out: &mut Out, live: &Schema, desired: &Schema) {
 pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
     let q = out.q;
     for (name, want) in desired.indexes.iter().filter(|(_, i)| !i.constraint) {
-        if out.ignored(name) || out.ignored(&want.table) || !live.tables.contains_key(&want.table) {
+        if !live.tables.contains_key(&want.table) {
             continue;
         }
         let id = out.id("index", name);
@@ -224,11 +215,7 @@ pub fn indexes(out: &mut Out, live: &Schema, desired: &Schema) {
         .filter_map(|(_, i)| twin(live, desired, i))
         .collect();
     for (name, have) in live.indexes.iter().filter(|(_, i)| !i.constraint) {
-        if !desired.indexes.contains_key(name)
-            && !twins.contains(&name)
-            && !out.ignored(name)
-            && !out.ignored(&have.table)
-        {
+        if !desired.indexes.contains_key(name) && !twins.contains(&name) && !out.ignored_object(name, &have.table) {
             let id = out.id("index", name);
             out.drift(id, "index");
         }
@@ -253,9 +240,6 @@ fn twin<'a>(live: &'a Schema, desired: &Schema, want: &Index) -> Option<&'a Stri
 pub fn views(out: &mut Out, live: &Schema, desired: &Schema) {
     let q = out.q;
     for (name, want) in &desired.views {
-        if out.ignored(name) {
-            continue;
-        }
         let id = out.id("view", name);
         let v = q.ident(name);
         let kind = if want.materialized { "MATERIALIZED VIEW" } else { "VIEW" };

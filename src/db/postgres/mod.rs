@@ -65,7 +65,8 @@ pub struct Config {
     /// The desired schema's text, and its name for messages.
     pub ddl: String,
     pub ddl_name: String,
-    /// Names (globs) whose differences are expected: `legacy_*`, `users.flag`.
+    /// Drift that is expected (names, `table.column`, globs of either):
+    /// not reported. Declared objects are compared regardless.
     pub ignore: Vec<String>,
     pub renames: Vec<Rename>,
     pub checks: Vec<DataCheck>,
