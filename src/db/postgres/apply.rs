@@ -57,6 +57,16 @@ enum StepError {
 /// Applies the fixes of the findings `selected` accepts. Findings seen by
 /// an earlier validate but gone under the lock are not in the result.
 pub fn heal(config: &Config, selected: &dyn Fn(&str) -> bool) -> Result<(Vec<Action>, Report), Error> {
+    heal_after(config, selected, None)
+}
+
+/// `heal`, given the report of the validate that planned it: under the lock
+/// its comparison is reused while the live catalog is unchanged since.
+pub fn heal_after(
+    config: &Config,
+    selected: &dyn Fn(&str) -> bool,
+    earlier: Option<&Report>,
+) -> Result<(Vec<Action>, Report), Error> {
     let mut session = connect(&config.url).map_err(Error::Unreachable)?;
     let secret = session.secret.clone();
     let client = &mut session.client;
@@ -70,13 +80,13 @@ pub fn heal(config: &Config, selected: &dyn Fn(&str) -> bool) -> Result<(Vec<Act
         .map_err(server)?
         .get(0);
     if !wait_for_lock(client, key, config.lock_wait).map_err(server)? {
-        let report = inspect_with(client, config, &secret)?;
+        let report = inspect_with(client, config, &secret, earlier)?;
         let busy =
             format!("another heal of this database held its lock for {:?}; nothing was changed", config.lock_wait);
         let actions = actions_for(&report, selected, |_| Outcome::Busy(busy.clone()));
         return Ok((actions, report));
     }
-    let result = heal_locked(client, config, &secret, selected);
+    let result = heal_locked(client, config, &secret, selected, earlier);
     let _ = client.execute("SELECT pg_catalog.pg_advisory_unlock($1)", &[&key]);
     result
 }
@@ -86,8 +96,9 @@ fn heal_locked(
     config: &Config,
     secret: &Secret,
     selected: &dyn Fn(&str) -> bool,
+    earlier: Option<&Report>,
 ) -> Result<(Vec<Action>, Report), Error> {
-    let report = inspect_with(client, config, secret)?;
+    let report = inspect_with(client, config, secret, earlier)?;
     let chosen = report.selected_steps(selected);
     client
         .batch_execute(&format!("SET search_path = {}", report.search_path))
@@ -141,7 +152,7 @@ fn heal_locked(
 fn record_convergence(client: &mut Client, config: &Config, secret: &Secret, report: &Report, changed: bool) {
     let fresh;
     let report = if changed {
-        match inspect_with(client, config, secret) {
+        match inspect_with(client, config, secret, None) {
             Ok(r) => {
                 fresh = r;
                 &fresh

@@ -178,9 +178,10 @@ impl CustomOp for HealOp {
         let mut outcome = self.db.outcome.lock().unwrap_or_else(|p| p.into_inner());
         if outcome.is_none() {
             let planned = self.db.planned();
-            let result = apply::heal(&self.db.config, &|id| planned.iter().any(|p| p == id))
-                .map(|(actions, _)| actions.into_iter().map(|a| (a.id.clone(), a)).collect())
-                .map_err(|e| e.to_string());
+            let result =
+                apply::heal_after(&self.db.config, &|id| planned.iter().any(|p| p == id), Some(&self.db.report))
+                    .map(|(actions, _)| actions.into_iter().map(|a| (a.id.clone(), a)).collect())
+                    .map_err(|e| e.to_string());
             *outcome = Some(result);
         }
         let actions = match outcome.as_ref() {

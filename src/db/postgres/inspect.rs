@@ -23,11 +23,19 @@ use super::{datacheck, marker, Config, Difference, Error, Report};
 /// Compares the live namespace with the DDL; changes nothing.
 pub fn inspect(config: &Config) -> Result<Report, Error> {
     let mut session = connect(&config.url).map_err(Error::Unreachable)?;
-    inspect_with(&mut session.client, config, &session.secret)
+    inspect_with(&mut session.client, config, &session.secret, None)
 }
 
-/// The same on an open session (heal re-inspects under its lock).
-pub fn inspect_with(client: &mut Client, config: &Config, secret: &Secret) -> Result<Report, Error> {
+/// The same on an open session (heal re-inspects under its lock). When the
+/// live catalog is still exactly what `earlier` was computed from, its
+/// schema comparison is reused instead of loading the DDL again (the data
+/// checks always run afresh).
+pub fn inspect_with(
+    client: &mut Client,
+    config: &Config,
+    secret: &Secret,
+    earlier: Option<&Report>,
+) -> Result<Report, Error> {
     let server = |e: postgres::Error| Error::Server(secret.scrub(&describe(&e)));
     let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).start().map_err(server)?;
     tx.batch_execute(&format!(
@@ -58,9 +66,16 @@ pub fn inspect_with(client: &mut Client, config: &Config, secret: &Secret) -> Re
 
     let answer = recorded.filter(|(k, _)| namespace_exists && *k == keys).map(|(_, a)| a);
     let fast = answer.is_some();
+    let checks_prefix = format!("{}:check:", config.id_base);
+    let earlier = earlier.filter(|e| namespace_exists && !e.fast && e.keys == keys);
     let (passed, differences, steps) = if let Some(answer) = answer {
         // Recorded by heal for exactly these inputs and this live schema.
         (answer.passed.iter().skip(1).cloned().collect(), answer.differences(), Vec::new())
+    } else if let Some(earlier) = earlier {
+        let schema_only = |id: &String| !id.starts_with(&checks_prefix) && *id != config.id_base;
+        let passed = earlier.passed.iter().filter(|id| schema_only(id)).cloned().collect();
+        let differences = earlier.differences.iter().filter(|d| schema_only(&d.id)).cloned().collect();
+        (passed, differences, earlier.steps.clone())
     } else {
         let scratch = scratch_name(pid);
         let desired = desired::load(&mut tx, &config.ddl, &config.ddl_name, ns, &scratch, &tail)
