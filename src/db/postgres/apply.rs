@@ -142,35 +142,35 @@ fn heal_locked(
         other => other,
     };
     let actions = actions_for(&report, selected, |s| scrub(outcomes[s].clone().unwrap_or(Outcome::AlreadyConverged)));
-    record_convergence(client, config, secret, &report, !chosen.is_empty());
+    record_convergence(client, config, &report, !chosen.is_empty());
     Ok((actions, report))
 }
 
 /// Lets later validations skip loading the DDL (`marker.rs`) when the
-/// namespace is now converged: looked at again after changes, taken from
-/// the report when nothing was changed.
-fn record_convergence(client: &mut Client, config: &Config, secret: &Secret, report: &Report, changed: bool) {
-    let fresh;
-    let report = if changed {
-        match inspect_with(client, config, secret, None) {
-            Ok(r) => {
-                fresh = r;
-                &fresh
-            }
-            Err(_) => return,
+/// namespace is now converged. After changes, the live catalog is read
+/// again and compared with the DDL this heal already loaded; without
+/// changes, the report under the lock is the answer.
+fn record_convergence(client: &mut Client, config: &Config, report: &Report, changed: bool) {
+    let checks = format!("{}:check:", config.id_base);
+    let recorded = if changed {
+        let Some(desired) = report.desired.as_deref() else { return };
+        match super::inspect::converged_answer(client, config, desired) {
+            Ok(Some(found)) => found,
+            _ => return,
         }
     } else {
-        report
+        // Only an answer without repairs can be replayed: a step cannot.
+        let schema: Vec<&super::Difference> =
+            report.differences.iter().filter(|d| !d.id.starts_with(&checks)).collect();
+        if report.fast || schema.iter().any(|d| d.step.is_some()) {
+            return;
+        }
+        (report.keys.clone(), super::marker::Answer::of(report))
     };
-    // Only an answer without repairs can be replayed: a step cannot.
-    let checks = format!("{}:check:", config.id_base);
-    let schema: Vec<&super::Difference> = report.differences.iter().filter(|d| !d.id.starts_with(&checks)).collect();
-    if !report.fast && schema.iter().all(|d| d.step.is_none()) {
-        let mut answer = super::marker::Answer::of(report);
-        answer.passed.retain(|id| !id.starts_with(&checks));
-        answer.differences.retain(|(id, _, _)| !id.starts_with(&checks));
-        super::marker::write(client, &config.namespace, &report.keys.0, &report.keys.1, &answer);
-    }
+    let ((inputs, catalog), mut answer) = recorded;
+    answer.passed.retain(|id| !id.starts_with(&checks));
+    answer.differences.retain(|(id, _, _)| !id.starts_with(&checks));
+    super::marker::write(client, &config.namespace, &inputs, &catalog, &answer);
 }
 
 /// One action per selected difference that has a step.

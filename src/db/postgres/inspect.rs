@@ -10,6 +10,8 @@
 //!    savepoints of the same transaction.
 //! 4. ROLLBACK: the scratch namespace and everything in it never existed.
 
+use std::sync::Arc;
+
 use postgres::{Client, IsolationLevel, Transaction};
 
 use super::catalog::{self, Quoter};
@@ -68,14 +70,14 @@ pub fn inspect_with(
     let fast = answer.is_some();
     let checks_prefix = format!("{}:check:", config.id_base);
     let earlier = earlier.filter(|e| namespace_exists && !e.fast && e.keys == keys);
-    let (passed, differences, steps) = if let Some(answer) = answer {
+    let (passed, differences, steps, desired) = if let Some(answer) = answer {
         // Recorded by heal for exactly these inputs and this live schema.
-        (answer.passed.iter().skip(1).cloned().collect(), answer.differences(), Vec::new())
+        (answer.passed.iter().skip(1).cloned().collect(), answer.differences(), Vec::new(), None)
     } else if let Some(earlier) = earlier {
         let schema_only = |id: &String| !id.starts_with(&checks_prefix) && *id != config.id_base;
         let passed = earlier.passed.iter().filter(|id| schema_only(id)).cloned().collect();
         let differences = earlier.differences.iter().filter(|d| schema_only(&d.id)).cloned().collect();
-        (passed, differences, earlier.steps.clone())
+        (passed, differences, earlier.steps.clone(), earlier.desired.clone())
     } else {
         let scratch = scratch_name(pid);
         let desired = desired::load(&mut tx, &config.ddl, &config.ddl_name, ns, &scratch, &tail)
@@ -83,12 +85,19 @@ pub fn inspect_with(
         let mut probe = TxProbe { tx: &mut tx, scratch: &scratch, namespace: ns, q: &q };
         let out = diff::compare(&mut live, &live_extensions, &desired, config, &q, &mut probe)
             .map_err(|e| Error::Server(secret.scrub(&e)))?;
-        (out.passed, out.differences, out.steps)
+        (out.passed, out.differences, out.steps, Some(Arc::new(desired)))
     };
     tx.rollback().map_err(server)?;
 
-    let mut report =
-        Report { passed: vec![config.id_base.clone()], differences: Vec::new(), steps, search_path, keys, fast };
+    let mut report = Report {
+        passed: vec![config.id_base.clone()],
+        differences: Vec::new(),
+        steps,
+        search_path,
+        keys,
+        fast,
+        desired,
+    };
     if !namespace_exists {
         let step = Step::new(
             format!("create schema {ns}"),
@@ -135,6 +144,58 @@ pub fn inspect_with(
         report.differences.push(Difference { id, severity: check.severity, message, step });
     }
     Ok(report)
+}
+
+/// The recorded answer for the live namespace as it is now, compared with
+/// an already loaded DDL: `None` when heal left something to repair (or a
+/// question only the scratch namespace could answer came up). One
+/// read-only transaction, no DDL load: heal checks its own result with it.
+pub fn converged_answer(
+    client: &mut Client,
+    config: &Config,
+    desired: &desired::Desired,
+) -> Result<Option<(marker::Keys, marker::Answer)>, postgres::Error> {
+    let ns = config.namespace.as_str();
+    let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let q = Quoter::load(&mut tx)?;
+    let tail = search_tail(&mut tx, ns, &q)?;
+    let search_path = format!("{}{tail}", q.ident(ns));
+    tx.batch_execute(&format!("SET LOCAL search_path = {search_path}"))?;
+    let mut live = catalog::read(&mut tx, ns)?;
+    let extensions = catalog::extensions(&mut tx)?;
+    let version: i32 = tx.query_one("SELECT current_setting('server_version_num')::int", &[])?.get(0);
+    tx.commit()?;
+    let keys = (marker::inputs_key(config, version), marker::catalog_key(&live, &extensions, &search_path));
+    let Ok(out) = diff::compare(&mut live, &extensions, desired, config, &q, &mut NoProbe) else {
+        return Ok(None);
+    };
+    if !out.steps.is_empty() {
+        return Ok(None);
+    }
+    let mut passed = vec![config.id_base.clone()];
+    passed.extend(out.passed);
+    let answer = marker::Answer {
+        passed,
+        differences: out
+            .differences
+            .iter()
+            .map(|d| (d.id.clone(), d.severity == super::Severity::Critical, d.message.clone()))
+            .collect(),
+    };
+    Ok(Some((keys, answer)))
+}
+
+/// Answers nothing: a comparison that needs the scratch namespace stops.
+struct NoProbe;
+
+impl Probe for NoProbe {
+    fn add_column_rewrites(&mut self, _definition: &str) -> Result<bool, String> {
+        Err("needs the scratch namespace".into())
+    }
+
+    fn has_rows(&mut self, _table: &str) -> Result<bool, String> {
+        Err("needs the scratch namespace".into())
+    }
 }
 
 /// `, "ext_schema", …`: schemas holding installed extensions (other than

@@ -140,6 +140,9 @@ pub struct Report {
     pub keys: (String, String),
     /// The DDL was not loaded: heal recorded this exact state as converged.
     pub fast: bool,
+    /// The DDL as the server loaded it, when it was loaded (or reused), so
+    /// heal can check its own result against it without loading it again.
+    pub(crate) desired: Option<std::sync::Arc<desired::Desired>>,
 }
 
 impl Report {
