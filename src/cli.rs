@@ -55,6 +55,10 @@ pub struct Cli {
     /// Skip `[[command]]` checks and their fixes.
     #[arg(long, global = true)]
     pub no_commands: bool,
+
+    /// Full integrity checks (`PRAGMA quick_check`) of every database, whatever its size or `integrity`.
+    #[arg(long, global = true)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,7 +46,7 @@ pub fn selection(cli: &Cli) -> Selection {
 }
 
 pub fn options(cli: &Cli, allow_rebuild: bool) -> CheckOptions {
-    CheckOptions { allow_rebuild, no_commands: cli.no_commands, ..CheckOptions::default() }
+    CheckOptions { allow_rebuild, no_commands: cli.no_commands, deep: cli.deep, ..CheckOptions::default() }
 }
 
 pub fn report_format(cli: &Cli) -> report::Format {

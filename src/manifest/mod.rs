@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::ManifestError;
-pub use raw::{FileFormat, OnRunning};
+pub use raw::{FileFormat, Integrity, OnRunning};
 
 use crate::finding::Severity;
 
@@ -95,15 +95,17 @@ pub struct PidfileSpec {
     pub severity: Option<Severity>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DatabaseSpec {
     pub path: PathBuf,
     pub schema: PathBuf,
     pub checks: Vec<DataCheckSpec>,
+    /// How much of the file validation reads (see `Integrity`).
+    pub integrity: Integrity,
     pub severity: Option<Severity>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DataCheckSpec {
     pub name: String,
     pub sql: String,

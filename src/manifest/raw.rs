@@ -134,12 +134,31 @@ pub struct RawPidfile {
     pub severity: Option<Severity>,
 }
 
+/// How much of a database file `validate` reads to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Integrity {
+    /// `PRAGMA quick_check` for files up to 64 MiB; larger files get the
+    /// structural checks only (header, page count against the file size,
+    /// schema, table roots, WAL header), so the cost does not grow with the data.
+    #[default]
+    Auto,
+    /// `PRAGMA quick_check` whatever the size (reads the whole file).
+    Quick,
+    /// The structural checks only, whatever the size.
+    Off,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub path: String,
     /// The desired schema as a SQL DDL file.
     pub schema: String,
+    /// auto (default), quick or off; the global `--deep` flag runs
+    /// `PRAGMA quick_check` whatever this says.
+    #[serde(default)]
+    pub integrity: Integrity,
     /// Data checks: a query whose rows are violations.
     #[serde(default)]
     pub check: Vec<RawDataCheck>,

@@ -344,7 +344,7 @@ fn database_spec(v: &mut Validator, d: RawDatabase) -> Result<DatabaseSpec, Mani
             Ok(DataCheckSpec { name: c.name, sql: c.sql, fix: c.fix, severity: c.severity })
         })
         .collect::<Result<_, _>>()?;
-    Ok(DatabaseSpec { path, schema, checks, severity: d.severity })
+    Ok(DatabaseSpec { path, schema, checks, integrity: d.integrity, severity: d.severity })
 }
 
 fn commands(v: &mut Validator, raw: Vec<RawCommand>) -> Result<Vec<CommandSpec>, ManifestError> {

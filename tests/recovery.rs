@@ -1,0 +1,247 @@
+//! Databases left behind by real crashes: a writer process is killed with
+//! SIGKILL in the middle of a transaction (rollback-journal and WAL mode),
+//! or preflight's own rebuild is; then the `preflight` binary is driven
+//! and its exit codes, the rows and the files beside the database are
+//! checked. The writer is this test binary itself, started again as a
+//! child (`crash_writer_child`), so the tests need nothing installed.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::TestDir;
+use rusqlite::Connection;
+
+/// Rows committed before the writer starts.
+const BEFORE: i64 = 200;
+/// Rows the writer commits before the transaction it never finishes.
+const COMMITTED: i64 = 50;
+/// Rows of the transaction that never commits: enough to spill pages into
+/// the database file (rollback mode) or the log (WAL mode).
+const UNCOMMITTED: i64 = 3000;
+const READY: &str = "crash-writer: in the middle of a transaction";
+
+const MANIFEST: &str = "version = 1\n[[database]]\npath = \"data/app.db\"\nschema = \"schema.sql\"\n";
+/// The desired schema has one more column than the live one: heal must
+/// converge the file once it is recovered.
+const DDL: &str = "CREATE TABLE events(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT, seen INTEGER);\n";
+const OLD_DDL: &str = "CREATE TABLE events(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT);";
+
+/// The writer, in the child process: commits `COMMITTED` rows, then
+/// writes `UNCOMMITTED` rows in a transaction, says so, and waits to be
+/// killed. Does nothing in an ordinary test run.
+#[test]
+#[ignore = "the writer process of the crash tests, started by them"]
+fn crash_writer_child() {
+    let Ok(path) = std::env::var("PREFLIGHT_TEST_CRASH_WRITER") else { return };
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=2;").unwrap();
+    for _ in 0..COMMITTED {
+        conn.execute("INSERT INTO events(kind, body) VALUES ('committed', 'by the writer')", []).unwrap();
+    }
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for _ in 0..UNCOMMITTED {
+        conn.execute("INSERT INTO events(kind, body) VALUES ('uncommitted', hex(randomblob(100)))", []).unwrap();
+    }
+    println!("{READY}");
+    std::thread::sleep(Duration::from_secs(120));
+    panic!("the writer was not killed");
+}
+
+/// Starts the writer on `db` and SIGKILLs it in the middle of its transaction.
+fn kill_writer_mid_transaction(db: &Path) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["crash_writer_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("PREFLIGHT_TEST_CRASH_WRITER", db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let ready = stdout.lines().map_while(Result::ok).any(|line| line.contains(READY));
+    let _ = child.kill(); // SIGKILL: no destructor, no rollback, no close
+    let _ = child.wait();
+    assert!(ready, "the writer never reached its transaction");
+}
+
+/// A root whose database (`journal_mode`) holds `BEFORE` committed rows,
+/// then was written to by a process killed mid-transaction.
+fn crashed_root(journal_mode: &str) -> TestDir {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write("schema.sql", DDL).mkdir("data");
+    let conn = Connection::open(t.join("data/app.db")).unwrap();
+    conn.execute_batch(&format!("PRAGMA journal_mode={journal_mode}; {OLD_DDL}")).unwrap();
+    conn.execute_batch(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BEFORE}) INSERT INTO events(kind, body) SELECT 'before', 'row ' || i FROM n;"
+    ))
+    .unwrap();
+    drop(conn);
+    kill_writer_mid_transaction(&t.join("data/app.db"));
+    t
+}
+
+/// Every entry under the root with its size and modification time.
+fn listing(root: &Path) -> Vec<(String, u64, i64, i64)> {
+    let mut all: Vec<_> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.path().symlink_metadata().unwrap();
+            (e.path().strip_prefix(root).unwrap().display().to_string(), m.len(), m.mtime(), m.mtime_nsec())
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// Rows by kind, and whether the column the DDL adds is there.
+fn rows(db: &Path) -> (i64, i64, i64, bool) {
+    let conn = Connection::open(db).unwrap();
+    let count = |kind: &str| -> i64 {
+        conn.query_row("SELECT count(*) FROM events WHERE kind = ?1", [kind], |r| r.get(0)).unwrap()
+    };
+    let seen: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_table_info('events') WHERE name = 'seen'", [], |r| r.get(0))
+        .unwrap();
+    (count("before"), count("committed"), count("uncommitted"), seen == 1)
+}
+
+fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let findings = report["findings"].as_array().unwrap();
+    findings.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no finding {id}: {report:#}"))
+}
+
+/// validate and heal --dry-run: a warning (exit 2) for the recovery, and
+/// not a byte, name or modification time changed in the root.
+fn assert_reported_for_recovery_untouched(t: &TestDir) {
+    let before = listing(t.path());
+    let snapshot = t.snapshot();
+    for args in
+        [&["validate", "--format", "json"][..], &["heal", "--dry-run", "--format", "json"], &["validate", "--deep"]]
+    {
+        let run = t.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.all_output());
+        if args.contains(&"json") {
+            let report = run.json();
+            let recovery = finding(&report, "db:data/app.db:recovery");
+            assert_eq!(recovery["severity"], "warning", "{report:#}");
+            assert_eq!(recovery["fixable"], true);
+            assert_eq!(report["findings"].as_array().unwrap().len(), 1, "{report:#}");
+        }
+        assert_eq!(listing(t.path()), before, "{args:?} changed the directory");
+        assert_eq!(t.snapshot(), snapshot, "{args:?} changed a file");
+    }
+}
+
+/// `run -- CMD` recovers, converges and starts CMD; the rows are the last
+/// committed ones and SQLite's side files are gone.
+fn assert_run_recovers_and_starts(t: &TestDir) {
+    let run = t.run(&["run", "--", "sh", "-c", "echo app started"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(run.stdout.contains("app started"), "{}", run.all_output());
+    assert_eq!(rows(&t.join("data/app.db")), (BEFORE, COMMITTED, 0, true));
+    for side in ["data/app.db-journal", "data/app.db-wal", "data/app.db-shm"] {
+        assert!(!t.exists(side), "{side} left behind");
+    }
+    let history = t.run(&["history", "--json"]);
+    assert!(history.stdout.contains("db:data/app.db:recovery"), "{}", history.stdout);
+    let again = t.run(&["validate"]);
+    assert_eq!(again.code, 0, "{}", again.all_output());
+}
+
+#[test]
+fn a_hot_journal_left_by_a_killed_writer_is_a_warning_and_run_recovers_it() {
+    let t = crashed_root("DELETE");
+    assert!(t.exists("data/app.db-journal"), "the kill left no journal");
+    assert_reported_for_recovery_untouched(&t);
+    assert_run_recovers_and_starts(&t);
+}
+
+#[test]
+fn a_wal_left_by_a_killed_writer_is_a_warning_and_run_keeps_its_commits() {
+    let t = crashed_root("WAL");
+    assert!(t.exists("data/app.db-wal") && t.exists("data/app.db-shm"), "the kill left no log");
+    // The writer's commits are in the log only: losing it would lose them.
+    let file_only = Connection::open_with_flags(
+        format!("file:{}?immutable=1", t.join("data/app.db").display()),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let in_file: i64 = file_only.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(in_file, BEFORE);
+    drop(file_only);
+    assert_reported_for_recovery_untouched(&t);
+    assert_run_recovers_and_starts(&t);
+}
+
+#[test]
+fn heal_recovers_a_hot_journal_under_its_lock_and_reports_the_action() {
+    let t = crashed_root("DELETE");
+    let heal = t.run(&["heal", "--format", "json"]);
+    assert_eq!(heal.code, 0, "{}", heal.all_output());
+    let report = heal.json();
+    let action = &report["actions"][0];
+    assert_eq!(action["id"], "db:data/app.db:recovery", "{report:#}");
+    assert_eq!(action["outcome"], "done", "{report:#}");
+    assert_eq!(rows(&t.join("data/app.db")), (BEFORE, COMMITTED, 0, true));
+    let second = t.run(&["heal", "--format", "json"]);
+    assert_eq!(second.code, 0, "{}", second.all_output());
+    assert_eq!(second.json()["actions"].as_array().map(Vec::len), Some(0), "{}", second.stdout);
+}
+
+/// A WAL database closed cleanly has no `-wal` or `-shm`: validate and the
+/// dry run must not create them (a read-only open would), whatever they
+/// find and however deep they look.
+#[test]
+fn validate_and_dry_run_leave_a_wal_database_exactly_as_found() {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write("schema.sql", DDL).mkdir("data");
+    let conn = Connection::open(t.join("data/app.db")).unwrap();
+    conn.execute_batch(&format!("PRAGMA journal_mode=WAL; {OLD_DDL} INSERT INTO events(kind) VALUES ('before');"))
+        .unwrap();
+    drop(conn);
+    let before = listing(t.path());
+    assert!(before.iter().all(|(name, ..)| !name.ends_with("-wal") && !name.ends_with("-shm")), "{before:?}");
+    for args in [
+        &["validate"][..],
+        &["validate", "--deep"],
+        &["heal", "--dry-run"],
+        &["heal", "--dry-run", "--deep", "--allow-rebuild"],
+        &["validate", "--format", "json"],
+    ] {
+        let run = t.run(args);
+        assert_eq!(run.code, 1, "{args:?}: the missing column is critical: {}", run.all_output());
+        assert_eq!(listing(t.path()), before, "{args:?} changed the directory");
+    }
+    let heal = t.run(&["heal"]);
+    assert_eq!(heal.code, 0, "{}", heal.all_output());
+    let healed = listing(t.path());
+    let db_files: Vec<_> = healed.iter().filter(|(name, ..)| name.starts_with("data/")).collect();
+    assert_eq!(db_files.len(), 1, "heal closes the database: no -wal or -shm left: {healed:?}");
+    assert_eq!(t.run(&["validate"]).code, 0);
+    assert_eq!(listing(t.path()), healed, "validate after heal changed the directory");
+}
+
+/// A live application holds its WAL open: validate reads through it
+/// without writing, and does not mistake it for a crash.
+#[test]
+fn a_wal_in_use_by_another_process_is_read_not_recovered() {
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write("schema.sql", DDL).mkdir("data");
+    let conn = Connection::open(t.join("data/app.db")).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; {} INSERT INTO events(kind) VALUES ('live');",
+        DDL.trim()
+    ))
+    .unwrap();
+    let before = listing(t.path());
+    let run = t.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(listing(t.path()), before, "validate wrote beside a database in use");
+    drop(conn);
+}
