@@ -245,3 +245,159 @@ fn a_wal_in_use_by_another_process_is_read_not_recovered() {
     assert_eq!(listing(t.path()), before, "validate wrote beside a database in use");
     drop(conn);
 }
+
+/// xorshift: reproducible delays without a dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn kills() -> u64 {
+    std::env::var("PREFLIGHT_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(8)
+}
+
+/// Rows and their values, as a sum that changes if any is lost or altered.
+fn summary(db: &Path) -> (i64, i64, i64) {
+    let conn = Connection::open(db).unwrap();
+    conn.query_row("SELECT count(*), sum(id), sum(length(kind) + length(coalesce(body, ''))) FROM events", [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .unwrap()
+}
+
+/// The root of the rebuild and rollback crash tests: a database of
+/// 100,000 rows whose `kind` column changes type (a rebuild, after a
+/// backup) and gains a column, and a JSON file missing keys (quarantined,
+/// then rewritten).
+fn rebuild_root(journal_mode: &str) -> TestDir {
+    let manifest = format!(
+        "{MANIFEST}[[file]]\npath = \"data/state.json\"\ndefault = {{ open = [], closed = [] }}\n"
+    );
+    let t = TestDir::with_manifest(&manifest);
+    t.write("schema.sql", DDL.replace("kind TEXT NOT NULL", "kind BLOB NOT NULL")).mkdir("data");
+    t.write("data/state.json", "{\"open\": [1, 2, 3]}\n");
+    let conn = Connection::open(t.join("data/app.db")).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode={journal_mode}; {OLD_DDL}
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO events(kind, body) SELECT 'k' || (i % 7), 'row ' || i FROM n;"
+    ))
+    .unwrap();
+    t
+}
+
+/// Starts `preflight ARGS` in the root and SIGKILLs it after `delay`.
+fn kill_after(t: &TestDir, args: &[&str], delay: Duration) {
+    kill_when(t, args, |_| true, delay);
+}
+
+/// Starts `preflight ARGS` in the root and SIGKILLs it `delay` after
+/// `ready` holds (or when it exits by itself).
+fn kill_when(t: &TestDir, args: &[&str], ready: impl Fn(&TestDir) -> bool, delay: Duration) {
+    let manifest = t.join("preflight.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_preflight"))
+        .args(args)
+        .args(["-q", "-m", manifest.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !ready(t) && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn timed(t: &TestDir, args: &[&str]) -> Duration {
+    let start = std::time::Instant::now();
+    let run = t.run(args);
+    assert!(matches!(run.code, 0 | 2), "{args:?}: {}", run.all_output());
+    start.elapsed()
+}
+
+/// preflight's own rebuild, killed at any moment in rollback-journal
+/// mode, leaves a state the next `run` recovers from and starts on.
+#[test]
+fn preflight_killed_mid_rebuild_leaves_a_state_the_next_run_starts_on() {
+    let window = timed(&rebuild_root("DELETE"), &["heal", "--allow-rebuild"]).as_micros() as u64 + 1;
+    let mut state = 0x2545_F491_4F6C_DD1D;
+    let mut hot = 0;
+    for seed in 0..kills() {
+        let t = rebuild_root("DELETE");
+        let expected = summary(&t.join("data/app.db"));
+        let delay = Duration::from_micros(next(&mut state) % window);
+        if seed % 2 == 0 {
+            kill_after(&t, &["heal", "--allow-rebuild"], delay);
+        } else {
+            // In the rebuild's transaction: its journal is on disk.
+            let writing = |t: &TestDir| t.exists("data/app.db-journal");
+            kill_when(&t, &["heal", "--allow-rebuild"], writing, delay / 8);
+        }
+        hot += u64::from(t.exists("data/app.db-journal"));
+        let run = t.run(&["run", "--", "sh", "-c", "echo app started"]);
+        assert_eq!(run.code, 0, "seed {seed}: {}", run.all_output());
+        assert!(run.stdout.contains("app started"), "seed {seed}: {}", run.all_output());
+        assert_eq!(summary(&t.join("data/app.db")), expected, "seed {seed}: rows lost or changed");
+        assert!(!t.exists("data/app.db-journal"), "seed {seed}");
+    }
+    assert!(hot > 0, "no kill landed inside the rebuild's transaction");
+    eprintln!("{hot} of {} kills left a hot journal", kills());
+}
+
+/// `preflight rollback` killed half-way, then run again: every file is at
+/// all times either as the heal left it or as it was before, and the
+/// second rollback finishes the job.
+#[test]
+fn a_rollback_killed_half_way_finishes_when_run_again() {
+    for journal_mode in ["DELETE", "WAL"] {
+        let probe = rebuild_root(journal_mode);
+        timed(&probe, &["heal", "--allow-rebuild"]);
+        let window = timed(&probe, &["rollback"]).as_micros() as u64 + 1;
+        let mut state = 0x9E37_79B9_7F4A_7C15;
+        for seed in 0..kills() {
+            let t = rebuild_root(journal_mode);
+            let before = (t.read("data/state.json"), summary(&t.join("data/app.db")));
+            timed(&t, &["heal", "--allow-rebuild"]);
+            let healed = t.read("data/state.json");
+            assert_ne!(healed, before.0);
+            kill_after(&t, &["rollback"], Duration::from_micros(next(&mut state) % window));
+            let json = t.read("data/state.json");
+            assert!(json == before.0 || json == healed, "{journal_mode} seed {seed}: {json}");
+            assert_eq!(summary(&t.join("data/app.db")).0, before.1 .0, "{journal_mode} seed {seed}: rows");
+            let again = t.run(&["rollback"]);
+            // Killed after it recorded its work, the first one had finished.
+            let finished = again.code == 1 && again.stderr.contains("nothing to roll back");
+            assert!(again.code == 0 || finished, "{journal_mode} seed {seed}: {}", again.all_output());
+            assert_eq!(t.read("data/state.json"), before.0, "{journal_mode} seed {seed}");
+            assert_eq!(summary(&t.join("data/app.db")), before.1, "{journal_mode} seed {seed}");
+            let kind: String = Connection::open(t.join("data/app.db"))
+                .unwrap()
+                .query_row("SELECT type FROM pragma_table_info('events') WHERE name = 'kind'", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(kind, "TEXT", "{journal_mode} seed {seed}: the schema before the heal is back");
+        }
+    }
+}
+
+/// The moment a kill rarely hits, made certain: a rollback put the
+/// database back from its backup and was killed before it restored the
+/// JSON file or recorded anything. Run again, it finishes the job.
+#[test]
+fn a_rollback_finishes_what_an_interrupted_one_started() {
+    let t = rebuild_root("DELETE");
+    let before = (t.read("data/state.json"), summary(&t.join("data/app.db")));
+    timed(&t, &["heal", "--allow-rebuild"]);
+    let backup = walkdir::WalkDir::new(t.join(".preflight/backups"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .find(|p| p.ends_with("data/app.db"))
+        .expect("the rebuild's backup");
+    std::fs::copy(&backup, t.join("data/app.db")).unwrap();
+    let again = t.run(&["rollback"]);
+    assert_eq!(again.code, 0, "{}", again.all_output());
+    assert_eq!((t.read("data/state.json"), summary(&t.join("data/app.db"))), before);
+}

@@ -177,7 +177,7 @@ impl Plan {
         for step in &self.steps {
             let result = match step {
                 Step::Restore { original, .. } => check_restore(root, original),
-                Step::SetMode { path, to, .. } => check_mode(root, path, *to),
+                Step::SetMode { path, from, to, .. } => check_mode(root, path, *to, *from),
                 Step::RemoveFile { path, sha256, .. } => check_created_file(root, path, sha256),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
@@ -238,11 +238,13 @@ fn is_database_backup(original: &Replaced) -> bool {
 
 fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<String>> {
     let now = hash_if_present(&fsutil::resolve(root, &original.path)?)?;
-    if now != original.sha256 {
+    let saved = root.join(&original.saved);
+    // Put back already by a rollback killed before it could record its
+    // work: restoring it again changes nothing (the checks below still hold).
+    if now != original.sha256 && (now.is_none() || now != hash_if_present(&saved)?) {
         let what = if original.sha256.is_none() { "was created again" } else { "changed" };
         return Ok(Some(format!("{what} after the run; restoring its original would lose that")));
     }
-    let saved = root.join(&original.saved);
     if !saved.is_file() {
         return Ok(Some(format!("the copy {} is gone", original.saved.display())));
     }
@@ -259,14 +261,16 @@ fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<Stri
     Ok(None)
 }
 
-fn check_mode(root: &Path, path: &Path, left: u32) -> anyhow::Result<Option<String>> {
+/// `from`, the mode before the run, is what an interrupted rollback left.
+fn check_mode(root: &Path, path: &Path, left: u32, from: u32) -> anyhow::Result<Option<String>> {
     let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
         Err(e) => return Err(e.into()),
     };
     let now = fsutil::mode_of(&meta);
-    Ok((now != left).then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
+    Ok((now != left && now != from)
+        .then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
 }
 
 fn check_created_file(root: &Path, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {
