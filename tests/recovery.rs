@@ -272,9 +272,7 @@ fn summary(db: &Path) -> (i64, i64, i64) {
 /// backup) and gains a column, and a JSON file missing keys (quarantined,
 /// then rewritten).
 fn rebuild_root(journal_mode: &str) -> TestDir {
-    let manifest = format!(
-        "{MANIFEST}[[file]]\npath = \"data/state.json\"\ndefault = {{ open = [], closed = [] }}\n"
-    );
+    let manifest = format!("{MANIFEST}[[file]]\npath = \"data/state.json\"\ndefault = {{ open = [], closed = [] }}\n");
     let t = TestDir::with_manifest(&manifest);
     t.write("schema.sql", DDL.replace("kind TEXT NOT NULL", "kind BLOB NOT NULL")).mkdir("data");
     t.write("data/state.json", "{\"open\": [1, 2, 3]}\n");

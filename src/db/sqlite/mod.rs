@@ -1,8 +1,11 @@
 //! The SQLite engine: a database converges on a DDL file.
 //!
 //! The desired schema is the DDL loaded into an in-memory SQLite
-//! (`desired.rs`); the live file is opened read-only after its header and
-//! `PRAGMA quick_check` pass (`live.rs`). A live schema that is the DDL's
+//! (`desired.rs`); the live file is opened read-only, creating nothing
+//! beside it (`live.rs`, `ondisk.rs`), after its header and the integrity
+//! checks its size and `integrity` call for pass (`integrity.rs`). A hot
+//! journal or an abandoned WAL left by a crash is `db:<path>:recovery`:
+//! SQLite's own recovery, then convergence (`recover.rs`). A live schema that is the DDL's
 //! statements word for word is recognised without loading the DDL
 //! (`fastpath.rs`); otherwise both are described by the same set-based
 //! reader (`introspect.rs`) and compared (`diff.rs`, `objects.rs`) into
