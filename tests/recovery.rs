@@ -157,7 +157,7 @@ fn assert_run_recovers_and_starts(t: &TestDir) {
 #[test]
 fn a_hot_journal_left_by_a_killed_writer_is_a_warning_and_run_recovers_it() {
     let t = crashed_root("DELETE");
-    assert!(t.exists("data/app.db-journal"), "the kill left no journal");
+    assert!(is_hot(&t.join("data/app.db-journal")), "the kill left no hot journal");
     assert_reported_for_recovery_untouched(&t);
     assert_run_recovers_and_starts(&t);
 }
@@ -267,11 +267,12 @@ fn summary(db: &Path) -> (i64, i64, i64) {
     .unwrap()
 }
 
-/// The root of the rebuild and rollback crash tests: a database of
-/// 100,000 rows whose `kind` column changes type (a rebuild, after a
-/// backup) and gains a column, and a JSON file missing keys (quarantined,
-/// then rewritten).
-fn rebuild_root(journal_mode: &str) -> TestDir {
+/// The root of the rebuild and rollback crash tests: a database of `rows`
+/// rows (330 bytes each: at 40,000, more than SQLite's page cache, so a
+/// rebuild writes pages into the file long before it commits) whose `kind`
+/// column changes type (a rebuild, after a backup) and gains a column, and
+/// a JSON file missing keys (quarantined, then rewritten).
+fn rebuild_root(journal_mode: &str, rows: u32) -> TestDir {
     let manifest = format!("{MANIFEST}[[file]]\npath = \"data/state.json\"\ndefault = {{ open = [], closed = [] }}\n");
     let t = TestDir::with_manifest(&manifest);
     t.write("schema.sql", DDL.replace("kind TEXT NOT NULL", "kind BLOB NOT NULL")).mkdir("data");
@@ -279,8 +280,8 @@ fn rebuild_root(journal_mode: &str) -> TestDir {
     let conn = Connection::open(t.join("data/app.db")).unwrap();
     conn.execute_batch(&format!(
         "PRAGMA journal_mode={journal_mode}; {OLD_DDL}
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
-         INSERT INTO events(kind, body) SELECT 'k' || (i % 7), 'row ' || i FROM n;"
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO events(kind, body) SELECT 'k' || (i % 7), 'row ' || i || hex(zeroblob(150)) FROM n;"
     ))
     .unwrap();
     t
@@ -317,25 +318,36 @@ fn timed(t: &TestDir, args: &[&str]) -> Duration {
     start.elapsed()
 }
 
+/// Rows of the rebuild test (larger than the page cache) and of the rollback tests.
+const BIG: u32 = 40_000;
+const SMALL: u32 = 5_000;
+
+/// A journal SQLite would roll back: its header was synced (a journal
+/// whose first byte is still zero holds nothing the file needs undone).
+fn is_hot(journal: &Path) -> bool {
+    std::fs::read(journal).is_ok_and(|bytes| bytes.first().is_some_and(|&b| b != 0))
+}
+
 /// preflight's own rebuild, killed at any moment in rollback-journal
 /// mode, leaves a state the next `run` recovers from and starts on.
 #[test]
 fn preflight_killed_mid_rebuild_leaves_a_state_the_next_run_starts_on() {
-    let window = timed(&rebuild_root("DELETE"), &["heal", "--allow-rebuild"]).as_micros() as u64 + 1;
+    let window = timed(&rebuild_root("DELETE", BIG), &["heal", "--allow-rebuild"]).as_micros() as u64 + 1;
     let mut state = 0x2545_F491_4F6C_DD1D;
     let mut hot = 0;
     for seed in 0..kills() {
-        let t = rebuild_root("DELETE");
+        let t = rebuild_root("DELETE", BIG);
         let expected = summary(&t.join("data/app.db"));
         let delay = Duration::from_micros(next(&mut state) % window);
         if seed % 2 == 0 {
             kill_after(&t, &["heal", "--allow-rebuild"], delay);
         } else {
-            // In the rebuild's transaction: its journal is on disk.
-            let writing = |t: &TestDir| t.exists("data/app.db-journal");
-            kill_when(&t, &["heal", "--allow-rebuild"], writing, delay / 8);
+            // Inside the transaction, once pages are in the file: at once,
+            // or up to 2 ms later.
+            let delay = if seed % 4 == 1 { Duration::ZERO } else { delay.min(Duration::from_millis(2)) };
+            kill_when(&t, &["heal", "--allow-rebuild"], |t| is_hot(&t.join("data/app.db-journal")), delay);
         }
-        hot += u64::from(t.exists("data/app.db-journal"));
+        hot += u64::from(is_hot(&t.join("data/app.db-journal")));
         let run = t.run(&["run", "--", "sh", "-c", "echo app started"]);
         assert_eq!(run.code, 0, "seed {seed}: {}", run.all_output());
         assert!(run.stdout.contains("app started"), "seed {seed}: {}", run.all_output());
@@ -352,12 +364,12 @@ fn preflight_killed_mid_rebuild_leaves_a_state_the_next_run_starts_on() {
 #[test]
 fn a_rollback_killed_half_way_finishes_when_run_again() {
     for journal_mode in ["DELETE", "WAL"] {
-        let probe = rebuild_root(journal_mode);
+        let probe = rebuild_root(journal_mode, SMALL);
         timed(&probe, &["heal", "--allow-rebuild"]);
         let window = timed(&probe, &["rollback"]).as_micros() as u64 + 1;
         let mut state = 0x9E37_79B9_7F4A_7C15;
         for seed in 0..kills() {
-            let t = rebuild_root(journal_mode);
+            let t = rebuild_root(journal_mode, SMALL);
             let before = (t.read("data/state.json"), summary(&t.join("data/app.db")));
             timed(&t, &["heal", "--allow-rebuild"]);
             let healed = t.read("data/state.json");
@@ -386,7 +398,7 @@ fn a_rollback_killed_half_way_finishes_when_run_again() {
 /// JSON file or recorded anything. Run again, it finishes the job.
 #[test]
 fn a_rollback_finishes_what_an_interrupted_one_started() {
-    let t = rebuild_root("DELETE");
+    let t = rebuild_root("DELETE", SMALL);
     let before = (t.read("data/state.json"), summary(&t.join("data/app.db")));
     timed(&t, &["heal", "--allow-rebuild"]);
     let backup = walkdir::WalkDir::new(t.join(".preflight/backups"))
