@@ -14,5 +14,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${KILLS:-500}
 start=$(date +%s)
-PREFLIGHT_CRASH_KILLS=$kills cargo test --release --test crash --test recovery -- --nocapture
+PREFLIGHT_CRASH_KILLS=$kills cargo test --release --test it -- --nocapture crash:: recovery::
 echo "crash injection: $kills kills per case, all invariants held, $(( $(date +%s) - start )) s"

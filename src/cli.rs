@@ -32,7 +32,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub fs_only: bool,
 
-    /// Only findings whose ID equals or starts with ID (repeatable).
+    /// Only findings whose ID equals or starts with ID (repeatable). A value that can match nothing the manifest declares is an argument error (exit 1).
     #[arg(long = "only", global = true, value_name = "ID")]
     pub only: Vec<String>,
 
@@ -77,9 +77,17 @@ pub enum Command {
     /// Print the JSON Schema of the manifest.
     Schema,
     /// Launcher mode: validate, heal if needed, validate, then exec CMD when the result is 0 or 2 (with --strict, only 0).
-    #[command(after_help = "Example: preflight run --retry-timeout 2m -- python3 app.py --port 8000")]
+    #[command(
+        after_help = "Example: preflight run --retry-timeout 2m -- python3 app.py --port 8000",
+        after_long_help = "Deployment: nothing is healed while a path the deployment provides is not there: a \
+`create = false` dir, file or database that is missing, or a dir expected to be a mount point (`volume = true` with \
+`create = false`, or listed in /etc/fstab) that is still a plain folder. --retry-timeout waits for them first. \
+Required keys set in the process environment (docker run --env, systemd Environment=) count, and win over .env. \
+With `[app] user`, validate checks that account can use every declared path; heal run as root gives it what it \
+creates.\n\nExample: preflight run --retry-timeout 2m -- python3 app.py --port 8000"
+    )]
     Run {
-        /// Keep validating (and healing) until the result allows a start or this much time has passed.
+        /// Keep validating (and healing) until the result allows a start or this much time has passed; before the first heal, wait for every `create = false` path and expected mount.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         retry_timeout: Option<Duration>,
         /// Pause between two attempts under --retry-timeout.

@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Why a path may not be used.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +16,45 @@ pub enum Escape {
     Dangling(PathBuf),
 }
 
+/// The `volume = true` dirs of each root, by the root as given and as
+/// canonical: each is a second root. It may itself be a symlink or a mount
+/// point leading out of the root; beneath it the root's rules apply with
+/// the volume's target as the boundary. Kept here, at the bottom, so that
+/// every resolver (checks, the applier, rollback) confines the same way
+/// without each carrying the manifest.
+static VOLUMES: Mutex<Vec<(PathBuf, Vec<PathBuf>)>> = Mutex::new(Vec::new());
+
+/// Declares the volume dirs (relative, normalised) of `root`, replacing
+/// any declared before for it.
+pub fn declare_volumes(root: &Path, volumes: &[PathBuf]) {
+    let canonical = root.canonicalize().ok();
+    let mut table = VOLUMES.lock().unwrap_or_else(|e| e.into_inner());
+    table.retain(|(r, _)| r != root && Some(r) != canonical.as_ref());
+    if volumes.is_empty() {
+        return;
+    }
+    table.push((root.to_path_buf(), volumes.to_vec()));
+    if let Some(canonical) = canonical.filter(|c| c != root) {
+        table.push((canonical, volumes.to_vec()));
+    }
+}
+
+/// The volume dirs declared for `root` (as declared, or canonical).
+pub fn volumes(root: &Path) -> Vec<PathBuf> {
+    let table = VOLUMES.lock().unwrap_or_else(|e| e.into_inner());
+    table.iter().find(|(r, _)| r == root).map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
 /// Checks that `rel` (relative to `root`) does not leave the root through a
-/// symlink at any level that exists today.
+/// symlink at any level that exists today. A declared volume dir on the way
+/// may lead anywhere; what lies beneath it must then stay inside its target.
 pub fn confine(root: &Path, rel: &Path) -> Result<(), Escape> {
-    let Ok(canonical_root) = root.canonicalize() else {
-        return Ok(()); // no root yet: nothing under it can point out
-    };
+    let volumes = volumes(root);
+    // Canonicalised only when a symlink is met: most paths have none, and
+    // resolving the root costs a readlink per component on every call.
+    let mut canonical_root: Option<PathBuf> = None;
+    // Where the rest of the path must stay: the root, or a volume's target.
+    let mut boundary: Option<PathBuf> = None;
     let mut current = root.to_path_buf();
     let mut shown = PathBuf::new();
     for component in rel.components() {
@@ -29,12 +63,29 @@ pub fn confine(root: &Path, rel: &Path) -> Result<(), Escape> {
         let Ok(meta) = fs::symlink_metadata(&current) else {
             return Ok(()); // the rest does not exist yet
         };
-        if meta.file_type().is_symlink() {
-            match current.canonicalize() {
-                Ok(target) if target.starts_with(&canonical_root) => {}
-                Ok(_) => return Err(Escape::SymlinkOut(shown)),
-                Err(_) => return Err(Escape::Dangling(shown)),
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        if canonical_root.is_none() {
+            match root.canonicalize() {
+                Ok(root) => canonical_root = Some(root),
+                Err(_) => return Ok(()), // no root yet: nothing under it can point out
             }
+        }
+        let canonical_root = canonical_root.as_deref().unwrap_or(root);
+        let target = current.canonicalize();
+        if volumes.contains(&shown) {
+            match target {
+                Ok(target) if !target.starts_with(canonical_root) => boundary = Some(target),
+                Ok(_) => {}
+                Err(_) => return Ok(()), // a volume not there yet holds nothing
+            }
+            continue;
+        }
+        match target {
+            Ok(target) if target.starts_with(boundary.as_deref().unwrap_or(canonical_root)) => {}
+            Ok(_) => return Err(Escape::SymlinkOut(shown)),
+            Err(_) => return Err(Escape::Dangling(shown)),
         }
     }
     Ok(())
@@ -103,6 +154,30 @@ mod tests {
         symlink(outside.path(), root.path().join("data")).unwrap();
         let err = confine(root.path(), Path::new("data/x.json")).unwrap_err();
         assert!(matches!(err, Escape::SymlinkOut(p) if p == Path::new("data")));
+    }
+
+    #[test]
+    fn a_volume_dir_may_lead_out_and_is_a_root_of_its_own() {
+        let root = tempfile::tempdir().unwrap();
+        let volume = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        symlink(volume.path(), root.path().join("data")).unwrap();
+        symlink(root.path().join("nowhere"), root.path().join("later")).unwrap();
+        declare_volumes(root.path(), &[PathBuf::from("data"), PathBuf::from("later")]);
+        assert!(confine(root.path(), Path::new("data/app.db")).is_ok());
+        assert!(confine(root.path(), Path::new("later/app.db")).is_ok(), "a volume not mounted yet holds nothing");
+        fs::create_dir(volume.path().join("inner")).unwrap();
+        symlink(volume.path().join("inner"), volume.path().join("alias")).unwrap();
+        assert!(confine(root.path(), Path::new("data/alias/x")).is_ok());
+        symlink(elsewhere.path(), volume.path().join("out")).unwrap();
+        let err = confine(root.path(), Path::new("data/out/x")).unwrap_err();
+        assert!(matches!(err, Escape::SymlinkOut(p) if p == Path::new("data/out")));
+        // Another root declares nothing: the same shape is refused there.
+        let other = tempfile::tempdir().unwrap();
+        symlink(volume.path(), other.path().join("data")).unwrap();
+        assert!(confine(other.path(), Path::new("data/app.db")).is_err());
+        declare_volumes(root.path(), &[]);
+        assert!(confine(root.path(), Path::new("data/app.db")).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::checks::{self, CheckOptions, Selection};
 use crate::finding::{Finding, Findings};
 use crate::fsutil;
 use crate::manifest::Manifest;
+use crate::runtime::account::Account;
 use crate::safety::lock::{self, LOCK_WAIT};
 use crate::safety::{atomic, history, ApplyCtx, Outcome};
 
@@ -92,13 +93,18 @@ fn unchanged(findings: Findings) -> HealResult {
     HealResult { before: findings, actions: Vec::new(), after: None, run_id: None }
 }
 
-fn apply_plan(
+/// Applies the fixes of `findings` that `allow` accepts, in plan order,
+/// recording each action in the history under `run_id`. The caller holds
+/// the heal lock. Every operation is checked again by the applier when it
+/// acts: a plan made earlier cannot take it outside the root.
+pub fn apply_plan(
     manifest: &Manifest,
     findings: &Findings,
     run_id: &str,
     allow: &dyn Fn(&Finding) -> bool,
 ) -> anyhow::Result<Vec<ActionRecord>> {
     let mut ctx = ApplyCtx::new(&manifest.root, run_id);
+    let owner = app_owner(manifest)?;
     let mut actions = Vec::new();
     let mut entries = Vec::new();
     let mut changes = Vec::new();
@@ -109,7 +115,12 @@ fn apply_plan(
             details.push(detail);
             Ok::<_, anyhow::Error>(details)
         });
-        let (outcome, detail) = match result {
+        let change = ctx.take_changes();
+        let given = match owner {
+            Some((uid, gid)) if result.is_ok() => ctx.give_created(&change, uid, gid),
+            _ => Ok(()),
+        };
+        let (outcome, detail) = match result.and_then(|details| given.map(|()| details)) {
             Ok(details) => (Outcome::Done, details.join("; ")),
             Err(e) => (Outcome::Failed, format!("{e:#}")),
         };
@@ -126,7 +137,7 @@ fn apply_plan(
         // Durable before the next action: a heal killed later still leaves
         // a trace of what it did.
         history::append_unpruned(&manifest.root, &entries[entries.len() - 1..])?;
-        changes.push(ctx.take_changes());
+        changes.push(change);
         actions.push(ActionRecord { id: finding.id.clone(), action: fix.action.clone(), outcome, detail });
     }
     // Hashes are taken once every action has run: a later action may
@@ -139,6 +150,22 @@ fn apply_plan(
         history::rewrite_run(&manifest.root, run_id, &entries)?;
     }
     Ok(actions)
+}
+
+/// Who owns what heal creates: the `[app] user` when heal runs as root
+/// (the app must be able to write what heal made for it), else nobody is
+/// given anything and new paths are the running user's.
+fn app_owner(manifest: &Manifest) -> anyhow::Result<Option<(u32, u32)>> {
+    let Some(name) = manifest.app.as_ref().and_then(|a| a.user.as_deref()) else { return Ok(None) };
+    if fsutil::current_uid() != 0 {
+        return Ok(None);
+    }
+    match Account::lookup(name).with_context(|| format!("cannot look up [app] user {name:?}"))? {
+        Some(account) => Ok(Some((account.uid, account.gid))),
+        None => {
+            anyhow::bail!("[app] user {name:?} does not exist on this machine; heal would create files it cannot own")
+        }
+    }
 }
 
 /// The current time as the history writes it (RFC 3339, seconds, UTC).

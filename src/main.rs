@@ -80,6 +80,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Command::Watch { interval, max_heals, cooldown } => {
             let manifest = commands::load_manifest(cli)?;
+            commands::selection(cli, &manifest)?; // an argument error stops it before the first cycle
             let breaker = commands::watch::Breaker { max_heals: *max_heals, cooldown: *cooldown };
             commands::watch::watch(cli, &manifest, *interval, breaker)
         }

@@ -1,8 +1,13 @@
-//! `[[dir]]`: directories that must exist, and not be more open than declared.
+//! `[[dir]]`: directories that must exist, and not be more open than
+//! declared. A `create = false` dir is the deployment's to provide (a
+//! mounted volume): missing, or not mounted where a mount is expected, it
+//! is critical and never created.
 
 use std::fs;
 use std::io::ErrorKind;
+use std::path::PathBuf;
 
+use super::access::{self, Need, Who};
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
@@ -21,13 +26,40 @@ impl Check for DirCheck {
     }
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
+        let who = Who::of(ctx.manifest);
+        let declared: Vec<PathBuf> = ctx.manifest.dirs.iter().map(|d| d.path.clone()).collect();
         for dir in &ctx.manifest.dirs {
             match inspect(ctx, dir) {
                 Some(finding) => out.push(finding),
                 None => out.pass(id(dir), Area::Fs),
             }
+            // A dir that is there (its mode may be wider than declared).
+            let present = fs::metadata(ctx.root.join(&dir.path)).is_ok_and(|m| m.is_dir());
+            if present && super::provided::dir_state(ctx.root, dir).is_none() {
+                usable(ctx, dir, &who, &declared, out);
+            }
         }
         Ok(())
+    }
+}
+
+/// Whether the app's account can search and write an existing dir.
+fn usable(ctx: &CheckCtx, dir: &DirSpec, who: &Result<Who, String>, declared: &[PathBuf], out: &mut Findings) {
+    let id = format!("{}:access", id(dir));
+    let critical = severity(dir.severity, Severity::Critical);
+    let who = match who {
+        Ok(who) => who,
+        Err(why) => return out.push(Finding::new(id, Area::Fs, critical, format!("access cannot be checked: {why}"))),
+    };
+    // Like the file check's `:mode`, a pass is not listed: reports keep one
+    // case per declared path.
+    match access::check(ctx.root, &dir.path, Need::Dir, who, declared) {
+        None => {}
+        Some(denied) => {
+            let mut finding = Finding::new(id, Area::Fs, critical, denied.message);
+            finding.fix = denied.fix;
+            out.push(finding);
+        }
     }
 }
 
@@ -44,6 +76,14 @@ fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {
     };
     let meta = match fs::metadata(&path) {
         Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound && fs::symlink_metadata(&path).is_ok() => {
+            return problem(critical, "is a symlink to a folder that does not exist; it is left alone".into());
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound && !dir.create => {
+            let message = "directory is missing; create = false: the deployment provides it (a mounted volume), \
+                           preflight never creates it";
+            return problem(critical, message.into());
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let fix = Fix::new(
                 "create directory",
@@ -56,6 +96,9 @@ fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {
     };
     if !meta.is_dir() {
         return problem(critical, "exists but is not a directory; move it away, preflight will not replace it".into());
+    }
+    if let Some(unready) = super::provided::dir_state(ctx.root, dir) {
+        return problem(critical, format!("{}; nothing is written beneath it until then", unready.why));
     }
     let declared = dir.mode?;
     let actual = fsutil::mode_of(&meta);

@@ -1,8 +1,14 @@
 //! `[env]`: the `.env` file exists, parses, holds every required key with a
-//! value and every key of its template. Values are read only to test for
-//! emptiness; no value ever reaches a message.
+//! value and every key of its template. A required key set in the process
+//! environment counts, and wins over the file, as it does for dotenvy:
+//! containers and service managers pass configuration that way. Values are
+//! read only to test for emptiness; no value ever reaches a message, which
+//! says instead where the key was looked for. Without a template, a
+//! missing file is fine when the process environment sets every required
+//! key.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -26,7 +32,7 @@ impl Check for EnvCheck {
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         if let Some(spec) = &ctx.manifest.env {
-            check_env(ctx.root, spec, out);
+            check_env(ctx.root, spec, &|key| std::env::var_os(key), out);
         }
         Ok(())
     }
@@ -50,7 +56,11 @@ enum ReadError {
     Other(String),
 }
 
-fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
+/// Looks a key up in the process environment (a parameter, so tests need
+/// not change the test process's own environment).
+type ProcessEnv<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn check_env(root: &Path, spec: &EnvSpec, process: ProcessEnv, out: &mut Findings) {
     let critical = severity(spec.severity, Severity::Critical);
     let file_id = Kind::Env.id(spec.file.display());
     let template = match spec.template.as_deref().map(|t| read_env(root, t)) {
@@ -70,11 +80,17 @@ fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
     let env = match read_env(root, &spec.file) {
         Ok(env) => env,
         Err(ReadError::Missing) => {
-            out.push(missing_file(spec, &file_id, critical, template.as_ref()));
-            for key in &spec.required {
-                let message = format!("required key {key} is not set ({} is missing)", spec.file.display());
-                out.push(Finding::new(Kind::Env.id(key), Area::Env, critical, message));
+            // A container or a unit that passes every required key in the
+            // process environment needs no file, unless a template says
+            // what else it should hold.
+            let set = |key: &String| process(key).is_some_and(|v| !v.to_string_lossy().trim().is_empty());
+            let from_process = spec.template.is_none() && !spec.required.is_empty() && spec.required.iter().all(set);
+            if from_process {
+                out.pass(file_id, Area::Env);
+            } else {
+                out.push(missing_file(spec, &file_id, critical, template.as_ref()));
             }
+            check_required(spec, None, process, critical, out);
             return;
         }
         Err(ReadError::Other(why)) => {
@@ -83,7 +99,7 @@ fn check_env(root: &Path, spec: &EnvSpec, out: &mut Findings) {
         }
     };
     out.pass(file_id, Area::Env);
-    check_required(spec, &env, critical, out);
+    check_required(spec, Some(&env), process, critical, out);
     if let Some(template) = &template {
         check_template_keys(spec, &env, template, out);
     }
@@ -106,24 +122,36 @@ fn missing_file(spec: &EnvSpec, id: &str, critical: Severity, template: Option<&
     }
 }
 
-fn check_required(spec: &EnvSpec, env: &EnvFile, critical: Severity, out: &mut Findings) {
+/// Each required key, in the process environment first, then in the file
+/// (`None` when the file is missing).
+fn check_required(spec: &EnvSpec, env: Option<&EnvFile>, process: ProcessEnv, critical: Severity, out: &mut Findings) {
+    let file = spec.file.display();
     for key in &spec.required {
         let id = Kind::Env.id(key);
-        match env.value(key) {
-            Some(v) if !v.trim().is_empty() => out.pass(id, Area::Env),
-            Some(_) => out.push(Finding::new(
-                id,
-                Area::Env,
-                critical,
-                format!("required key {key} is empty; set it in {}", spec.file.display()),
-            )),
-            None => out.push(Finding::new(
-                id,
-                Area::Env,
-                critical,
-                format!("required key {key} is missing; add it to {}", spec.file.display()),
-            )),
-        }
+        let message = match (process(key), env.map(|e| e.value(key))) {
+            (Some(v), _) if !v.to_string_lossy().trim().is_empty() => {
+                out.pass(id, Area::Env);
+                continue;
+            }
+            // dotenvy keeps a variable the process already has, even empty.
+            (Some(_), _) => format!(
+                "required key {key} is empty in the process environment, which takes precedence over {file}; give it a value"
+            ),
+            (None, Some(Some(v))) if !v.trim().is_empty() => {
+                out.pass(id, Area::Env);
+                continue;
+            }
+            (None, Some(Some(_))) => {
+                format!("required key {key} is empty in {file} and not set in the process environment; give it a value")
+            }
+            (None, Some(None)) => {
+                format!("required key {key} is missing: not in the process environment, not in {file}; set it in either")
+            }
+            (None, None) => format!(
+                "required key {key} is not set: not in the process environment, and {file} is missing; set it in either"
+            ),
+        };
+        out.push(Finding::new(id, Area::Env, critical, message));
     }
 }
 
@@ -260,6 +288,64 @@ mod tests {
         let template = "# comment\nexport LOG_LEVEL='info' # level\nNAME=x\n";
         assert_eq!(template_line(template, "LOG_LEVEL"), "export LOG_LEVEL='info' # level");
         assert_eq!(template_line(template, "NAME"), "NAME=x");
+    }
+
+    fn spec(required: &[&str]) -> EnvSpec {
+        EnvSpec {
+            file: ".env".into(),
+            template: None,
+            required: required.iter().map(|k| k.to_string()).collect(),
+            severity: None,
+        }
+    }
+
+    /// The findings for `spec` on a root holding `env` (or no `.env`),
+    /// with a process environment of `vars`.
+    fn findings(spec: &EnvSpec, env: Option<&str>, vars: &[(&str, &str)]) -> Findings {
+        let root = tempfile::tempdir().unwrap();
+        if let Some(text) = env {
+            fs::write(root.path().join(".env"), text).unwrap();
+        }
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut out = Findings::default();
+        check_env(root.path(), spec, &|key| vars.get(key).map(OsString::from), &mut out);
+        out
+    }
+
+    fn message(out: &Findings, id: &str) -> Option<String> {
+        out.problems.iter().find(|f| f.id == id).map(|f| f.message.clone())
+    }
+
+    #[test]
+    fn a_required_key_in_the_process_environment_counts() {
+        let out = findings(&spec(&["DOMAIN"]), Some("OTHER=1\n"), &[("DOMAIN", "sk-live-domain")]);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert!(out.passed.iter().any(|p| p.id == "env:DOMAIN"));
+    }
+
+    #[test]
+    fn the_process_environment_wins_over_the_file() {
+        // Set but empty in the process: dotenvy would not override it.
+        let out = findings(&spec(&["DOMAIN"]), Some("DOMAIN=sk-live-x\n"), &[("DOMAIN", "")]);
+        let m = message(&out, "env:DOMAIN").unwrap();
+        assert!(m.contains("empty in the process environment"), "{m}");
+        assert!(!m.contains("sk-live"), "{m}");
+    }
+
+    #[test]
+    fn messages_say_where_a_key_was_looked_for() {
+        let out = findings(&spec(&["A", "B"]), Some("B=\n"), &[]);
+        let a = message(&out, "env:A").unwrap();
+        assert!(a.contains("not in the process environment") && a.contains(".env"), "{a}");
+        let b = message(&out, "env:B").unwrap();
+        assert!(b.contains("empty in .env") && b.contains("process environment"), "{b}");
+        let missing = findings(&spec(&["A"]), None, &[]);
+        let m = message(&missing, "env:A").unwrap();
+        assert!(m.contains(".env is missing") && m.contains("process environment"), "{m}");
+        let from_process = findings(&spec(&["A"]), None, &[("A", "1")]);
+        assert!(from_process.problems.is_empty(), "set in the process, no .env needed: {:?}", from_process.problems);
+        let partly = findings(&spec(&["A", "B"]), None, &[("A", "1")]);
+        assert!(message(&partly, "env:.env").is_some(), "B is set nowhere: the missing file matters");
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! Existing values are never changed: missing keys are inserted into the
 //! original text, so every byte the user wrote stays where it was.
 
-use std::fs::{self, Metadata};
+use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+use super::access::{self, Denied, Need, Who};
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
@@ -29,21 +29,26 @@ impl Check for FileCheck {
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         for spec in ctx.manifest.files.iter().filter(|f| f.format != FileFormat::Jsonl) {
-            check_file(ctx.root, spec, out);
+            check_file(ctx, spec, out);
         }
         Ok(())
     }
 }
 
+/// The message for a missing `create = false` file.
+pub(super) const NOT_CREATED: &str =
+    "file is missing; create = false: the deployment provides it, preflight never creates it";
+
 fn id(spec: &FileSpec) -> String {
     Kind::File.id(spec.path.display())
 }
 
-fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
+fn check_file(ctx: &CheckCtx, spec: &FileSpec, out: &mut Findings) {
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id(spec), Area::Fs, critical, message);
-    let path = match regular_file(root, spec, critical, out) {
+    let path = match regular_file(ctx, spec, critical, out) {
         Ok(Some(path)) => path,
+        Ok(None) if !spec.create => return out.push(problem(NOT_CREATED.into())),
         Ok(None) => {
             return out.push(problem("file is missing".into()).with_fix(write_default(spec, "write the default")))
         }
@@ -61,16 +66,17 @@ fn check_file(root: &Path, spec: &FileSpec, out: &mut Findings) {
 
 /// Resolves a declared file and settles what every format shares: a path
 /// refused by the root, anything but a regular file (never opened: a FIFO or
-/// a device could block), the owner's write bit (its finding is pushed).
+/// a device could block), whether the app's account may write it (its
+/// finding, `file:<path>:mode`, is pushed).
 /// `Ok(None)` means the file is missing; `Err` is the finding to report.
 pub(super) fn regular_file(
-    root: &Path,
+    ctx: &CheckCtx,
     spec: &FileSpec,
     critical: Severity,
     out: &mut Findings,
 ) -> Result<Option<std::path::PathBuf>, Finding> {
     let problem = |message: String| Finding::new(id(spec), Area::Fs, critical, message);
-    let path = fsutil::resolve(root, &spec.path).map_err(|e| problem(format!("{e}; it is left alone")))?;
+    let path = fsutil::resolve(ctx.root, &spec.path).map_err(|e| problem(format!("{e}; it is left alone")))?;
     let meta = match fs::metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -80,9 +86,7 @@ pub(super) fn regular_file(
         return Err(problem("exists but is not a regular file; preflight will not replace it".into()));
     }
     if spec.writable {
-        if let Some(finding) = writable_finding(spec, &path, &meta, critical) {
-            out.push(finding);
-        }
+        writable(ctx, spec, critical, out);
     }
     Ok(Some(path))
 }
@@ -111,31 +115,43 @@ fn content_finding(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<
     if super::json_integrity::has_keys(bytes, default) {
         return None;
     }
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
-        // Valid to the scanner, so only nesting deeper than serde_json's
-        // limit gets here: a valid file, whose keys go unchecked.
-        Err(_) => return None,
+    let value: Option<Value> = serde_json::from_slice(bytes).ok();
+    let keys: Vec<String> = match &value {
+        Some(Value::Object(actual)) => actual.keys().cloned().collect(),
+        Some(other) => {
+            let message = format!(
+                "top level is {}, but the default is an object; it may belong to another program, so it is left alone",
+                kind(other)
+            );
+            return Some(problem(&message));
+        }
+        // Valid to the scanner but deeper than serde_json's nesting limit:
+        // the scanner has no limit, so its top-level keys decide.
+        None => match super::json_integrity::top_keys(bytes) {
+            Some(keys) => keys,
+            None => return Some(problem(
+                "top level is not an object, but the default is; it may belong to another program, so it is left alone",
+            )),
+        },
     };
-    let Value::Object(actual) = &value else {
-        let message = format!(
-            "top level is {}, but the default is an object; it may belong to another program, so it is left alone",
-            kind(&value)
-        );
-        return Some(problem(&message));
-    };
-    let missing: Vec<(&String, &Value)> = default.iter().filter(|(k, _)| !actual.contains_key(*k)).collect();
+    let missing: Vec<(&String, &Value)> = default.iter().filter(|(k, _)| !keys.contains(k)).collect();
     if missing.is_empty() {
         return None;
     }
     let names: Vec<&str> = missing.iter().map(|(k, _)| k.as_str()).collect();
-    let message = if actual.is_empty() {
+    let message = if keys.is_empty() {
         format!("is an empty object; the default has {}", names.join(", "))
     } else {
         format!("is missing key{} {}", if names.len() == 1 { "" } else { "s" }, names.join(", "))
     };
     let text = String::from_utf8_lossy(bytes);
-    let merged = insert_members(&text, &missing).unwrap_or_else(|| reserialize(actual, &missing));
+    let reserialized = || match &value {
+        Some(Value::Object(actual)) => Some(reserialize(actual, &missing)),
+        _ => None,
+    };
+    let Some(merged) = insert_members(&text, &missing).or_else(reserialized) else {
+        return Some(problem(&format!("{message}; heal cannot insert them into this document")));
+    };
     let fix = Fix::new(
         format!("add missing key{}", if names.len() == 1 { "" } else { "s" }),
         Phase::Files,
@@ -192,7 +208,8 @@ fn insert_members(text: &str, additions: &[(&String, &Value)]) -> Option<String>
     }
     out.push('\n');
     out.push_str(&text[close..]);
-    serde_json::from_str::<Value>(&out).ok()?;
+    // The scanner, not serde_json: it checks documents of any depth.
+    super::json_integrity::top_keys(out.as_bytes())?;
     Some(out)
 }
 
@@ -210,34 +227,22 @@ fn reserialize(actual: &Map<String, Value>, additions: &[(&String, &Value)]) -> 
     String::from_utf8_lossy(&pretty(&Value::Object(merged))).into_owned()
 }
 
-/// A file the application must write but cannot.
-fn writable_finding(spec: &FileSpec, path: &Path, meta: &Metadata, critical: Severity) -> Option<Finding> {
-    let mode = fsutil::mode_of(meta);
+/// Whether the app's account may write a file it must write.
+fn writable(ctx: &CheckCtx, spec: &FileSpec, critical: Severity, out: &mut Findings) {
     let id = format!("{}:mode", id(spec));
-    if meta.uid() == fsutil::current_uid() {
-        if mode & 0o200 != 0 {
-            return None;
-        }
-        let fix =
-            Fix::new("chmod u+w", Phase::Files, vec![Op::SetMode { path: spec.path.clone(), mode: mode | 0o200 }]);
-        let message = format!("file is not writable (mode {mode:04o})");
-        return Some(Finding::new(id, Area::Fs, critical, message).with_fix(fix));
-    }
-    if can_write(path) {
-        return None;
-    }
-    let message =
-        format!("file is not writable by this user and is owned by uid {}; change its owner or mode", meta.uid());
-    Some(Finding::new(id, Area::Fs, critical, message))
-}
-
-fn can_write(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
+    let declared: Vec<PathBuf> = ctx.manifest.dirs.iter().map(|d| d.path.clone()).collect();
+    let denied = match Who::of(ctx.manifest) {
+        Ok(who) => access::check(ctx.root, &spec.path, Need::File, &who, &declared),
+        Err(why) => Some(Denied { message: format!("access cannot be checked: {why}"), fix: None }),
     };
-    // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
-    unsafe { libc::access(c_path.as_ptr(), libc::W_OK) == 0 }
+    match denied {
+        None => {}
+        Some(denied) => {
+            let mut finding = Finding::new(id, Area::Fs, critical, format!("file is not writable: {}", denied.message));
+            finding.fix = denied.fix;
+            out.push(finding);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +280,8 @@ mod tests {
             default: Some(json!({"open_positions": [], "closed_positions": []})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, br#"{"open_positions": [{"s": "X"}]}"#, Severity::Critical).unwrap();
@@ -290,6 +297,30 @@ mod tests {
     }
 
     #[test]
+    fn depth_does_not_hide_a_missing_key() {
+        let spec = FileSpec {
+            path: "p.json".into(),
+            format: FileFormat::Json,
+            default: Some(json!({"a": [], "b": 0})),
+            schema: None,
+            writable: true,
+            salvage: true,
+            create: true,
+            severity: None,
+        };
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(130), "]".repeat(130));
+        let finding = content_finding(&spec, deep.as_bytes(), Severity::Critical).expect("key b is missing");
+        assert!(finding.message.contains("missing key b"), "{}", finding.message);
+        let Some(Op::WriteFile { contents, .. }) = finding.fix.unwrap().ops.into_iter().next() else {
+            panic!("write fix")
+        };
+        let merged = String::from_utf8(contents).unwrap();
+        assert!(merged.starts_with(&deep[..deep.len() - 1]) && merged.contains("\"b\": 0"), "{merged}");
+        let complete = format!("{{\"b\": 1, \"a\": {}1{}}}", "[".repeat(130), "]".repeat(130));
+        assert!(content_finding(&spec, complete.as_bytes(), Severity::Critical).is_none());
+    }
+
+    #[test]
     fn a_top_level_array_is_left_alone() {
         let spec = FileSpec {
             path: "p.json".into(),
@@ -297,6 +328,8 @@ mod tests {
             default: Some(json!({"a": 1})),
             schema: None,
             writable: true,
+            salvage: true,
+            create: true,
             severity: None,
         };
         let finding = content_finding(&spec, b"[1, 2]", Severity::Critical).unwrap();

@@ -44,6 +44,11 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Find
         ));
         return Some(Finding::new(id, Area::Fs, critical, message));
     }
+    if !spec.salvage {
+        // A partial document can be worse than none for some programs.
+        message.push_str("; salvage = false: it is not rewritten; restore it from a backup");
+        return Some(Finding::new(id, Area::Fs, critical, message));
+    }
     message.push_str(&format!("; {}", salvage.effect()));
     let op = SalvageOp { path: spec.path.clone(), default, plan: salvage };
     Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
@@ -57,6 +62,12 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Find
 /// decided by the scanner alone (no `Value` is built).
 pub fn has_keys(bytes: &[u8], default: &serde_json::Map<String, Value>) -> bool {
     salvage::object_keys(bytes).is_some_and(|keys| default.keys().all(|k| keys.contains(k)))
+}
+
+/// The top-level keys of a valid JSON object, at any nesting depth;
+/// `None` when `bytes` is not one.
+pub fn top_keys(bytes: &[u8]) -> Option<Vec<String>> {
+    salvage::object_keys(bytes)
 }
 
 /// 1-based line and byte column of `offset`.
@@ -141,7 +152,18 @@ impl Check for JsonSchemaCheck {
         for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Json) {
             let Some(schema_path) = &spec.schema else { continue };
             let schema = Schema::load(ctx.root, schema_path)?;
-            let Some(value) = read_json(ctx.root, &spec.path) else { continue };
+            let value = match read_json(ctx.root, &spec.path) {
+                Read::Value(value) => value,
+                Read::Unusable => continue,
+                Read::TooDeep => {
+                    // Unchecked is not the same as satisfied: say so.
+                    let id = Kind::JsonIntegrity.id(format_args!("{}:schema", spec.path.display()));
+                    let message = "is nested deeper than the schema validator reads (128 levels); its invariants \
+                                   cannot be checked";
+                    out.push(Finding::new(id, Area::Fs, severity(spec.severity, Severity::Critical), message));
+                    continue;
+                }
+            };
             let mut violations = Violations::default();
             schema.check(&value, "", &mut violations);
             push_schema_result(spec, &violations, out);
@@ -161,11 +183,24 @@ pub fn push_schema_result(spec: &FileSpec, violations: &Violations, out: &mut Fi
     }
 }
 
-/// The parsed document, or `None` when it is missing or does not parse.
-fn read_json(root: &Path, rel: &Path) -> Option<Value> {
-    let path = crate::fsutil::resolve(root, rel).ok()?;
-    if !std::fs::metadata(&path).ok()?.is_file() {
-        return None;
+/// A declared JSON file as the schema check reads it.
+enum Read {
+    Value(Value),
+    /// Missing or damaged: the file check reports it.
+    Unusable,
+    /// Valid, but deeper than serde_json's recursion limit.
+    TooDeep,
+}
+
+fn read_json(root: &Path, rel: &Path) -> Read {
+    let Ok(path) = crate::fsutil::resolve(root, rel) else { return Read::Unusable };
+    if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Read::Unusable;
     }
-    serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+    let Ok(bytes) = std::fs::read(&path) else { return Read::Unusable };
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Read::Value(value),
+        Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid) => Read::TooDeep,
+        Err(_) => Read::Unusable,
+    }
 }

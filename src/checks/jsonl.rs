@@ -36,18 +36,19 @@ impl Check for JsonlCheck {
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         for spec in ctx.manifest.files.iter().filter(|f| f.format == FileFormat::Jsonl) {
             let schema = spec.schema.as_ref().map(|s| Schema::load(ctx.root, s)).transpose()?;
-            check_file(ctx.root, spec, schema.as_ref(), out);
+            check_file(ctx, spec, schema.as_ref(), out);
         }
         Ok(())
     }
 }
 
-fn check_file(root: &Path, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
+fn check_file(ctx: &CheckCtx, spec: &FileSpec, schema: Option<&Schema>, out: &mut Findings) {
     let id = Kind::Jsonl.id(spec.path.display());
     let critical = severity(spec.severity, Severity::Critical);
     let problem = |message: String| Finding::new(id.clone(), Area::Fs, critical, message);
-    let path = match files::regular_file(root, spec, critical, out) {
+    let path = match files::regular_file(ctx, spec, critical, out) {
         Ok(Some(path)) => path,
+        Ok(None) if !spec.create => return out.push(problem(files::NOT_CREATED.into())),
         Ok(None) => {
             // An empty JSONL file is a valid one with no records.
             let op = Op::WriteFile { path: spec.path.clone(), contents: Vec::new(), mode: None, secret: false };
@@ -96,6 +97,10 @@ fn push_lines_result(spec: &FileSpec, summary: &Summary, out: &mut Findings) {
         message.push_str("; the last line is torn (cut without its newline)");
     }
     let warning = severity(spec.severity, Severity::Warning);
+    if !spec.salvage {
+        message.push_str("; salvage = false: the file is not rewritten");
+        return out.push(Finding::new(id, Area::Fs, warning, message));
+    }
     let op = RepairOp { path: spec.path.clone(), bad: summary.bad, lines: summary.lines };
     let fix = Fix::new("move bad lines to quarantine", Phase::Files, vec![Op::Custom(Box::new(op))]);
     out.push(Finding::new(id, Area::Fs, warning, message).with_fix(fix));

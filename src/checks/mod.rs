@@ -3,6 +3,7 @@
 //! never change the disk; a fix they propose is data for the planner.
 //! `REGISTRY` is the one place a new kind is added.
 
+mod access;
 mod command;
 mod database;
 mod dirs;
@@ -14,11 +15,13 @@ mod json_integrity;
 mod jsonl;
 mod locks;
 mod pidfile;
+mod provided;
 mod prune;
 
 use std::path::Path;
 
 pub use env::parse as parse_env;
+pub use provided::{unready, Unready};
 
 use crate::db;
 use crate::finding::{Findings, Kind, Severity};
@@ -111,6 +114,64 @@ impl Selection {
     pub fn includes_id(&self, id: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|p| id.starts_with(p.as_str()))
     }
+
+    /// The `--only` values that can match nothing the manifest declares (a
+    /// typo such as `dir:date`): an argument error, since a launcher would
+    /// otherwise start the app on a run that checked nothing.
+    pub fn unmatched<'a>(&'a self, manifest: &Manifest) -> Vec<&'a str> {
+        let declared = declared_ids(manifest);
+        self.only.iter().map(String::as_str).filter(|value| !declared.iter().any(|d| d.may_match(value))).collect()
+    }
+}
+
+/// The ID a manifest entry's findings start with, and for lock globs the
+/// pattern their per-file IDs follow.
+struct DeclaredId {
+    id: String,
+    files: Option<globset::GlobMatcher>,
+}
+
+impl DeclaredId {
+    fn may_match(&self, value: &str) -> bool {
+        let id = self.id.as_str();
+        let within = value.strip_prefix(id).is_some_and(|rest| rest.is_empty() || rest.starts_with(':'));
+        let matched_file = self.files.as_ref().is_some_and(|m| {
+            value.strip_prefix(Kind::Lock.prefix()).is_some_and(|rest| m.is_match(rest.split(':').next().unwrap_or("")))
+        });
+        id.starts_with(value) || within || matched_file
+    }
+}
+
+/// The base ID of every entry: findings are this ID or start with it and `:`.
+fn declared_ids(manifest: &Manifest) -> Vec<DeclaredId> {
+    let plain = |id: String| DeclaredId { id, files: None };
+    let mut ids = Vec::new();
+    if let Some(env) = &manifest.env {
+        ids.push(plain(Kind::Env.id(env.file.display())));
+        ids.extend(env.required.iter().map(|k| plain(Kind::Env.id(k))));
+        if let Some(template) = &env.template {
+            ids.push(plain(Kind::Env.id(template.display())));
+            // Template keys are findings too (missing from `.env`).
+            let text = std::fs::read_to_string(manifest.root.join(template)).unwrap_or_default();
+            ids.extend(parse_env(&text).unwrap_or_default().into_iter().map(|(k, _)| plain(Kind::Env.id(k))));
+        }
+    }
+    ids.extend(manifest.dirs.iter().map(|d| plain(Kind::Dir.id(d.path.display()))));
+    ids.extend(manifest.files.iter().map(|f| plain(Kind::File.id(f.path.display()))));
+    ids.extend(manifest.databases.iter().map(|d| plain(Kind::Database.id(d.path.display()))));
+    ids.extend(manifest.postgres.iter().map(|d| plain(Kind::Database.id(&d.url_env))));
+    ids.extend(manifest.heartbeats.iter().map(|h| plain(Kind::Heartbeat.id(h.path.display()))));
+    ids.extend(manifest.pidfiles.iter().map(|p| plain(Kind::Pidfile.id(p.path.display()))));
+    for lock in &manifest.locks {
+        let files = globset::GlobBuilder::new(&lock.glob).literal_separator(true).build().ok();
+        ids.push(DeclaredId { id: Kind::Lock.id(&lock.glob), files: files.map(|g| g.compile_matcher()) });
+    }
+    ids.extend(manifest.prunes.iter().map(|p| plain(Kind::Prune.id(&p.glob))));
+    ids.extend(manifest.commands.iter().map(|c| plain(Kind::Command.id(&c.name))));
+    if manifest.disk.is_some() {
+        ids.push(plain(Kind::Disk.prefix().to_string()));
+    }
+    ids
 }
 
 /// Runs every selected check against the disk.
@@ -121,6 +182,7 @@ pub fn run_all(manifest: &Manifest, options: &CheckOptions, selection: &Selectio
     for check in REGISTRY.iter().filter(selected) {
         check.run(&ctx, &mut out)?;
     }
+    provided::hold_back(manifest, &mut out);
     out.retain_ids(|id| selection.includes_id(id));
     Ok(out)
 }
@@ -146,6 +208,22 @@ mod tests {
         assert!(only(&["d"]).may_select("db:") && only(&["d"]).may_select("disk"));
         assert!(only(&["disk"]).may_select("disk"));
         assert!(!only(&["file:a", "env:B"]).may_select("db:"));
+    }
+
+    #[test]
+    fn only_values_must_be_able_to_match_something_declared() {
+        let toml = "version = 1\n[[dir]]\npath = \"data\"\n[[lock]]\nglob = \"state/*.lock\"\nstale_after = \"5m\"\n\
+                    [env]\nrequired = [\"API_KEY\"]\n";
+        let root = tempfile::tempdir().unwrap();
+        let manifest = crate::manifest::load_str(Path::new("p.toml"), toml, root.path()).unwrap();
+        let unmatched = |values: &[&str]| only(values).unmatched(&manifest).join(",");
+        assert_eq!(unmatched(&["dir:data", "dir:", "d", "dir:data:access", "env:API_KEY", "env:.env"]), "");
+        assert_eq!(unmatched(&["lock:state/*.lock", "lock:state/a.lock", "lock:"]), "");
+        assert_eq!(unmatched(&["dir:date"]), "dir:date");
+        assert_eq!(
+            unmatched(&["dir:data2", "db:", "lock:other/a.lock", "env:OTHER"]),
+            "dir:data2,db:,lock:other/a.lock,env:OTHER"
+        );
     }
 
     #[test]

@@ -18,7 +18,17 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
 /// Prints the man page, preflight(1), as roff.
 pub fn man() -> anyhow::Result<u8> {
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    let mut command = Cli::command();
+    command.build();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    // The top page lists subcommands by name only: each one with options of
+    // its own (run's deployment flags above all) follows as its own page.
+    let shared: Vec<&str> = command.get_arguments().map(|a| a.get_id().as_str()).collect();
+    let own_options = |sub: &&clap::Command| sub.get_arguments().any(|a| !shared.contains(&a.get_id().as_str()));
+    for sub in command.get_subcommands().filter(own_options) {
+        let name = format!("preflight-{}", sub.get_name());
+        clap_mangen::Man::new(sub.clone()).title(name).render(&mut page)?;
+    }
     print_to_stdout(|out| report::generated(&page, out))?;
     Ok(0)
 }

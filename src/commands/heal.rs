@@ -10,7 +10,7 @@ use crate::cli::Cli;
 
 pub fn heal(cli: &Cli, dry_run: bool, allow_rebuild: bool) -> anyhow::Result<u8> {
     let manifest = load_manifest(cli)?;
-    let (options, selection) = (options(cli, allow_rebuild), selection(cli));
+    let (options, selection) = (options(cli, allow_rebuild), selection(cli, &manifest)?);
     let mut out = anstream::stdout();
     if dry_run {
         let findings = checks::run_all(&manifest, &options, &selection)?;

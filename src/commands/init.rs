@@ -34,10 +34,19 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
     for db in &found.databases {
         write_schema(&root.join(&db.schema), db.ddl.as_bytes())?;
     }
-    let text = render(&found);
-    atomic::write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
-    let manifest = manifest::load(&path, cli.root.as_deref())?;
-    let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli))?;
+    let write = |text: String| {
+        atomic::write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
+        let manifest = manifest::load(&path, cli.root.as_deref())?;
+        let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli, &manifest)?)?;
+        Ok::<_, anyhow::Error>(findings)
+    };
+    let mut findings = write(render(&found, AppUser::Write))?;
+    // Every line written passes where it came from: an account that cannot
+    // use what it would own is suggested in a comment instead.
+    let denied = |f: &&preflight::finding::Finding| f.id.ends_with(":access") || f.id.ends_with(":mode");
+    if found.app_user.is_some() && findings.problems.iter().any(|f| denied(&f)) {
+        findings = write(render(&found, AppUser::Comment("it cannot use every declared path today")))?;
+    }
     let code = preflight::finding::exit_code(&findings.problems, cli.strict);
     let mut out = anstream::stdout();
     writeln!(
@@ -75,18 +84,43 @@ fn write_schema(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     atomic::write(path, bytes, None).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Whether `[app] user` is written, or left as a comment saying why.
+pub enum AppUser<'a> {
+    Write,
+    Comment(&'a str),
+}
+
 /// The manifest text.
-pub fn render(found: &Found) -> String {
+pub fn render(found: &Found, app_user: AppUser) -> String {
     let mut s =
         String::from("# Starter manifest written by `preflight init`: review it, then commit it.\nversion = 1\n");
     for note in &found.notes {
         let _ = writeln!(s, "# note: {note}");
     }
+    match (&found.app_user, app_user) {
+        (Some(user), AppUser::Write) => {
+            let _ = write!(
+                s,
+                "\n# The data folders belong to {user}: the app runs as it.\n[app]\nuser = {}\n",
+                quote(user)
+            );
+        }
+        (Some(user), AppUser::Comment(why)) => {
+            let _ = write!(s, "\n# The data folders belong to {user}, but {why}:\n# [app]\n# user = {}\n", quote(user));
+        }
+        (None, _) => {}
+    }
     if let Some(env) = &found.env {
         render_env(env, &mut s);
     }
-    for (dir, mode) in &found.dirs {
-        let _ = write!(s, "\n[[dir]]\npath = {}\nmode = \"{mode:04o}\"\n", quote(&dir.to_string_lossy()));
+    for dir in &found.dirs {
+        let _ = write!(s, "\n[[dir]]\npath = {}\nmode = \"{:04o}\"\n", quote(&dir.path.to_string_lossy()), dir.mode);
+        if dir.provided {
+            let _ = writeln!(s, "create = false  # {}", dir.why.as_deref().unwrap_or("the deployment provides it"));
+        }
+        if dir.volume {
+            s.push_str("volume = true\n");
+        }
     }
     for file in &found.files {
         let _ = write!(s, "\n[[file]]\npath = {}\nformat = \"json\"\n", quote(&file.path.to_string_lossy()));
@@ -108,17 +142,18 @@ pub fn render(found: &Found) -> String {
 
 fn render_env(env: &EnvFound, s: &mut String) {
     let list = |keys: &[String]| keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    s.push_str(&format!("\n# .env.example keys: {}\n", env.template_keys.join(", ")));
+    let template = quote(&env.template);
+    s.push_str(&format!("\n# {} keys: {}\n", env.template, env.template_keys.join(", ")));
     if !env.env_exists {
         s.push_str("# .env does not exist yet, so [env] is commented out; `preflight heal` would copy the template.\n");
-        s.push_str("# [env]\n# template = \".env.example\"\n");
+        let _ = writeln!(s, "# [env]\n# template = {template}");
         return;
     }
     s.push_str("[env]\nfile = \".env\"\n");
     if env.missing_keys.is_empty() {
-        s.push_str("template = \".env.example\"\n");
+        let _ = writeln!(s, "template = {template}");
     } else {
-        let _ = writeln!(s, "# template = \".env.example\"  # .env lacks {}", env.missing_keys.join(", "));
+        let _ = writeln!(s, "# template = {template}  # .env lacks {}", env.missing_keys.join(", "));
     }
     let _ = writeln!(s, "required = [{}]", list(&env.set_keys));
 }

@@ -41,9 +41,36 @@ pub fn root_only(cli: &Cli) -> anyhow::Result<PathBuf> {
     })
 }
 
-pub fn selection(cli: &Cli) -> Selection {
-    Selection { db_only: cli.db_only, fs_only: cli.fs_only, only: cli.only.clone() }
+/// The checks and findings the command line selects. An `--only` value
+/// that can match nothing the manifest declares is an argument error: a
+/// typo would otherwise select nothing and pass.
+pub fn selection(cli: &Cli, manifest: &Manifest) -> anyhow::Result<Selection> {
+    let selection = Selection { db_only: cli.db_only, fs_only: cli.fs_only, only: cli.only.clone() };
+    let unmatched = selection.unmatched(manifest);
+    if !unmatched.is_empty() {
+        return Err(ArgumentError(format!(
+            "--only {} matches nothing {} declares; give a finding ID or prefix as `preflight validate` prints them \
+             (e.g. dir:data, file:, db:app.db)",
+            unmatched.join(", --only "),
+            manifest.file.display()
+        ))
+        .into());
+    }
+    Ok(selection)
 }
+
+/// A command line that cannot be right whatever the disk holds: never
+/// retried by `run --retry-timeout`.
+#[derive(Debug)]
+pub struct ArgumentError(pub String);
+
+impl std::fmt::Display for ArgumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgumentError {}
 
 pub fn options(cli: &Cli, allow_rebuild: bool) -> CheckOptions {
     CheckOptions { allow_rebuild, no_commands: cli.no_commands, deep: cli.deep, ..CheckOptions::default() }

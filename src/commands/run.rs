@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use preflight::checks::{self, Unready};
+use preflight::finding::Severity;
 use preflight::heal::{self, HealResult};
 use preflight::report::Report;
 
-use super::{emit, load_manifest, options, report_format, selection};
+use super::{emit, load_manifest, options, report_format, selection, ArgumentError};
 use crate::cli::Cli;
 
 /// `--retry-timeout` and `--sleep`.
@@ -31,12 +33,14 @@ pub fn run(cli: &Cli, retry: Retry, cmd: &[OsString]) -> anyhow::Result<u8> {
     // Refused before anything is healed: a typo in a unit file should not
     // change the disk and then fail.
     find_program(program)?;
-    let result = heal_until_ready(cli, retry)?;
-    let report = Report { command: "run", ..Report::heal(&result, cli.strict) };
+    let attempt = heal_until_ready(cli, retry)?;
+    let result = attempt.result();
+    let report = Report { command: "run", ..Report::heal(result, cli.strict) };
     let mut err = anstream::stderr();
     let code = emit(&report, report_format(cli), &mut err)?;
     if code == 1 {
-        let _ = writeln!(err, "preflight: not starting {}: critical findings remain", program.to_string_lossy());
+        let why = attempt.refusal(cli.strict);
+        let _ = writeln!(err, "preflight: not starting {}: {why}", program.to_string_lossy());
         return Ok(1);
     }
     let _ = err.flush();
@@ -44,19 +48,68 @@ pub fn run(cli: &Cli, retry: Retry, cmd: &[OsString]) -> anyhow::Result<u8> {
     Err(error).with_context(|| format!("cannot start {}", program.to_string_lossy()))
 }
 
-/// Heals once, or again every `sleep` until the result is 0 or 2 (only 0
-/// with `--strict`) or `timeout` has passed. An error (a manifest on a
-/// volume not yet mounted) is retried too; the last one is returned when
-/// time is up.
-fn heal_until_ready(cli: &Cli, retry: Retry) -> anyhow::Result<HealResult> {
+/// One attempt of `run`.
+enum Attempt {
+    /// Validated, and healed when something was fixable.
+    Healed(HealResult),
+    /// Paths the deployment provides are not there: validated only,
+    /// nothing healed.
+    Waiting(Vec<Unready>, HealResult),
+}
+
+impl Attempt {
+    fn result(&self) -> &HealResult {
+        match self {
+            Attempt::Healed(r) | Attempt::Waiting(_, r) => r,
+        }
+    }
+
+    fn ready(&self, strict: bool) -> bool {
+        matches!(self, Attempt::Healed(r) if Report::heal(r, strict).exit_code() != 1)
+    }
+
+    /// Why the app is not started, in words that match the cause.
+    fn refusal(&self, strict: bool) -> String {
+        match self {
+            Attempt::Waiting(unready, _) => {
+                let list: Vec<String> = unready.iter().map(ToString::to_string).collect();
+                format!("waiting for what the deployment provides: {}", list.join("; "))
+            }
+            Attempt::Healed(r) if r.current().count(Severity::Critical) == 0 && strict => {
+                "warnings remain, and --strict counts them as critical".into()
+            }
+            Attempt::Healed(_) => "critical findings remain".into(),
+        }
+    }
+}
+
+/// Validates, then heals only when every path the deployment provides
+/// (`create = false`, expected mounts) is there: before that, a heal could
+/// build an empty database where a volume is about to be mounted.
+fn attempt(cli: &Cli) -> anyhow::Result<Attempt> {
+    let manifest = load_manifest(cli)?;
+    let (options, selection) = (options(cli, false), selection(cli, &manifest)?);
+    let unready = checks::unready(&manifest);
+    if unready.is_empty() {
+        return Ok(Attempt::Healed(heal::heal(&manifest, &options, &selection).context("heal stopped")?));
+    }
+    let findings = checks::run_all(&manifest, &options, &selection)?;
+    Ok(Attempt::Waiting(unready, HealResult { before: findings, actions: Vec::new(), after: None, run_id: None }))
+}
+
+/// Attempts once, or again every `sleep` until the result is 0 or 2 (only
+/// 0 with `--strict`) or `timeout` has passed. An error (a manifest on a
+/// volume not yet mounted) is retried too, except an argument error; the
+/// last result is returned when time is up.
+fn heal_until_ready(cli: &Cli, retry: Retry) -> anyhow::Result<Attempt> {
     let deadline = retry.timeout.map(|t| Instant::now() + t);
-    let mut attempt = 1;
+    let mut number = 1;
     loop {
-        let result = load_manifest(cli)
-            .and_then(|manifest| heal::heal(&manifest, &options(cli, false), &selection(cli)).context("heal stopped"));
+        let result = attempt(cli);
         let why = match &result {
-            Ok(r) if Report::heal(r, cli.strict).exit_code() != 1 => return result,
-            Ok(_) => "critical findings remain".to_string(),
+            Ok(a) if a.ready(cli.strict) => return result,
+            Ok(a) => a.refusal(cli.strict),
+            Err(e) if e.is::<ArgumentError>() => return result,
             Err(e) => format!("{e:#}"),
         };
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or_default();
@@ -66,13 +119,13 @@ fn heal_until_ready(cli: &Cli, retry: Retry) -> anyhow::Result<HealResult> {
         if !cli.quiet {
             let _ = writeln!(
                 anstream::stderr(),
-                "preflight: attempt {attempt}: {why}; trying again in {} ({} left)",
+                "preflight: attempt {number}: {why}; trying again in {} ({} left)",
                 humantime::format_duration(retry.sleep),
                 humantime::format_duration(Duration::from_millis(left.as_millis() as u64 / 100 * 100))
             );
         }
         std::thread::sleep(retry.sleep);
-        attempt += 1;
+        number += 1;
     }
 }
 

@@ -9,6 +9,6 @@ use crate::cli::Cli;
 
 pub fn validate(cli: &Cli) -> anyhow::Result<u8> {
     let manifest = load_manifest(cli)?;
-    let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli))?;
+    let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli, &manifest)?)?;
     emit(&Report::validate(&findings, cli.strict), report_format(cli), &mut anstream::stdout())
 }

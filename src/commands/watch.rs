@@ -98,7 +98,7 @@ fn cycle(
         let r = recent.get(&f.id);
         !breaker.tripped(r) && !breaker.cooling(r, now)
     };
-    let mut result = heal::heal_only(manifest, &options(cli, false), &selection(cli), &allow)?;
+    let mut result = heal::heal_only(manifest, &options(cli, false), &selection(cli, manifest)?, &allow)?;
     let findings = match result.after.as_mut() {
         Some(after) => after,
         None => &mut result.before,

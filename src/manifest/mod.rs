@@ -2,6 +2,7 @@
 //! file, `raw` mirrors its syntax, `validate` turns it into the typed
 //! `Manifest` the checks see. Every error names the file, line and column.
 
+mod database;
 mod error;
 mod locate;
 pub mod raw;
@@ -23,13 +24,17 @@ pub struct Manifest {
     pub file: PathBuf,
     /// The directory every declared path is relative to.
     pub root: PathBuf,
+    pub app: Option<AppSpec>,
     pub env: Option<EnvSpec>,
     pub dirs: Vec<DirSpec>,
     pub files: Vec<FileSpec>,
     pub heartbeats: Vec<HeartbeatSpec>,
     pub locks: Vec<LockSpec>,
     pub pidfiles: Vec<PidfileSpec>,
+    /// SQLite databases (`[[database]] path = …`).
     pub databases: Vec<DatabaseSpec>,
+    /// PostgreSQL databases (`[[database]] url_env = …`).
+    pub postgres: Vec<PostgresSpec>,
     pub commands: Vec<CommandSpec>,
     pub disk: Option<DiskSpec>,
     pub prunes: Vec<PruneSpec>,
@@ -48,6 +53,12 @@ impl Manifest {
 }
 
 #[derive(Debug)]
+pub struct AppSpec {
+    /// The account the application runs as.
+    pub user: Option<String>,
+}
+
+#[derive(Debug)]
 pub struct EnvSpec {
     pub file: PathBuf,
     pub template: Option<PathBuf>,
@@ -59,6 +70,10 @@ pub struct EnvSpec {
 pub struct DirSpec {
     pub path: PathBuf,
     pub mode: Option<u32>,
+    /// false: never created; missing is critical.
+    pub create: bool,
+    /// May be a symlink or mount point leading outside the root.
+    pub volume: bool,
     pub severity: Option<Severity>,
 }
 
@@ -69,6 +84,10 @@ pub struct FileSpec {
     pub default: Option<serde_json::Value>,
     pub schema: Option<PathBuf>,
     pub writable: bool,
+    /// false: damaged JSON is reported, never rewritten.
+    pub salvage: bool,
+    /// false: never created; missing is critical.
+    pub create: bool,
     pub severity: Option<Severity>,
 }
 
@@ -99,10 +118,54 @@ pub struct PidfileSpec {
 pub struct DatabaseSpec {
     pub path: PathBuf,
     pub schema: PathBuf,
+    /// false: the file must already exist; never created.
+    pub create: bool,
+    pub convergence: Convergence,
     pub checks: Vec<DataCheckSpec>,
     /// How much of the file validation reads (see `Integrity`).
     pub integrity: Integrity,
     pub severity: Option<Severity>,
+}
+
+/// A PostgreSQL schema (`namespace`) converging on a DDL file.
+#[derive(Debug)]
+pub struct PostgresSpec {
+    /// The variable holding the URL (process environment, then `.env`).
+    pub url_env: String,
+    pub schema: PathBuf,
+    pub namespace: String,
+    pub lock_timeout: Duration,
+    pub convergence: Convergence,
+    pub checks: Vec<DataCheckSpec>,
+    pub severity: Option<Severity>,
+}
+
+/// How a live schema is brought to the DDL beyond plain comparison, the
+/// same for every engine.
+#[derive(Debug, Clone, Default)]
+pub struct Convergence {
+    /// Expected drift, not reported: names, `table.column`, globs of either.
+    pub ignore: Vec<String>,
+    pub renames: Vec<RenameSpec>,
+    pub backfills: Vec<BackfillSpec>,
+}
+
+/// A table (`column` is `None`) or a column renamed in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameSpec {
+    pub table: String,
+    pub column: Option<String>,
+    /// The new table name (for a column rename, the same table).
+    pub to_table: String,
+    pub to_column: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillSpec {
+    pub table: String,
+    pub column: String,
+    /// An SQL expression, evaluated per existing row.
+    pub value: String,
 }
 
 #[derive(Debug, Clone)]

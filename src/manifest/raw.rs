@@ -16,6 +16,8 @@ use crate::finding::Severity;
 pub struct RawManifest {
     /// Manifest format version; must be 1.
     pub version: i64,
+    /// The application itself.
+    pub app: Option<RawApp>,
     /// The `.env` file.
     pub env: Option<RawEnv>,
     /// Directories that must exist.
@@ -48,6 +50,14 @@ pub struct RawManifest {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RawApp {
+    /// The account the application runs as: validate checks that it can use every declared path,
+    /// and what heal creates as root is owned by it.
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RawEnv {
     /// The env file, relative to the root. Default `.env`.
     pub file: Option<String>,
@@ -65,6 +75,10 @@ pub struct RawDir {
     pub path: String,
     /// Octal permission bits, e.g. "0750". A wider mode on disk is a warning.
     pub mode: Option<String>,
+    /// false: the deployment provides it (a mounted volume); never created, missing is critical.
+    pub create: Option<bool>,
+    /// true: may be a symlink or mount point leading outside the root; heal writes only beneath it.
+    pub volume: Option<bool>,
     pub severity: Option<Severity>,
 }
 
@@ -91,6 +105,10 @@ pub struct RawFile {
     pub schema: Option<String>,
     /// The application must be able to write the file. Default true.
     pub writable: Option<bool>,
+    /// false: damaged JSON is reported, never rewritten (a partial document would be worse than none).
+    pub salvage: Option<bool>,
+    /// false: the deployment provides it; never created, missing is critical.
+    pub create: Option<bool>,
     pub severity: Option<Severity>,
 }
 
@@ -152,17 +170,52 @@ pub enum Integrity {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
-    pub path: String,
+    /// A SQLite database file, relative to the root (or `url_env` for PostgreSQL).
+    pub path: Option<String>,
+    /// PostgreSQL: the environment variable (process, then `.env`) holding a postgres:// URL.
+    pub url_env: Option<String>,
+    /// PostgreSQL: the schema compared. Default `public`.
+    pub namespace: Option<String>,
+    /// PostgreSQL: how long each DDL statement heal runs may wait for a lock. Default `2s`.
+    pub lock_timeout: Option<String>,
     /// The desired schema as a SQL DDL file.
     pub schema: String,
-    /// auto (default), quick or off; the global `--deep` flag runs
-    /// `PRAGMA quick_check` whatever this says.
+    /// SQLite: false means the file must already exist (a restored database); never created.
+    pub create: Option<bool>,
+    /// Drift that is expected and not reported: table names, `table.column`, globs.
     #[serde(default)]
-    pub integrity: Integrity,
+    pub ignore: Vec<String>,
+    /// Tables or columns renamed in place before anything is compared.
+    #[serde(default)]
+    pub rename: Vec<RawRename>,
+    /// Values for existing rows when a NOT NULL column without a usable default is added or rebuilt.
+    #[serde(default)]
+    pub backfill: Vec<RawBackfill>,
+    /// SQLite: auto (default), quick or off; the global `--deep` flag runs
+    /// `PRAGMA quick_check` whatever this says.
+    pub integrity: Option<Integrity>,
     /// Data checks: a query whose rows are violations.
     #[serde(default)]
     pub check: Vec<RawDataCheck>,
     pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRename {
+    /// The old name: `table` or `table.column`.
+    pub from: String,
+    /// The new name, of the same form.
+    pub to: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackfill {
+    /// `table.column`.
+    pub column: String,
+    /// An SQL expression evaluated per existing row.
+    pub value: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

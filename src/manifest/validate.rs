@@ -42,7 +42,7 @@ fn with_snippet(file: &Path, source: &str, line: usize, col: usize, message: Str
 }
 
 /// Carries the file and its text so every check can point at a line.
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     file: &'a Path,
     source: &'a str,
     root: &'a Path,
@@ -53,24 +53,24 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn error_at(&mut self, key: &str, value: &str, message: String) -> ManifestError {
+    pub(super) fn error_at(&mut self, key: &str, value: &str, message: String) -> ManifestError {
         let nth = self.occurrences.get(&(key.to_string(), value.to_string())).copied().unwrap_or(1).saturating_sub(1);
         let offset = find_value(self.source, Some(key), value, nth).or_else(|| find_value(self.source, None, value, 0));
         let (line, col) = offset.map_or((1, 1), |o| line_col(self.source, o));
         with_snippet(self.file, self.source, line, col, message)
     }
 
-    fn error_at_key(&self, key: &str, message: String) -> ManifestError {
+    pub(super) fn error_at_key(&self, key: &str, message: String) -> ManifestError {
         let (line, col) = find_key(self.source, key).map_or((1, 1), |o| line_col(self.source, o));
         with_snippet(self.file, self.source, line, col, message)
     }
 
-    fn note(&mut self, key: &str, value: &str) {
+    pub(super) fn note(&mut self, key: &str, value: &str) {
         *self.occurrences.entry((key.to_string(), value.to_string())).or_default() += 1;
     }
 
     /// A relative path that stays inside the root, lexically and on disk.
-    fn path(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
+    pub(super) fn path(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
         self.note(key, value);
         let path = self.relative(key, value)?;
         if let Err(e) = fsutil::confine(self.root, &path) {
@@ -79,7 +79,7 @@ impl Validator<'_> {
         Ok(path)
     }
 
-    fn relative(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
+    pub(super) fn relative(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
         if value.is_empty() {
             return Err(self.error_at_key(key, format!("`{key}` is empty; give a path relative to the root")));
         }
@@ -118,7 +118,7 @@ impl Validator<'_> {
     }
 
     /// A declared path that must not be declared twice.
-    fn unique_path(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
+    pub(super) fn unique_path(&mut self, key: &str, value: &str) -> Result<PathBuf, ManifestError> {
         let path = self.path(key, value)?;
         let count = self.seen.entry(path.clone()).or_default();
         *count += 1;
@@ -132,7 +132,7 @@ impl Validator<'_> {
         Ok(path)
     }
 
-    fn glob(&mut self, key: &str, value: &str) -> Result<String, ManifestError> {
+    pub(super) fn glob(&mut self, key: &str, value: &str) -> Result<String, ManifestError> {
         self.note(key, value);
         self.relative(key, value)?;
         let prefix = literal_prefix(value);
@@ -151,7 +151,7 @@ impl Validator<'_> {
         Ok(value.trim_start_matches("./").to_string())
     }
 
-    fn duration(&mut self, key: &str, value: &str) -> Result<Duration, ManifestError> {
+    pub(super) fn duration(&mut self, key: &str, value: &str) -> Result<Duration, ManifestError> {
         self.note(key, value);
         humantime::parse_duration(value).map_err(|e| {
             self.error_at(
@@ -162,7 +162,7 @@ impl Validator<'_> {
         })
     }
 
-    fn mode(&mut self, key: &str, value: &str) -> Result<u32, ManifestError> {
+    pub(super) fn mode(&mut self, key: &str, value: &str) -> Result<u32, ManifestError> {
         self.note(key, value);
         let digits = value.strip_prefix("0o").unwrap_or(value);
         match u32::from_str_radix(digits, 8) {
@@ -193,6 +193,14 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
             format!("`version` = {} is not supported; this preflight reads version = 1", raw.version),
         ));
     }
+    let app = raw.app.map(|a| AppSpec { user: a.user });
+    if let Some(user) = app.as_ref().and_then(|a| a.user.as_deref()) {
+        let valid = !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !valid {
+            return Err(v.error_at("user", user, format!("`user` = {user:?} is not a valid account name")));
+        }
+    }
+    declare_volumes(&mut v, &raw.dir)?;
     let env = raw.env.map(|e| env_spec(&mut v, e)).transpose()?;
     let dirs = raw
         .dir
@@ -201,6 +209,8 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
             Ok(DirSpec {
                 path: v.unique_path("path", &d.path)?,
                 mode: d.mode.map(|m| v.mode("mode", &m)).transpose()?,
+                create: d.create.unwrap_or(true),
+                volume: d.volume.unwrap_or(false),
                 severity: d.severity,
             })
         })
@@ -240,7 +250,7 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
             })
         })
         .collect::<Result<_, ManifestError>>()?;
-    let databases = raw.database.into_iter().map(|d| database_spec(&mut v, d)).collect::<Result<_, _>>()?;
+    let (databases, postgres) = super::database::specs(&mut v, raw.database)?;
     let commands = commands(&mut v, raw.command)?;
     let disk = raw
         .disk
@@ -258,9 +268,10 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
             })
         })
         .collect::<Result<_, ManifestError>>()?;
-    Ok(Manifest {
+    let manifest = Manifest {
         file: file.to_path_buf(),
         root: root.to_path_buf(),
+        app,
         env,
         dirs,
         files,
@@ -268,10 +279,86 @@ pub fn validate(file: &Path, source: &str, raw: RawManifest, root: &Path) -> Res
         locks,
         pidfiles,
         databases,
+        postgres,
         commands,
         disk,
         prunes,
-    })
+    };
+    refuse_globs_over_declared_paths(&mut v, &manifest)?;
+    Ok(manifest)
+}
+
+/// Declares the `volume = true` dirs as second roots before any path is
+/// confined, so paths beneath a volume that leads out of the root are
+/// accepted (and confined to the volume instead).
+fn declare_volumes(v: &mut Validator, dirs: &[RawDir]) -> Result<(), ManifestError> {
+    let mut volumes = Vec::new();
+    for dir in dirs.iter().filter(|d| d.volume == Some(true)) {
+        volumes.push(v.relative("path", &dir.path)?);
+    }
+    fsutil::declare_volumes(v.root, &volumes);
+    Ok(())
+}
+
+/// `[[lock]]` and `[[prune]]` remove what they match: a pattern that can
+/// match `.env`, a path another entry declares, a database's journal or a
+/// schema would delete the application's secrets or data.
+fn refuse_globs_over_declared_paths(v: &mut Validator, m: &Manifest) -> Result<(), ManifestError> {
+    let mut protected: Vec<(PathBuf, String)> = vec![(PathBuf::from(".env"), "the .env file".into())];
+    let mut add = |path: &Path, what: &str| protected.push((path.to_path_buf(), what.to_string()));
+    if let Some(env) = &m.env {
+        add(&env.file, "the [env] file");
+        if let Some(template) = &env.template {
+            add(template, "the [env] template");
+        }
+    }
+    for d in &m.dirs {
+        add(&d.path, "a [[dir]]");
+    }
+    for f in &m.files {
+        add(&f.path, "a [[file]]");
+        if let Some(schema) = &f.schema {
+            add(schema, "a schema file");
+        }
+    }
+    for h in &m.heartbeats {
+        add(&h.path, "a [[heartbeat]]");
+    }
+    for p in &m.pidfiles {
+        add(&p.path, "a [[pidfile]]");
+    }
+    for d in &m.databases {
+        add(&d.path, "a [[database]]");
+        add(&d.schema, "a schema file");
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut journal = d.path.clone().into_os_string();
+            journal.push(suffix);
+            add(Path::new(&journal), "a [[database]]'s journal");
+        }
+    }
+    for d in &m.postgres {
+        add(&d.schema, "a schema file");
+    }
+    if let Ok(own) = m.file.strip_prefix(&m.root) {
+        add(own, "the manifest");
+    }
+    let rules = m.locks.iter().map(|l| ("lock", &l.glob)).chain(m.prunes.iter().map(|p| ("prune", &p.glob)));
+    for (table, glob) in rules {
+        let Ok(matcher) = globset::GlobBuilder::new(glob).literal_separator(true).build() else { continue };
+        let matcher = matcher.compile_matcher();
+        if let Some((path, what)) = protected.iter().find(|(p, _)| matcher.is_match(p)) {
+            return Err(v.error_at(
+                "glob",
+                glob,
+                format!(
+                    "`glob` = {glob:?} of a [[{table}]] can match `{}`, {what}, and would remove it; \
+                     narrow the pattern (e.g. \"state/*.lock\")",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn env_spec(v: &mut Validator, e: RawEnv) -> Result<EnvSpec, ManifestError> {
@@ -316,35 +403,10 @@ fn file_spec(v: &mut Validator, f: RawFile) -> Result<FileSpec, ManifestError> {
         default: f.default,
         schema,
         writable: f.writable.unwrap_or(true),
+        salvage: f.salvage.unwrap_or(true),
+        create: f.create.unwrap_or(true),
         severity: f.severity,
     })
-}
-
-fn database_spec(v: &mut Validator, d: RawDatabase) -> Result<DatabaseSpec, ManifestError> {
-    let path = v.unique_path("path", &d.path)?;
-    let schema = v.path("schema", &d.schema)?;
-    let mut names = HashMap::new();
-    let checks = d
-        .check
-        .into_iter()
-        .map(|c| {
-            v.note("name", &c.name);
-            if c.name.trim().is_empty() || c.sql.trim().is_empty() {
-                return Err(
-                    v.error_at_key("sql", format!("a check of database {:?} has an empty `name` or `sql`", d.path))
-                );
-            }
-            if names.insert(c.name.clone(), ()).is_some() {
-                return Err(v.error_at(
-                    "name",
-                    &c.name,
-                    format!("check {:?} is declared twice for database {:?}", c.name, d.path),
-                ));
-            }
-            Ok(DataCheckSpec { name: c.name, sql: c.sql, fix: c.fix, severity: c.severity })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(DatabaseSpec { path, schema, checks, integrity: d.integrity, severity: d.severity })
 }
 
 fn commands(v: &mut Validator, raw: Vec<RawCommand>) -> Result<Vec<CommandSpec>, ManifestError> {

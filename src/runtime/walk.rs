@@ -1,8 +1,9 @@
 //! The files a manifest glob (`state/*.lock`, `logs/**/*.log`) matches
-//! under the root. The walk starts at the glob's literal folder prefix,
-//! never follows a symlink (a symlink is not a match either), never
-//! leaves the root, and skips the tool's own `.preflight` folder so that
-//! no rule can match its quarantine, backups or history.
+//! under the root. The walk starts at the glob's literal folder prefix
+//! (through it when it is a declared volume dir), otherwise never follows
+//! a symlink (a symlink is not a match either), never leaves the root,
+//! and skips the tool's own `.preflight` folder so that no rule can match
+//! its quarantine, backups or history.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,11 @@ pub fn matches(root: &Path, glob: &str, private: &Path) -> anyhow::Result<Vec<Ma
         return Ok(Vec::new());
     }
     let start = fsutil::resolve(root, &prefix)?;
-    if !fs::symlink_metadata(&start).is_ok_and(|m| m.is_dir()) {
+    // A volume dir may be a symlink (confined as a root of its own): the
+    // walk starts through it. Any other symlink holds nothing.
+    let is_volume = fsutil::volumes(root).contains(&prefix);
+    let meta = if is_volume { fs::metadata(&start) } else { fs::symlink_metadata(&start) };
+    if !meta.is_ok_and(|m| m.is_dir()) {
         return Ok(Vec::new()); // a missing folder (or a symlink to one) holds nothing
     }
     let state_dir = root.join(private);

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -152,6 +152,22 @@ impl<'a> ApplyCtx<'a> {
         }
     }
 
+    /// Gives what the last action created (per `changes`) to `uid`:`gid`:
+    /// heal run as root creates what the `[app] user` will use as that
+    /// user's. Taking the changes is left to the caller, which records them.
+    pub fn give_created(&self, changes: &Changes, uid: u32, gid: u32) -> anyhow::Result<()> {
+        for rel in changes.created() {
+            let abs = fsutil::resolve(self.root, rel)?;
+            match std::os::unix::fs::lchown(&abs, Some(uid), Some(gid)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot chown {}", rel.display()))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one operation.
     pub fn apply(&mut self, op: &Op) -> anyhow::Result<String> {
         match op {
@@ -168,6 +184,15 @@ impl<'a> ApplyCtx<'a> {
                 fs::set_permissions(&abs, fs::Permissions::from_mode(*mode))
                     .with_context(|| format!("cannot chmod {}", path.display()))?;
                 Ok(format!("mode {mode:04o}"))
+            }
+            Op::SetOwner { path, uid, gid } => {
+                let abs = self.resolve(path)?;
+                if let Ok(meta) = fs::symlink_metadata(&abs) {
+                    self.journal.owner_changed(path, (meta.uid(), meta.gid()), (*uid, *gid));
+                }
+                std::os::unix::fs::chown(&abs, Some(*uid), Some(*gid))
+                    .with_context(|| format!("cannot chown {}", path.display()))?;
+                Ok(format!("owner {uid}:{gid}"))
             }
             Op::RemoveFile { path, quarantine } => {
                 if *quarantine {

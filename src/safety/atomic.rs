@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -80,6 +80,15 @@ impl AtomicWriter {
                 Err(_) => 0o666 & !fsutil::umask(),
             },
         };
+        if let Ok(old) = fs::metadata(&self.target) {
+            // A file replaced by heal run as root stays its owner's (the
+            // app's user): a root-owned replacement would lock the app out.
+            // Without the privilege to give it away, it stays the writer's.
+            let new = tmp.as_file().metadata()?;
+            if (old.uid(), old.gid()) != (new.uid(), new.gid()) {
+                let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()));
+            }
+        }
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
         if let Some(time) = self.modified {
             tmp.as_file().set_modified(time)?;
@@ -170,6 +179,20 @@ mod tests {
         writer.write_all(b"new").unwrap();
         assert!(writer.commit_new().is_err());
         assert_eq!(fs::read(&path).unwrap(), b"user data");
+    }
+
+    #[test]
+    fn a_replacement_keeps_the_owner_when_the_writer_may_give_it() {
+        if fsutil::current_uid() != 0 {
+            return; // only root can give a file away
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        fs::write(&path, b"old").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        write(&path, b"new", None).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub enum Op {
     WriteFile { path: PathBuf, contents: Vec<u8>, mode: Option<u32>, secret: bool },
     /// Change permission bits.
     SetMode { path: PathBuf, mode: u32 },
+    /// Change the owner and group (heal as root, for the `[app] user`).
+    SetOwner { path: PathBuf, uid: u32, gid: u32 },
     /// Remove a file; with `quarantine`, a copy is kept first.
     RemoveFile { path: PathBuf, quarantine: bool },
     /// Set a file's modification time to now, creating it empty if missing.
@@ -88,6 +90,7 @@ impl Op {
                 vec![line]
             }
             Op::SetMode { path, mode } => vec![format!("chmod {:04o} {}", mode, path.display())],
+            Op::SetOwner { path, uid, gid } => vec![format!("chown {uid}:{gid} {}", path.display())],
             Op::RemoveFile { path, quarantine } => vec![if *quarantine {
                 format!("remove {} (copy kept in quarantine)", path.display())
             } else {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
-pub use super::journal::{Created, ModeChange, Replaced, Undo};
+pub use super::journal::{Created, ModeChange, OwnerChange, Replaced, Undo};
 use super::layout;
 use crate::fsutil;
 
@@ -73,6 +73,9 @@ pub struct Entry {
     /// Permission changes this action made on existing paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modes: Vec<ModeChange>,
+    /// Ownership changes this action made on existing paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<OwnerChange>,
     /// Set on the entries of a rollback: the run it undid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
@@ -84,6 +87,7 @@ impl Entry {
         self.created = undo.created;
         self.replaced = undo.replaced;
         self.modes = undo.modes;
+        self.owners = undo.owners;
     }
 }
 

@@ -47,12 +47,24 @@ pub struct ModeChange {
     pub to: u32,
 }
 
+/// An ownership change on an existing path (heal as root giving a
+/// declared path to the `[app] user`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerChange {
+    pub path: PathBuf,
+    pub from_uid: u32,
+    pub from_gid: u32,
+    pub to_uid: u32,
+    pub to_gid: u32,
+}
+
 /// What undoes one action: the history stores it with the action.
 #[derive(Debug, Default)]
 pub struct Undo {
     pub created: Vec<Created>,
     pub replaced: Vec<Replaced>,
     pub modes: Vec<ModeChange>,
+    pub owners: Vec<OwnerChange>,
 }
 
 /// The changes of one action, before the run's end fixes their hashes.
@@ -63,14 +75,22 @@ pub struct Changes {
     /// Their `sha256` is filled in when the run ends.
     replaced: Vec<Replaced>,
     modes: Vec<ModeChange>,
+    owners: Vec<OwnerChange>,
 }
 
 impl Changes {
+    /// The paths this action created, parents first.
+    pub fn created(&self) -> impl Iterator<Item = &Path> {
+        let mut paths: Vec<&Path> = self.absent.iter().map(PathBuf::as_path).collect();
+        paths.sort_by_key(|p| p.components().count());
+        paths.into_iter()
+    }
+
     /// The action's rollback records, with each path's hash as it is now
     /// (the run's end).
     pub fn records(self, root: &Path) -> io::Result<Undo> {
         let (created, replaced) = self.settle(root)?;
-        Ok(Undo { created, replaced, modes: self.modes })
+        Ok(Undo { created, replaced, modes: self.modes, owners: self.owners })
     }
 
     fn settle(&self, root: &Path) -> io::Result<(Vec<Created>, Vec<Replaced>)> {
@@ -137,6 +157,17 @@ impl Journal {
     /// Notes a permission change on a path that existed.
     pub fn mode_changed(&self, rel: &Path, from: u32, to: u32) {
         self.current.borrow_mut().modes.push(ModeChange { path: rel.to_path_buf(), from, to });
+    }
+
+    /// Notes an ownership change on a path that existed.
+    pub fn owner_changed(&self, rel: &Path, from: (u32, u32), to: (u32, u32)) {
+        self.current.borrow_mut().owners.push(OwnerChange {
+            path: rel.to_path_buf(),
+            from_uid: from.0,
+            from_gid: from.1,
+            to_uid: to.0,
+            to_gid: to.1,
+        });
     }
 
     /// The changes of the action that just ran; the next action starts afresh.

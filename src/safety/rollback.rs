@@ -60,7 +60,13 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
     let plan = Plan::of(&of_run);
     let left = of_run
         .iter()
-        .filter(|e| e.outcome == Outcome::Done && e.created.is_empty() && e.replaced.is_empty() && e.modes.is_empty())
+        .filter(|e| {
+            e.outcome == Outcome::Done
+                && e.created.is_empty()
+                && e.replaced.is_empty()
+                && e.modes.is_empty()
+                && e.owners.is_empty()
+        })
         .map(|e| format!("{}: {} (nothing was kept to undo it)", e.id, e.action))
         .collect();
     let refused = plan.check(root);
@@ -115,11 +121,15 @@ fn pick_run(entries: &[Entry], wanted: Option<&str>) -> anyhow::Result<String> {
     Ok(wanted.to_string())
 }
 
+/// A path's owner and group.
+type Owner = (u32, u32);
+
 /// One change to undo, with the finding whose fix made it.
 #[derive(Debug)]
 pub enum Step {
     Restore { id: String, original: Replaced },
     SetMode { id: String, path: PathBuf, from: u32, to: u32 },
+    SetOwner { id: String, path: PathBuf, from: Owner, to: Owner },
     RemoveFile { id: String, path: PathBuf, sha256: String },
     RemoveDir { id: String, path: PathBuf },
 }
@@ -137,7 +147,12 @@ impl Plan {
         let mut created: BTreeMap<&Path, (&str, Option<&str>)> = BTreeMap::new();
         let mut originals: BTreeMap<&Path, (&str, &Replaced)> = BTreeMap::new();
         let mut modes: BTreeMap<&Path, (&str, u32, u32)> = BTreeMap::new();
+        let mut owners: BTreeMap<&Path, (&str, Owner, Owner)> = BTreeMap::new();
         for entry in entries {
+            for o in &entry.owners {
+                let (from, to) = ((o.from_uid, o.from_gid), (o.to_uid, o.to_gid));
+                owners.entry(&o.path).and_modify(|e| e.2 = to).or_insert((&entry.id, from, to));
+            }
             for m in &entry.modes {
                 // The first change knows the original mode, the last one the mode left.
                 modes.entry(&m.path).and_modify(|e| e.2 = m.to).or_insert((&entry.id, m.from, m.to));
@@ -156,6 +171,9 @@ impl Plan {
             .collect();
         for (path, (id, from, to)) in modes.into_iter().filter(|(path, _)| !created.contains_key(path)) {
             steps.push(Step::SetMode { id: id.into(), path: path.into(), from, to });
+        }
+        for (path, (id, from, to)) in owners.into_iter().filter(|(path, _)| !created.contains_key(path)) {
+            steps.push(Step::SetOwner { id: id.into(), path: path.into(), from, to });
         }
         let mut dirs = Vec::new();
         for (path, (id, sha256)) in created {
@@ -178,6 +196,7 @@ impl Plan {
             let result = match step {
                 Step::Restore { original, .. } => check_restore(root, original),
                 Step::SetMode { path, from, to, .. } => check_mode(root, path, *to, *from),
+                Step::SetOwner { path, from, to, .. } => check_owner(root, path, *to, *from),
                 Step::RemoveFile { path, sha256, .. } => check_created_file(root, path, sha256),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
@@ -195,7 +214,10 @@ impl Step {
     pub fn path(&self) -> &Path {
         match self {
             Step::Restore { original, .. } => &original.path,
-            Step::SetMode { path, .. } | Step::RemoveFile { path, .. } | Step::RemoveDir { path, .. } => path,
+            Step::SetMode { path, .. }
+            | Step::SetOwner { path, .. }
+            | Step::RemoveFile { path, .. }
+            | Step::RemoveDir { path, .. } => path,
         }
     }
 
@@ -203,6 +225,7 @@ impl Step {
         match self {
             Step::Restore { id, .. }
             | Step::SetMode { id, .. }
+            | Step::SetOwner { id, .. }
             | Step::RemoveFile { id, .. }
             | Step::RemoveDir { id, .. } => id,
         }
@@ -219,6 +242,10 @@ impl Step {
             Step::SetMode { path, from, .. } => {
                 ctx.apply(&super::Op::SetMode { path: path.clone(), mode: *from })?;
                 Ok((format!("chmod {from:04o} {shown}"), "the mode before the run".into()))
+            }
+            Step::SetOwner { path, from: (uid, gid), .. } => {
+                ctx.apply(&super::Op::SetOwner { path: path.clone(), uid: *uid, gid: *gid })?;
+                Ok((format!("chown {uid}:{gid} {shown}"), "the owner before the run".into()))
             }
             Step::RemoveFile { path, .. } => {
                 ctx.remove_created(path, false)?;
@@ -271,6 +298,19 @@ fn check_mode(root: &Path, path: &Path, left: u32, from: u32) -> anyhow::Result<
     let now = fsutil::mode_of(&meta);
     Ok((now != left && now != from)
         .then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
+}
+
+/// `from`, the owner before the run, is what an interrupted rollback left.
+fn check_owner(root: &Path, path: &Path, left: Owner, from: Owner) -> anyhow::Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let now = (meta.uid(), meta.gid());
+    Ok((now != left && now != from)
+        .then(|| format!("owner changed after the run (now {}:{}, the run left {}:{})", now.0, now.1, left.0, left.1)))
 }
 
 fn check_created_file(root: &Path, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {

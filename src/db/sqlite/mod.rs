@@ -85,6 +85,13 @@ pub fn inspect(root: &Path, spec: &DatabaseSpec, options: Options, cache: &Healt
     };
     let reading = Reading { integrity: spec.integrity, deep: options.deep };
     let conn = match live::open(&path, reading, cache) {
+        Live::Missing if !spec.create => {
+            desired::parse(&ddl, &spec.schema)?;
+            let message = "database file is missing; create = false: the deployment provides it (a restored \
+                           database, a mounted volume), preflight never creates it";
+            out.claims.push(Claim::new(base, critical, message));
+            return Ok(out);
+        }
         Live::Missing => {
             let desired = desired::parse(&ddl, &spec.schema)?;
             let op = create::CreateDatabase {

@@ -11,14 +11,12 @@
 //! `PREFLIGHT_CRASH_KILLS` sets the number of kills (default 16, half as
 //! many in WAL mode); `scripts/crash.sh` runs the long version.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Snapshot, TestDir};
+use crate::support::{self, ChildGuard, Snapshot, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -161,8 +159,8 @@ fn heal_duration(t: &TestDir) -> Duration {
 /// Every original file is either unchanged or kept byte for byte in the
 /// quarantine; nothing but hidden temporary files is new.
 fn assert_nothing_lost(root: &Path, original: &Snapshot, seed: u64) {
-    let now = common::snapshot(root, true);
-    let quarantined: Vec<Vec<u8>> = common::snapshot(&root.join(".preflight/quarantine"), false)
+    let now = support::snapshot(root, true);
+    let quarantined: Vec<Vec<u8>> = support::snapshot(&root.join(".preflight/quarantine"), false)
         .into_values()
         .filter_map(|(_, bytes)| bytes)
         .collect();
@@ -214,12 +212,12 @@ fn kill_heal_and_check(journal_mode: &str, kills: u64) {
         let t = seeded_root(journal_mode);
         let original = t.app_snapshot();
         let manifest = t.join("preflight.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-            .args(["heal", "-q", "--allow-rebuild", "-m", manifest.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_preflight"))
+                .args(["heal", "-q", "--allow-rebuild", "-m", manifest.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         sleep(Duration::from_micros(next(&mut state) % window));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();

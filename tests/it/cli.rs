@@ -2,9 +2,7 @@
 //! and file rows of SPEC (detect → heal → validate gives 0), idempotence,
 //! dry runs, selection flags, output formats, exit codes.
 
-mod common;
-
-use common::TestDir;
+use crate::support::{self, TestDir};
 
 const SECRET: &str = "sk-live-THIS-MUST-NEVER-BE-PRINTED";
 
@@ -79,7 +77,7 @@ mod env {
         let healed = t.run(&["heal"]);
         assert_eq!(healed.code, 0, "{}", healed.all_output());
         assert_eq!(t.read(".env"), format!("API_KEY={SECRET}\n# mine\nEXTRA=1\nLOG_LEVEL='info'\nPORT=8000\n"));
-        let quarantined = common::snapshot(&t.join(".preflight/quarantine"), false);
+        let quarantined = support::snapshot(&t.join(".preflight/quarantine"), false);
         let original = quarantined.values().find_map(|(_, bytes)| bytes.clone()).expect("original quarantined");
         assert_eq!(original, format!("API_KEY={SECRET}\n# mine\nEXTRA=1").into_bytes());
         assert_eq!(quarantined.values().filter(|(_, b)| b.is_some()).count(), 1, "one copy of the original per run");
@@ -337,16 +335,16 @@ default = { a = 1 }
         assert_eq!(t.run(&["validate", "--no-such-flag"]).code, 1);
         assert_eq!(t.run(&["frobnicate"]).code, 1);
         assert_eq!(t.run(&["validate", "--format", "xml"]).code, 1);
-        assert_eq!(common::run_preflight(&["--help"], t.path()).code, 0);
+        assert_eq!(support::run_preflight(&["--help"], t.path()).code, 0);
     }
 
     #[test]
     fn default_manifest_is_found_in_the_current_directory() {
         let t = broken();
-        let run = common::run_preflight(&["validate"], t.path());
+        let run = support::run_preflight(&["validate"], t.path());
         assert_eq!(run.code, 1, "{}", run.all_output());
         let empty = TestDir::new();
-        let run = common::run_preflight(&["validate"], empty.path());
+        let run = support::run_preflight(&["validate"], empty.path());
         assert_eq!(run.code, 1);
         assert!(run.stderr.contains("preflight.toml"), "{}", run.stderr);
     }
@@ -366,14 +364,14 @@ default = { a = 1 }
         let t = TestDir::new();
         t.write("preflight.json", r#"{"version": 1, "dir": [{"path": "data", "mode": "0700"}]}"#);
         let manifest = t.join("preflight.json");
-        let run = common::run_preflight(&["heal", "-m", manifest.to_str().unwrap()], t.path());
+        let run = support::run_preflight(&["heal", "-m", manifest.to_str().unwrap()], t.path());
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert_eq!(t.mode("data"), 0o700);
     }
 
     #[test]
     fn schema_command_matches_the_committed_copy() {
-        let run = common::run_preflight(&["schema"], std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+        let run = support::run_preflight(&["schema"], std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
         assert_eq!(run.code, 0);
         let committed =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/preflight.schema.json")).unwrap();

@@ -1,9 +1,7 @@
 //! Bad manifests: each is refused with exit 1, a message naming the file,
 //! the line and what is wrong, and a disk left exactly as it was.
 
-mod common;
-
-use common::TestDir;
+use crate::support::{self, TestDir};
 
 /// (name, file name, manifest text, expected line, text the message must hold)
 const CASES: &[(&str, &str, &str, usize, &str)] = &[
@@ -13,7 +11,7 @@ const CASES: &[(&str, &str, &str, usize, &str)] = &[
         "preflight.toml",
         "version = 1\n[[dir]]\npth = \"data\"\n",
         3,
-        "`path`, `mode`, `severity`",
+        "`path`, `mode`, `create`, `volume`, `severity`",
     ),
     ("wrong type", "preflight.toml", "version = 1\n[[dir]]\npath = 5\n", 3, "invalid type"),
     ("bad version", "preflight.toml", "# app\nversion = 2\n", 2, "version = 1"),
@@ -57,6 +55,48 @@ const CASES: &[(&str, &str, &str, usize, &str)] = &[
     ("bad size", "preflight.toml", "version = 1\n[disk]\nmin_free = \"lots\"\n", 3, "size"),
     ("empty path", "preflight.toml", "version = 1\n[[dir]]\npath = \"\"\n", 3, "empty"),
     ("control character in path", "preflight.toml", "version = 1\n[[dir]]\npath = \"a\\nb\"\n", 1, "control character"),
+    (
+        "database with path and url_env",
+        "preflight.toml",
+        "version = 1\n[[database]]\npath = \"a.db\"\nurl_env = \"DATABASE_URL\"\nschema = \"s.sql\"\n",
+        4,
+        "both `path` and `url_env`",
+    ),
+    (
+        "database with neither path nor url_env",
+        "preflight.toml",
+        "version = 1\n[[database]]\nschema = \"s.sql\"\n",
+        3,
+        "needs `path`",
+    ),
+    (
+        "rename across tables",
+        "preflight.toml",
+        "version = 1\n[[database]]\npath = \"a.db\"\nschema = \"s.sql\"\n[[database.rename]]\nfrom = \"a.x\"\nto = \"b.x\"\n",
+        6,
+        "same table",
+    ),
+    (
+        "backfill without a column",
+        "preflight.toml",
+        "version = 1\n[[database]]\npath = \"a.db\"\nschema = \"s.sql\"\n[[database.backfill]]\ncolumn = \"users\"\nvalue = \"1\"\n",
+        6,
+        "table.column",
+    ),
+    (
+        "namespace on a SQLite file",
+        "preflight.toml",
+        "version = 1\n[[database]]\npath = \"a.db\"\nschema = \"s.sql\"\nnamespace = \"app\"\n",
+        5,
+        "applies to PostgreSQL",
+    ),
+    (
+        "bad url_env",
+        "preflight.toml",
+        "version = 1\n[[database]]\nurl_env = \"DATABASE-URL\"\nschema = \"s.sql\"\n",
+        3,
+        "not a valid variable name",
+    ),
 ];
 
 #[test]
@@ -70,7 +110,7 @@ fn every_bad_manifest_is_refused_with_its_line_and_the_disk_unchanged() {
         for command in [&["validate"][..], &["heal"], &["heal", "--dry-run"]] {
             let mut args = command.to_vec();
             args.extend(["-m", manifest.to_str().unwrap()]);
-            let run = common::run_preflight(&args, t.path());
+            let run = support::run_preflight(&args, t.path());
             assert_eq!(run.code, 1, "{name}: {}", run.all_output());
             let location = format!("{file}:{line}:");
             assert!(run.stderr.contains(&location), "{name}: expected {location} in {}", run.stderr);

@@ -2,9 +2,7 @@
 //! what each reads of a damaged database, and that the cheap checks catch
 //! the common damage without reading the data pages.
 
-mod common;
-
-use common::TestDir;
+use crate::support::TestDir;
 use rusqlite::Connection;
 
 const PAGE: usize = 4096;

@@ -1,14 +1,12 @@
 //! Runtime hygiene end to end, through the library: real files with real
 //! modification times, real child processes, real commands.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::TestDir;
+use crate::support::{self, ChildGuard, TestDir};
 use filetime::FileTime;
 use preflight::checks::{run_all, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
@@ -50,7 +48,7 @@ impl Root {
     }
 
     /// Runs the binary with the manifest `body`.
-    fn cli(&self, body: &str, args: &[&str]) -> common::Run {
+    fn cli(&self, body: &str, args: &[&str]) -> support::Run {
         self.write("preflight.toml", &format!("version = 1\n{body}"));
         self.t.run(args)
     }
@@ -82,20 +80,17 @@ fn plan_lines(findings: &Findings, id: &str) -> Vec<String> {
     findings.problems.iter().find(|f| f.id == id).and_then(|f| f.fix.as_ref()).map_or(Vec::new(), |f| f.describe())
 }
 
-fn sleeper() -> Child {
-    Command::new("sleep").arg("60").spawn().unwrap()
+/// A long-lived process, killed when the guard drops; its command line
+/// is visible to the checks.
+fn sleeper() -> ChildGuard {
+    ChildGuard::spawn_and_wait_for_exec(Command::new("sleep").arg("60"))
 }
 
 /// The PID of a process that has exited and been reaped.
 fn dead_pid() -> u32 {
-    let mut child = Command::new("true").spawn().unwrap();
+    let mut child = ChildGuard::spawn(&mut Command::new("true"));
     child.wait().unwrap();
     child.id()
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn hostname() -> String {
@@ -153,7 +148,6 @@ mod locks {
         assert!(message.contains("kept"), "{message}");
         root.heal(LOCKS);
         assert!(root.exists("state/a.lock"));
-        stop(child);
     }
 
     #[test]
@@ -169,7 +163,6 @@ mod locks {
         root.age("state/a.lock", -3600);
         root.heal(LOCKS);
         assert!(root.exists("state/a.lock"));
-        stop(unrelated);
     }
 
     #[test]
@@ -212,7 +205,6 @@ mod locks {
         let err = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).unwrap_err();
         assert!(err.to_string().contains("changed since"), "{err}");
         assert!(root.exists("state/a.lock"));
-        stop(holder);
     }
 }
 
@@ -297,13 +289,12 @@ mod pidfiles {
         root.heal(&spec("critical", None));
         assert!(child.try_wait().unwrap().is_none(), "still running");
         assert!(root.exists("run/app.pid"));
-        stop(child);
     }
 
     #[test]
     fn terminate_stops_a_matching_process_and_removes_the_pidfile() {
         let root = Root::new();
-        let mut child = Command::new("sleep").arg("61").spawn().unwrap();
+        let mut child = ChildGuard::spawn_and_wait_for_exec(Command::new("sleep").arg("61"));
         root.write("run/app.pid", &format!("{}\n", child.id()));
         let body = spec("terminate", Some("sleep 61"));
         let found = root.validate(&body);
@@ -329,7 +320,6 @@ mod pidfiles {
         assert!(message.contains("not terminated"), "{message}");
         root.heal(&body);
         assert!(unrelated.try_wait().unwrap().is_none(), "still running");
-        stop(unrelated);
     }
 
     #[test]
@@ -645,7 +635,7 @@ mod cli {
     #[test]
     fn a_live_pidfile_blocks_the_launch_until_terminated() {
         let root = Root::new();
-        let mut child = Command::new("sleep").arg("62").spawn().unwrap();
+        let mut child = ChildGuard::spawn_and_wait_for_exec(Command::new("sleep").arg("62"));
         root.write("run/app.pid", &child.id().to_string());
         let critical = "[[pidfile]]\npath = \"run/app.pid\"\n";
         assert_eq!(root.cli(critical, &["heal"]).code, 1);

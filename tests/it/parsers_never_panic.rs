@@ -6,7 +6,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-const MANIFEST: &str = include_str!("../examples/pricing-app/preflight.toml");
+const MANIFEST: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pricing-app/preflight.toml"));
 const ENV: &str = "export A=\"x y\"\nB='multi\nline'\n# c\nC=${A}-$B\nD=\"esc \\\" q\"\n";
 
 /// A valid document with one byte range replaced: near-valid inputs reach

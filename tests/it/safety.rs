@@ -1,12 +1,10 @@
 //! Safety promises of heal that cut across checks: one heal at a time,
 //! nothing outside the root, private copies of what is replaced.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 
-use common::TestDir;
+use crate::support::{self, ChildGuard, TestDir};
 
 const MANIFEST: &str = r#"version = 1
 [env]
@@ -30,15 +28,15 @@ fn concurrent_heals_apply_each_fix_exactly_once() {
     let manifest = t.join("preflight.toml");
     let children: Vec<_> = (0..8)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_preflight"))
-                .args(["heal", "--format", "json", "-m", manifest.to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            ChildGuard::spawn(
+                Command::new(env!("CARGO_BIN_EXE_preflight"))
+                    .args(["heal", "--format", "json", "-m", manifest.to_str().unwrap()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
         })
         .collect();
-    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outputs: Vec<_> = children.into_iter().map(ChildGuard::wait_with_output).collect();
     for output in &outputs {
         assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     }
@@ -68,7 +66,7 @@ fn symlinks_out_of_the_root_at_any_level_are_refused() {
         let run = t.run(&["heal"]);
         assert_eq!(run.code, 1, "{level}: {}", run.all_output());
         assert!(run.stderr.contains("outside the root"), "{level}: {}", run.stderr);
-        assert!(common::snapshot(outside.path(), false).is_empty(), "{level}: something was written outside");
+        assert!(support::snapshot(outside.path(), false).is_empty(), "{level}: something was written outside");
     }
 }
 
@@ -92,7 +90,7 @@ fn quarantine_and_history_are_private() {
     assert_eq!(t.mode(".preflight"), 0o700);
     assert_eq!(t.mode(".preflight/quarantine"), 0o700);
     assert_eq!(t.mode(".preflight/history.jsonl"), 0o600);
-    for (path, (mode, bytes)) in common::snapshot(&t.join(".preflight/quarantine"), false) {
+    for (path, (mode, bytes)) in support::snapshot(&t.join(".preflight/quarantine"), false) {
         let expected = if bytes.is_some() { 0o600 } else { 0o700 };
         assert_eq!(mode, expected, "{}", path.display());
     }
@@ -120,6 +118,28 @@ fn temporary_files_of_an_interrupted_heal_are_swept_by_the_next() {
     assert!(t.exists("logs/.keep-me"));
 }
 
+/// The applier's own guard: a plan made while `logs/` was a folder is
+/// applied after `logs/` became a link out of the root. The plan is not
+/// made again, so only the applier stands between it and the outside.
+#[test]
+fn a_plan_applied_after_its_folder_became_a_link_out_writes_nothing_outside() {
+    let outside = TestDir::new();
+    let t = TestDir::with_manifest(MANIFEST);
+    t.write(".env.example", "A=1\n").mkdir("logs");
+    let manifest = preflight::manifest::load(&t.join("preflight.toml"), None).unwrap();
+    let options = preflight::checks::CheckOptions::default();
+    let findings = preflight::checks::run_all(&manifest, &options, &Default::default()).unwrap();
+    assert!(findings.problems.iter().any(|f| f.id == "file:logs/positions.json" && f.fixable()));
+    std::fs::remove_dir(t.join("logs")).unwrap();
+    symlink(outside.path(), t.join("logs")).unwrap();
+    let actions = preflight::heal::apply_plan(&manifest, &findings, "run-1", &|_| true).unwrap();
+    let refused = actions.iter().find(|a| a.id == "file:logs/positions.json").expect("the action ran");
+    assert_eq!(refused.outcome, preflight::safety::Outcome::Failed, "{}", refused.detail);
+    assert!(support::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
+}
+
+/// The same swap between two processes: the second heal plans afresh and
+/// refuses the link like any symlink out of the root.
 #[test]
 fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     let outside = TestDir::new();
@@ -132,5 +152,5 @@ fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     symlink(outside.path(), t.join("logs")).unwrap();
     let run = t.run(&["heal"]);
     assert_eq!(run.code, 1, "{}", run.all_output());
-    assert!(common::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
+    assert!(support::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
 }

@@ -3,14 +3,12 @@
 //! first on PATH, against a temp root whose `data` folder is missing and
 //! whose app is `bin/app` (a script that says it started).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::TestDir;
+use crate::support::TestDir;
 
 const LAUNCHERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/launchers");
 
@@ -149,7 +147,23 @@ fn every_launcher_is_covered() {
     let mut names: Vec<String> =
         fs::read_dir(LAUNCHERS).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    assert_eq!(names, ["Dockerfile", "ci-job.yml", "k8s-init-container.yaml", "launch.sh", "preflight-app.service"]);
-    let mode = fs::metadata(Path::new(LAUNCHERS).join("launch.sh")).unwrap().permissions().mode();
-    assert_ne!(mode & 0o111, 0, "launch.sh is executable");
+    assert_eq!(
+        names,
+        [
+            "Dockerfile",
+            "ci-job.yml",
+            "docker-run.sh",
+            "k8s-init-container.yaml",
+            "launch.sh",
+            "preflight-app.service",
+            "preflight.toml",
+            "schema.sql"
+        ]
+    );
+    for script in ["launch.sh", "docker-run.sh"] {
+        let mode = fs::metadata(Path::new(LAUNCHERS).join(script)).unwrap().permissions().mode();
+        assert_ne!(mode & 0o111, 0, "{script} is executable");
+    }
 }
+
+mod deployments;

@@ -3,14 +3,11 @@
 //! database backups), init (validates to 0), watch (heals, trips the
 //! breaker, stops on SIGTERM), JUnit output, completions and man page.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::TestDir;
+use crate::support::{self, TestDir};
 
 const DIR_MANIFEST: &str = "version = 1\n[[dir]]\npath = \"data\"\n";
 
@@ -42,14 +39,15 @@ fn strings(db: &Path, sql: &str) -> Vec<String> {
 
 mod run {
     use super::*;
+    use crate::support::Background;
 
     /// `preflight -m … run ARGS`: the manifest comes first, as everything
     /// after `run`'s command belongs to the command.
-    fn launch(t: &TestDir, args: &[&str]) -> common::Run {
+    fn launch(t: &TestDir, args: &[&str]) -> support::Run {
         let manifest = t.join("preflight.toml");
         let mut all = vec!["-m", manifest.to_str().unwrap(), "run"];
         all.extend(args);
-        common::run_preflight(&all, t.path())
+        support::run_preflight(&all, t.path())
     }
 
     #[test]
@@ -116,16 +114,32 @@ mod run {
         assert!(run.stderr.contains("cannot start ./bin/missing"), "{}", run.stderr);
     }
 
+    /// `launch`, left running in the background.
+    fn launch_in_background(t: &TestDir, args: &[&str]) -> Background {
+        let manifest = t.join("preflight.toml");
+        let mut all = vec!["-m", manifest.to_str().unwrap(), "run"];
+        all.extend(args);
+        Background::start(&all, t.path())
+    }
+
+    /// Replaces `path` in one step (write beside it, rename over it), so
+    /// the launcher never reads it half-written.
+    fn replace(path: &Path, contents: &str) {
+        let temporary = path.with_extension("test-tmp");
+        fs::write(&temporary, contents).unwrap();
+        fs::rename(&temporary, path).unwrap();
+    }
+
     #[test]
     fn retry_waits_for_a_manifest_that_is_not_there_yet() {
         let t = TestDir::new();
-        let path = t.join("preflight.toml");
-        let mounter = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            fs::write(path, DIR_MANIFEST).unwrap();
-        });
-        let run = launch(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
-        mounter.join().unwrap();
+        let mut launcher =
+            launch_in_background(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
+        // The volume is "mounted" once the launcher has tried without it,
+        // never before: its first attempt is reported before it sleeps.
+        launcher.wait_for_stderr("a first attempt without the manifest", |err| err.contains("attempt 1: "));
+        replace(&t.join("preflight.toml"), DIR_MANIFEST);
+        let run = launcher.finish();
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert!(t.exists("started") && t.exists("data"));
         assert!(run.stderr.contains("cannot read the manifest"), "{}", run.stderr);
@@ -136,13 +150,12 @@ mod run {
         // Damaged, and its salvage is not the default's kind: left alone, critical.
         let t = TestDir::with_manifest("version = 1\n[[file]]\npath = \"x.json\"\ndefault = { a = 1 }\n");
         t.write("x.json", "[not json");
-        let path = t.join("x.json");
-        let fixer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(400));
-            fs::write(path, "{\"a\": 1}").unwrap();
-        });
-        let run = launch(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
-        fixer.join().unwrap();
+        let mut launcher =
+            launch_in_background(&t, &["--retry-timeout", "60s", "--sleep", "100ms", "--", "touch", "started"]);
+        // Repaired by someone else once the launcher has found it damaged.
+        launcher.wait_for_stderr("a first attempt on the damaged file", |err| err.contains("attempt 1: "));
+        replace(&t.join("x.json"), "{\"a\": 1}");
+        let run = launcher.finish();
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert!(t.exists("started"));
         assert!(run.stderr.contains("attempt 1: critical findings remain"), "{}", run.stderr);
@@ -352,13 +365,13 @@ mod init {
             "path = \"logs\"",
             "template = \".env.example\"",
             "required = [\"API_KEY\", \"LOG_LEVEL\"]",
-            "default = { open_positions = [], closed = {}, count = 0, note = \"\" }",
+            "default = { open_positions = [], closed = { a = 1 }, count = 3, note = \"x\" }",
             "path = \"app/data.db\"",
             "schema = \"schemas/app_data.sql\"",
         ] {
             assert!(manifest.contains(expected), "{expected}:\n{manifest}");
         }
-        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no value is copied:\n{manifest}");
+        assert!(!manifest.contains("SECRET") && !manifest.contains("debug"), "no .env value is copied:\n{manifest}");
         assert!(!manifest.contains(".git") && !manifest.contains("node_modules"), "{manifest}");
         assert!(manifest.contains("logs/list.json is not a JSON object"), "{manifest}");
         let schema = t.read("schemas/app_data.sql");
@@ -416,49 +429,32 @@ mod init {
 
 mod watch {
     use super::*;
+    use crate::support::{eventually, Background, Run};
 
-    /// `preflight watch` as a child process, output to files (never a
-    /// pipe nobody drains), stopped with SIGTERM when dropped.
+    /// `preflight watch` in the background, stopped with SIGTERM by
+    /// `stop` (and killed by its guard if the test fails first).
     struct Watch {
-        child: Child,
-        out: std::path::PathBuf,
+        process: Background,
     }
 
     impl Watch {
         fn start(t: &TestDir, args: &[&str]) -> Watch {
-            let out = t.join("watch.out");
-            let child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-                .arg("watch")
-                .args(args)
-                .args(["-m", t.join("preflight.toml").to_str().unwrap()])
-                .env("NO_COLOR", "1")
-                .stdout(fs::File::create(&out).unwrap())
-                .stderr(fs::File::create(t.join("watch.err")).unwrap())
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap();
-            Watch { child, out }
+            let manifest = t.join("preflight.toml");
+            let mut all = vec!["watch"];
+            all.extend(args);
+            all.extend(["-m", manifest.to_str().unwrap()]);
+            Watch { process: Background::start(&all, t.path()) }
         }
 
+        /// Its reports so far.
         fn output(&self) -> String {
-            fs::read_to_string(&self.out).unwrap_or_default()
+            self.process.stdout()
         }
 
-        /// SIGTERM, then the exit code.
-        fn stop(mut self) -> Option<i32> {
-            // SAFETY: kill only sends a signal to the child this test started.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            self.child.wait().unwrap().code()
-        }
-    }
-
-    /// Polls `done` until it holds; gives up (failing) after a minute, a
-    /// bound against hanging, not a measured time.
-    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-        let give_up = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            assert!(Instant::now() < give_up, "never happened: {what}");
-            std::thread::sleep(Duration::from_millis(20));
+        /// SIGTERM, then the exit code and everything it printed.
+        fn stop(mut self) -> Run {
+            self.process.terminate();
+            self.process.finish()
         }
     }
 
@@ -469,8 +465,9 @@ mod watch {
         eventually("data is created", || t.exists("data"));
         fs::remove_dir(t.join("data")).unwrap();
         eventually("data is created again", || t.exists("data"));
-        assert_eq!(watch.stop(), Some(0));
-        assert!(fs::read_to_string(t.join("watch.err")).unwrap().contains("preflight watch: stopped"));
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
+        assert!(stopped.stderr.contains("preflight watch: stopped"), "{}", stopped.stderr);
         let stats = t.run(&["history", "--stats", "--json"]).json();
         assert_eq!(stats["stats"][0]["healed"], 2);
     }
@@ -481,8 +478,9 @@ mod watch {
         let watch = Watch::start(&t, &["--interval", "50ms", "--format", "json"]);
         eventually("data is created", || t.exists("data"));
         eventually("the report is written", || watch.output().ends_with("}\n"));
-        assert_eq!(watch.stop(), Some(0));
-        let text = fs::read_to_string(t.join("watch.out")).unwrap();
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
+        let text = stopped.stdout;
         let docs: Vec<serde_json::Value> =
             serde_json::Deserializer::from_str(&text).into_iter().collect::<Result<_, _>>().unwrap();
         assert_eq!(docs[0]["actions"][0]["id"], "dir:data", "{text}");
@@ -498,7 +496,8 @@ mod watch {
         // The first report shows the heal; the next one the finding left alone.
         eventually("the finding is reported again", || watch.output().matches("critical  dir:data").count() >= 2);
         assert!(!t.exists("data"), "healed once, then left for the cooldown");
-        assert_eq!(watch.stop(), Some(0));
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
         assert_eq!(t.run(&["history", "--stats", "--json"]).json()["stats"][0]["healed"], 1);
     }
 
@@ -516,7 +515,8 @@ mod watch {
         assert!(output.contains("healed 2 times in the last hour; not healed again"), "{output}");
         assert!(output.contains("critical  dir:data"), "{output}");
         assert!(!t.exists("data"), "a tripped finding is not healed");
-        assert_eq!(watch.stop(), Some(0));
+        let stopped = watch.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all_output());
         let stats = t.run(&["history", "--stats", "--json"]).json();
         assert_eq!(stats["stats"][0]["healed"], 2);
         assert_eq!(stats["stats"][0]["tripped"], 1);
@@ -602,6 +602,9 @@ mod generated {
         let man = t.run(&["man"]);
         assert_eq!(man.code, 0);
         assert!(man.stdout.contains(".TH preflight") && man.stdout.contains("watch"), "{}", man.stdout);
+        // The deployment flags, on the run page.
+        assert!(man.stdout.contains(".TH preflight-run"), "{}", man.stdout);
+        assert!(man.stdout.contains("retry\\-timeout") && man.stdout.contains("create = false"), "{}", man.stdout);
         assert_eq!(t.run(&["completions", "nosh"]).code, 1);
     }
 }

@@ -2,14 +2,12 @@
 //! limit), a read-only directory, a file the user may not read. Each gives
 //! exit 1, a message naming the path, and nothing lost.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Run, TestDir};
+use crate::support::{self, Run, TestDir};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -45,7 +43,7 @@ fn run_unprivileged(t: &TestDir, args: &[&str]) -> Run {
 }
 
 fn make_world_writable(root: &Path) {
-    for (path, (mode, _)) in common::snapshot(root, false) {
+    for (path, (mode, _)) in support::snapshot(root, false) {
         let full = root.join(&path);
         if fs::symlink_metadata(&full).unwrap().is_dir() && mode & 0o200 != 0 {
             fs::set_permissions(&full, fs::Permissions::from_mode(0o777)).unwrap();

@@ -1,13 +1,12 @@
 //! JSON and JSONL integrity through the real binary: salvage of corrupt
 //! documents, JSONL line repair, JSON Schema invariants.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use common::TestDir;
+use crate::support::{self, Run, TestDir};
 use serde_json::{json, Value};
 
 const POSITIONS: &str = r#"
@@ -211,12 +210,55 @@ mod jsonl {
         usage.ru_maxrss as u64 * 1024
     }
 
+    /// Set in the fresh copy of this test binary that runs the heal of
+    /// `a_100_mb_file_is_repaired_in_flat_memory`: the root to heal.
+    const FRESH_PROCESS_ROOT: &str = "PREFLIGHT_TEST_FRESH_PROCESS_ROOT";
+    const FRESH_PROCESS_LINE: &str = "fresh-process heal: ";
+
+    /// `preflight heal` in `t`, started from a fresh copy of this test
+    /// binary that runs nothing else, and that child's peak resident
+    /// memory. Not from this process: the kernel counts a spawned child's
+    /// peak from its parent's own peak at the spawn (the child shares the
+    /// parent's memory until exec), and getrusage reports every child's;
+    /// this process runs every other test, their children and their data.
+    fn heal_in_fresh_process(t: &TestDir) -> (Run, u64) {
+        let test = module_path!().split_once("::").expect("crate::module").1;
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("{test}::a_100_mb_file_is_repaired_in_flat_memory")])
+            .args(["--nocapture", "--test-threads", "1"])
+            .env(FRESH_PROCESS_ROOT, t.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "the fresh process failed:\n{stdout}{stderr}");
+        // After libtest's "test NAME ... " on the same line.
+        let line = stdout.lines().find_map(|l| l.split_once(FRESH_PROCESS_LINE).map(|(_, report)| report));
+        let doc: Value = serde_json::from_str(line.unwrap_or_else(|| panic!("no report in:\n{stdout}"))).unwrap();
+        let text = |key: &str| doc[key].as_str().unwrap().to_string();
+        let run = Run { code: doc["code"].as_i64().unwrap() as i32, stdout: text("stdout"), stderr: text("stderr") };
+        (run, doc["max_rss"].as_u64().unwrap())
+    }
+
+    /// The fresh process's part: heal `root` (every run is checked for a
+    /// leaked secret, here too) and print the run with the peak memory.
+    fn heal_and_report(root: &Path) {
+        let manifest = root.join("preflight.toml");
+        let run = support::run_preflight(&["heal", "-m", manifest.to_str().unwrap()], root);
+        let report = json!({"code": run.code, "stdout": run.stdout, "stderr": run.stderr,
+                            "max_rss": children_max_rss_bytes()});
+        println!("{FRESH_PROCESS_LINE}{report}");
+    }
+
     #[test]
     fn a_100_mb_file_is_repaired_in_flat_memory() {
+        if let Some(root) = std::env::var_os(FRESH_PROCESS_ROOT) {
+            return heal_and_report(Path::new(&root));
+        }
         let t = TestDir::with_manifest(EVENTS);
         let line = br#"{"ts":"2026-11-23T15:42:00.123Z","seq":1000001,"symbol":"EURUSD","side":"buy","qty":100000,"price":1.08735}"#;
-        // Written as a stream: a 100 MB buffer in this process would count
-        // in the child's peak RSS (it is inherited at fork).
+        // Written as a stream: a 100 MB buffer in the process that starts
+        // heal would count in heal's peak RSS (see heal_in_fresh_process).
         t.write("logs/events.jsonl", "");
         let mut file = std::io::BufWriter::new(fs::File::create(t.join("logs/events.jsonl")).unwrap());
         let (mut lines, mut size) = (0u64, 0usize);
@@ -229,12 +271,11 @@ mod jsonl {
         }
         file.write_all(b"{\"ts\":\"2026-11-2").unwrap();
         drop(file);
-        let run = t.run(&["heal"]);
+        let (run, rss) = heal_in_fresh_process(&t);
         assert_eq!(run.code, 0, "{}", run.all_output());
         assert!(run.stdout.contains("moved 3 bad (lines 1000, 400000,"), "{}", run.stdout);
         let kept = fs::metadata(t.join("logs/events.jsonl")).unwrap().len();
         assert_eq!(kept, (lines - 2) * (line.len() as u64 + 1));
-        let rss = children_max_rss_bytes();
         assert!(rss < 64 << 20, "peak RSS {} MiB for a 100 MB file", rss >> 20);
     }
 }

@@ -3,9 +3,8 @@
 //! or preflight's own rebuild is; then the `preflight` binary is driven
 //! and its exit codes, the rows and the files beside the database are
 //! checked. The writer is this test binary itself, started again as a
-//! child (`crash_writer_child`), so the tests need nothing installed.
-
-mod common;
+//! child (`recovery::crash_writer_child`), so the tests need nothing
+//! installed.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
@@ -13,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::TestDir;
+use crate::support::{ChildGuard, TestDir};
 use rusqlite::Connection;
 
 /// Rows committed before the writer starts.
@@ -54,13 +53,13 @@ fn crash_writer_child() {
 
 /// Starts the writer on `db` and SIGKILLs it in the middle of its transaction.
 fn kill_writer_mid_transaction(db: &Path) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_writer_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("PREFLIGHT_TEST_CRASH_WRITER", db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::spawn(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["crash_writer_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("PREFLIGHT_TEST_CRASH_WRITER", db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let ready = stdout.lines().map_while(Result::ok).any(|line| line.contains(READY));
     let _ = child.kill(); // SIGKILL: no destructor, no rollback, no close
@@ -296,13 +295,13 @@ fn kill_after(t: &TestDir, args: &[&str], delay: Duration) {
 /// `ready` holds (or when it exits by itself).
 fn kill_when(t: &TestDir, args: &[&str], ready: impl Fn(&TestDir) -> bool, delay: Duration) {
     let manifest = t.join("preflight.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_preflight"))
-        .args(args)
-        .args(["-q", "-m", manifest.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_preflight"))
+            .args(args)
+            .args(["-q", "-m", manifest.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     while !ready(t) && child.try_wait().unwrap().is_none() {
         std::thread::sleep(Duration::from_micros(200));
     }

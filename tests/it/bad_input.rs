@@ -1,14 +1,16 @@
 //! The bad-input matrix: inputs preflight must refuse or report without
 //! touching anything. Every case runs `heal` and must exit 1, name the path
-//! and the problem, and leave the disk byte-identical.
+//! and the problem, and leave the disk byte-identical. All cases run even
+//! when some fail; the failure lists every failing case.
 
-mod common;
-
+use std::any::Any;
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use common::TestDir;
+use crate::support::{Snapshot, TestDir};
 
 struct Case {
     name: &'static str,
@@ -301,20 +303,69 @@ const MANIFEST_CASES: &[(&str, &str, &[&str])] = &[
     ("duplicate table", "version = 1\n[env]\n[env]\n", &["preflight.toml:3:", "duplicate"]),
 ];
 
+/// What is wrong with one case, one problem a line; empty when it holds.
+fn case_problems(case: &Case) -> Vec<String> {
+    let t = TestDir::with_manifest(&case.manifest);
+    (case.setup)(&t);
+    let before = t.snapshot();
+    let run = t.run(&["heal"]);
+    let output = run.all_output();
+    let mut problems = Vec::new();
+    if run.code != 1 {
+        problems.push(format!("exit code {}, expected 1", run.code));
+    }
+    for needle in case.expect {
+        if !output.contains(needle) {
+            problems.push(format!("expected {needle:?} in the output"));
+        }
+    }
+    let changed = changed_paths(&before, &t.snapshot());
+    if !changed.is_empty() {
+        problems.push(format!("the disk changed: {}", changed.join(", ")));
+    }
+    if !problems.is_empty() {
+        problems.push(format!("output:\n{output}"));
+    }
+    problems
+}
+
+/// Every path added, removed, or with another mode or other bytes.
+fn changed_paths(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    let paths: BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    paths.into_iter().filter(|p| before.get(*p) != after.get(*p)).map(|p| p.display().to_string()).collect()
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    format!("panicked: {text}")
+}
+
+/// Every case runs, whatever the others do; the test fails once at the
+/// end, listing each failing case with all its problems.
 #[test]
 fn every_bad_input_exits_1_names_the_problem_and_changes_nothing() {
     let mut checked = 0;
+    let mut failures = Vec::new();
     for case in cases().into_iter().filter(|c| !c.expect.is_empty()) {
-        let t = TestDir::with_manifest(&case.manifest);
-        (case.setup)(&t);
-        let before = t.snapshot();
-        let run = t.run(&["heal"]);
-        assert_eq!(run.code, 1, "{}: {}", case.name, run.all_output());
-        for needle in case.expect {
-            assert!(run.all_output().contains(needle), "{}: expected {needle:?} in\n{}", case.name, run.all_output());
+        // A panic (a setup that fails, a planted secret that reaches the
+        // output) fails this case, not the rest of the matrix.
+        let problems = panic::catch_unwind(AssertUnwindSafe(|| case_problems(&case)))
+            .unwrap_or_else(|payload| vec![panic_message(payload)]);
+        if !problems.is_empty() {
+            let details: Vec<String> = problems.join("\n").lines().map(|l| format!("    {l}")).collect();
+            failures.push(format!("- {}:\n{}", case.name, details.join("\n")));
         }
-        assert_eq!(before, t.snapshot(), "{}: the disk changed", case.name);
         checked += 1;
     }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} bad-input cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     assert!(checked >= 40, "the matrix shrank to {checked} cases");
 }

@@ -1,0 +1,1 @@
+CREATE TABLE attachment (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);

@@ -1,0 +1,24 @@
+//! The integration tests: one binary (one link of the library and its
+//! bundled SQLite), one module per area. `support` is the shared harness:
+//! temporary roots, the real `preflight` binary run against them, disk
+//! snapshots, and child processes that never outlive their test.
+//!
+//! Run one area with a filter, e.g. `cargo test --test it sqlite::`.
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod crash;
+mod deploy;
+mod faults;
+mod integrity;
+mod json;
+mod launchers;
+mod manifest;
+mod ops;
+mod parsers_never_panic;
+mod recovery;
+mod runtime;
+mod safety;
+mod sqlite;
