@@ -16,7 +16,6 @@
 //! What is read then depends on `integrity.rs`: `PRAGMA quick_check`, or
 //! the structural checks whose cost does not grow with the data.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -93,6 +92,17 @@ fn open_once(path: &Path, sidecars: &Sidecars, reading: Reading, cache: &HealthC
         Ok(None) => return Live::Unusable(format!("is not a SQLite database (its header says otherwise); {RESTORE}")),
         Err(e) => return Live::Unusable(format!("cannot be read: {e}")),
     };
+    // Checked before any recovery is offered: SQLite cannot replay such a
+    // log, and it may hold the last commits.
+    if let Some(wal) = sidecars.wal.filter(|w| w.has_frames) {
+        if wal.page_size.is_some_and(|size| size != header.page_size) {
+            return Live::Unusable(format!(
+                "has a write-ahead log of another page size ({} bytes, the database's {}): it does not belong to this file; {RESTORE}",
+                wal.page_size.unwrap_or(0),
+                header.page_size
+            ));
+        }
+    }
     let wal_mode = header.is_wal() || sidecars.wal.is_some();
     if wal_mode && !sidecars.journal {
         if let Some(wal) = sidecars.abandoned_wal(path) {
@@ -109,15 +119,6 @@ fn open_once(path: &Path, sidecars: &Sidecars, reading: Reading, cache: &HealthC
         }
         (true, false) => Mode::Immutable,
     };
-    if let Some(wal) = sidecars.wal.filter(|w| w.has_frames) {
-        if wal.page_size.is_some_and(|size| size != header.page_size) {
-            return Live::Unusable(format!(
-                "has a write-ahead log of another page size ({} bytes, the database's {}): it does not belong to this file; {RESTORE}",
-                wal.page_size.unwrap_or(0),
-                header.page_size
-            ));
-        }
-    }
     let bytes = meta.len() + sidecars.wal.map_or(0, |w| w.len);
     let depth = integrity::depth(reading.integrity, reading.deep, bytes);
     // The file alone is the database only when no log may extend it.
@@ -274,7 +275,10 @@ impl FileState {
     fn of(path: &Path) -> Option<FileState> {
         let meta = std::fs::metadata(path).ok()?;
         let mut head = [0u8; 28];
-        std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+        // Read while this run's own connection may hold a lock on the file.
+        if super::ondisk::read_prefix(path, &mut head).ok()? < head.len() {
+            return None;
+        }
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
         let wal = std::fs::metadata(&wal_path).ok().map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));

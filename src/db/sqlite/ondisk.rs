@@ -42,7 +42,7 @@ impl Header {
     /// as zeros there, which `damage` reports.
     pub fn read(path: &Path) -> io::Result<Option<Header>> {
         let mut head = [0u8; 100];
-        let read = read_full(&mut File::open(path)?, &mut head)?;
+        let read = read_prefix(path, &mut head)?;
         if read < MAGIC.len() || &head[..16] != MAGIC {
             return Ok(None);
         }
@@ -212,7 +212,7 @@ fn checksum(data: &[u8], (mut s0, mut s1): (u32, u32), big_endian: bool) -> (u32
 /// An open-file-description probe sees the locks of this process too, which
 /// a classic `F_GETLK` would not.
 fn locked(path: &Path, start: i64, len: i64) -> bool {
-    let Some(file) = probe_handle(path) else { return false };
+    let Ok(file) = kept_open(path) else { return false };
     // SAFETY: a zeroed flock is a valid value; fcntl reads and fills it.
     let mut probe: libc::flock = unsafe { std::mem::zeroed() };
     probe.l_type = libc::F_WRLCK as libc::c_short;
@@ -229,25 +229,40 @@ fn locked(path: &Path, start: i64, len: i64) -> bool {
     rc != 0 || probe.l_type != libc::F_UNLCK as libc::c_short
 }
 
-/// Descriptors opened for lock probes, never closed while their file
-/// exists: closing any descriptor of a file drops every POSIX lock this
-/// process holds on it — SQLite's own, when a connection of this process
-/// uses the database (SQLite keeps its descriptors open for the same
-/// reason). One per file, so the set stays as small as the files probed.
-static PROBES: Mutex<Vec<Arc<File>>> = Mutex::new(Vec::new());
+/// The first bytes of the file at `path` (fewer when it is shorter),
+/// read through a descriptor that stays open (see [`kept_open`]).
+pub fn read_prefix(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
+    let file = kept_open(path)?;
+    let mut read = 0;
+    while read < buf.len() {
+        match file.read_at(&mut buf[read..], read as u64)? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(read)
+}
 
-fn probe_handle(path: &Path) -> Option<Arc<File>> {
-    let meta = std::fs::metadata(path).ok()?;
-    let mut kept = PROBES.lock().unwrap_or_else(|e| e.into_inner());
+/// Descriptors of database and `-shm` files this module read or probed,
+/// never closed while their file exists: closing any descriptor of a file
+/// drops every POSIX lock this process holds on it — the read lock of a
+/// connection that is checking the file at that moment, or of any other
+/// connection of this process (SQLite keeps its descriptors open for the
+/// same reason). One per file, so the set stays as small as the files seen.
+static KEPT: Mutex<Vec<Arc<File>>> = Mutex::new(Vec::new());
+
+fn kept_open(path: &Path) -> io::Result<Arc<File>> {
+    let meta = std::fs::metadata(path)?;
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
     // A removed file's descriptor guards nobody's lock any more.
     kept.retain(|f| f.metadata().is_ok_and(|m| m.nlink() > 0));
     let same = |f: &&Arc<File>| f.metadata().is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()));
     if let Some(file) = kept.iter().find(same) {
-        return Some(file.clone());
+        return Ok(file.clone());
     }
-    let file = Arc::new(File::open(path).ok()?);
+    let file = Arc::new(File::open(path)?);
     kept.push(file.clone());
-    Some(file)
+    Ok(file)
 }
 
 fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
@@ -301,6 +316,23 @@ mod tests {
         assert_eq!(sidecars.abandoned_wal(&path), None);
         drop(conn);
         assert_eq!(Sidecars::probe(&path), Sidecars { journal: false, wal: None, shm: false }, "closed cleanly");
+    }
+
+    #[test]
+    fn reading_the_header_keeps_the_locks_of_this_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("CREATE TABLE t(a); BEGIN; SELECT * FROM t;").unwrap();
+        // SQLite's shared lock: one byte of the range after the pending byte.
+        let shared = |path: &Path| locked(path, PENDING_BYTE + 2, 510);
+        assert!(shared(&path));
+        for _ in 0..2 {
+            Header::read(&path).unwrap().unwrap();
+            assert!(shared(&path), "closing a descriptor of the file dropped the reader's lock");
+        }
+        reader.execute_batch("COMMIT").unwrap();
+        assert!(!shared(&path));
     }
 
     #[test]
