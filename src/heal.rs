@@ -11,8 +11,9 @@ use crate::finding::{Finding, Findings};
 use crate::fsutil;
 use crate::manifest::Manifest;
 use crate::runtime::account::Account;
+use crate::safety::confined::Root;
 use crate::safety::lock::{self, LOCK_WAIT};
-use crate::safety::{atomic, history, ApplyCtx, Outcome};
+use crate::safety::{atomic, history, retention, ApplyCtx, Outcome};
 
 /// What happened to one planned fix.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -85,7 +86,13 @@ pub fn heal_only(
     sweep_interrupted_writes(manifest)?;
     let run_id = new_run_id();
     let actions = apply_plan(manifest, &before, &run_id, allow)?;
-    let after = checks::run_all(manifest, options, selection)?;
+    let mut after = checks::run_all(manifest, options, selection)?;
+    // A fix that just failed is not offered again as if it could work.
+    for failed in actions.iter().filter(|a| a.outcome == Outcome::Failed) {
+        for finding in after.problems.iter_mut().filter(|f| f.id == failed.id) {
+            finding.fix = None;
+        }
+    }
     Ok(HealResult { before, actions, after: Some(after), run_id: Some(run_id) })
 }
 
@@ -149,6 +156,8 @@ pub fn apply_plan(
     if !entries.is_empty() {
         history::rewrite_run(&manifest.root, run_id, &entries)?;
     }
+    // Under the heal lock, and after the history was pruned: backups go with their runs.
+    retention::prune(&manifest.root, retention::bounds())?;
     Ok(actions)
 }
 
@@ -179,8 +188,11 @@ fn sweep_interrupted_writes(manifest: &Manifest) -> anyhow::Result<()> {
     let mut folders: Vec<&Path> = manifest.declared_paths().map(|p| p.parent().unwrap_or(Path::new(""))).collect();
     folders.sort_unstable();
     folders.dedup();
+    let root = Root::open(&manifest.root)?;
     for folder in folders {
-        if let Ok(dir) = fsutil::resolve(&manifest.root, folder) {
+        // A folder that is missing or not reachable beneath the root holds
+        // no temporary file of ours.
+        if let Ok(dir) = root.open_dir(folder) {
             atomic::sweep_temp_files(&dir)?;
         }
     }

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{BufReader, ErrorKind, Read};
+
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 use super::{severity, Check, CheckCtx, Scope};
@@ -190,13 +192,18 @@ fn read_env(root: &Path, rel: &Path) -> Result<EnvFile, ReadError> {
     if !meta.is_file() {
         return Err(ReadError::Other(format!("{} is not a regular file", rel.display())));
     }
-    let bytes = fs::read(&path).map_err(|e| ReadError::Other(format!("cannot read {}: {e}", rel.display())))?;
+    let mut bytes = Vec::new();
+    fsutil::open_regular(&path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .map_err(|e| ReadError::Other(format!("cannot read {}: {e}", rel.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         ReadError::Other(format!("{} is not valid UTF-8 (line {line})", rel.display()))
     })?;
-    let entries =
-        parse(&text).map_err(|line| ReadError::Other(format!("syntax error in {} at line {line}", rel.display())))?;
+    let entries = parse(&text).map_err(|line| {
+        let what = text.lines().nth(line - 1).map(what_is_wrong).unwrap_or_default();
+        ReadError::Other(format!("syntax error in {} at line {line}: {what}", rel.display()))
+    })?;
     Ok(EnvFile { entries, text })
 }
 
@@ -211,6 +218,47 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
         }
     }
     Ok(entries)
+}
+
+/// What is wrong with a line dotenvy rejected, in words that never repeat
+/// a value (it may be a secret), nor anything before a `=` (a secret
+/// pasted alone on a line would otherwise be shown as a "key").
+fn what_is_wrong(line: &str) -> String {
+    let body = line.trim_start();
+    let body = body.strip_prefix("export ").map(str::trim_start).unwrap_or(body);
+    let key_end = body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).unwrap_or(body.len());
+    let rest = body[key_end..].trim_start();
+    if !body.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') || !rest.starts_with('=') {
+        return "expected KEY=value (a key is a letter or _ followed by letters, digits, _ or .), a # comment, \
+                or a blank line"
+            .into();
+    }
+    let key = &body[..key_end];
+    let value = rest[1..].trim_start();
+    let quote = value.chars().next().filter(|q| *q == '\'' || *q == '"');
+    match quote {
+        Some(q) if !closes(&value[1..], q) => {
+            let kind = if q == '\'' { "single" } else { "double" };
+            format!("the value of {key} opens a {kind} quote that is never closed")
+        }
+        None if value.split('#').next().unwrap_or("").trim_end().contains(char::is_whitespace) => {
+            format!("the value of {key} has a space outside quotes: put the value in quotes")
+        }
+        _ => format!("the value of {key} cannot be read: check its quotes, backslashes and ${{…}} references"),
+    }
+}
+
+/// Whether `text` holds the closing `quote` (a backslash escapes a double quote).
+fn closes(text: &str, quote: char) -> bool {
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return true,
+            _ => escaped = false,
+        }
+    }
+    false
 }
 
 /// The line where `fragment` (a logical line dotenvy rejected) starts.
@@ -257,8 +305,9 @@ impl CustomOp for AppendLine {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let abs = ctx.resolve(&self.path)?;
-        let mut text = fs::read(&abs)?;
+        let mut text = Vec::new();
+        let file = ctx.read(&self.path)?.with_context(|| format!("{} is gone", self.path.display()))?;
+        BufReader::new(file).read_to_end(&mut text)?;
         if parse(&String::from_utf8_lossy(&text)).is_ok_and(|e| e.iter().any(|(k, _)| *k == self.key)) {
             return Ok(format!("{} already present", self.key));
         }
@@ -275,6 +324,20 @@ impl CustomOp for AppendLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_syntax_error_says_what_is_wrong_and_never_shows_a_value() {
+        assert_eq!(what_is_wrong("C='open"), "the value of C opens a single quote that is never closed");
+        assert_eq!(what_is_wrong("export D=\"a \\\" b"), "the value of D opens a double quote that is never closed");
+        assert_eq!(
+            what_is_wrong("E=two words # c"),
+            "the value of E has a space outside quotes: put the value in quotes"
+        );
+        let pasted = what_is_wrong("AKIAIOSFODNN7EXAMPLE");
+        assert!(pasted.starts_with("expected KEY=value") && !pasted.contains("AKIA"), "{pasted}");
+        assert!(what_is_wrong("1A=x").starts_with("expected KEY=value"));
+        assert!(what_is_wrong("F=\\q").starts_with("the value of F cannot be read"));
+    }
 
     #[test]
     fn parse_reports_the_line_of_a_syntax_error() {

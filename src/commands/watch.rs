@@ -1,9 +1,11 @@
 //! `preflight watch`: heal every interval while the application runs, until
 //! SIGINT or SIGTERM (a second signal ends it at once). A circuit breaker,
 //! fed by the persisted history, stops healing a finding that keeps coming
-//! back: healed `max_heals` times within the last hour, it is no longer
-//! healed and is reported as critical ("flapping") until the hour has
-//! passed. A cooldown spaces two heals of the same finding.
+//! back: healed or tried `max_heals` times within the last hour (a failed
+//! attempt counts: a fix that keeps failing must not run forever), it is no
+//! longer healed and is reported as critical ("flapping") until the hour
+//! has passed. A cooldown spaces two attempts at the same finding. A fix
+//! held back by either is reported as such ("held"), in every format.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -12,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use preflight::finding::{Findings, Severity};
-use preflight::heal::{self, HealResult};
+use preflight::finding::{Finding, Findings, Severity};
+use preflight::heal::{self, ActionRecord, HealResult};
 use preflight::manifest::Manifest;
 use preflight::report::Report;
 use preflight::safety::history;
@@ -32,11 +34,23 @@ pub struct Breaker {
     pub cooldown: Duration,
 }
 
-/// Recent heals of one finding ID.
+/// Recent attempts at one finding ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Recent {
+    /// Heals and failed attempts.
     count: u32,
+    failed: u32,
     last: SystemTime,
+}
+
+impl Recent {
+    /// `healed 3 times` or `tried 3 times (2 failed)`.
+    fn tries(&self) -> String {
+        match self.failed {
+            0 => format!("healed {} times", self.count),
+            failed => format!("tried {} times ({failed} failed)", self.count),
+        }
+    }
 }
 
 impl Breaker {
@@ -62,8 +76,12 @@ pub fn watch(cli: &Cli, manifest: &Manifest, interval: Duration, breaker: Breake
     while !stop.load(Ordering::SeqCst) {
         match cycle(cli, manifest, breaker, &mut recorded) {
             Ok(result) => {
-                let state = state_of(result.current());
-                if !result.actions.is_empty() || shown.as_ref() != Some(&state) {
+                let mut state = state_of(result.current());
+                // A fix held back is said once, when it starts being held, not every cycle.
+                let held = result.actions.iter().filter(|a| a.outcome == history::Outcome::Held);
+                state.extend(held.map(|a| (format!("held {}", a.id), Severity::Warning, String::new())));
+                let acted = result.actions.iter().any(|a| a.outcome != history::Outcome::Held);
+                if acted || shown.as_ref() != Some(&state) {
                     // Machine formats get their documents alone, one per report.
                     let human = cli.format == Format::Human;
                     if human && (!cli.quiet || !state.is_empty() || !result.actions.is_empty()) {
@@ -94,11 +112,13 @@ fn cycle(
     let recent = recent_heals(&history::read(&manifest.root)?, now);
     // A breaker that closed again (its hour passed) is recorded anew when it trips again.
     recorded.retain(|id| breaker.tripped(recent.get(id)));
-    let allow = |f: &preflight::finding::Finding| {
+    let allow = |f: &Finding| {
         let r = recent.get(&f.id);
         !breaker.tripped(r) && !breaker.cooling(r, now)
     };
     let mut result = heal::heal_only(manifest, &options(cli, false), &selection(cli, manifest)?, &allow)?;
+    let held = held_back(&result.before, &recent, breaker, now);
+    result.actions.extend(held);
     let findings = match result.after.as_mut() {
         Some(after) => after,
         None => &mut result.before,
@@ -113,7 +133,10 @@ fn cycle(
             time: heal::now(),
             action: "circuit breaker".into(),
             outcome: history::Outcome::Tripped,
-            detail: format!("healed {} times within an hour; no longer healed automatically", breaker.max_heals),
+            detail: format!(
+                "{} within an hour; no longer healed automatically",
+                recent.get(&id).map_or_else(|| format!("healed {} times", breaker.max_heals), Recent::tries)
+            ),
             id,
             ..Default::default()
         })
@@ -130,23 +153,50 @@ fn mark_flapping(findings: &mut Findings, recent: &HashMap<String, Recent>, brea
         if let Some(r) = recent.get(&finding.id).filter(|r| breaker.tripped(Some(r))) {
             finding.severity = Severity::Critical;
             finding.message =
-                format!("{} (flapping: healed {} times in the last hour; not healed again)", finding.message, r.count);
+                format!("{} (flapping: {} in the last hour; not healed again)", finding.message, r.tries());
             ids.push(finding.id.clone());
         }
     }
     ids
 }
 
-/// Successful heals per finding ID within the last hour.
+/// The fixes `allow` kept from running this cycle, as actions that say why.
+fn held_back(
+    findings: &Findings,
+    recent: &HashMap<String, Recent>,
+    breaker: Breaker,
+    now: SystemTime,
+) -> Vec<ActionRecord> {
+    let mut held = Vec::new();
+    for finding in heal::plan(findings) {
+        let Some(r) = recent.get(&finding.id) else { continue };
+        let detail = if breaker.tripped(Some(r)) {
+            format!("held back by the circuit breaker: {} in the last hour", r.tries())
+        } else if breaker.cooling(Some(r), now) {
+            let ago = now.duration_since(r.last).unwrap_or_default().as_secs();
+            let wait = breaker.cooldown.saturating_sub(now.duration_since(r.last).unwrap_or_default()).as_secs();
+            format!("held back by the cooldown: last attempt {ago}s ago, next one in {wait}s")
+        } else {
+            continue;
+        };
+        let action = finding.fix.as_ref().map(|f| f.action.clone()).unwrap_or_default();
+        held.push(ActionRecord { id: finding.id.clone(), action, outcome: history::Outcome::Held, detail });
+    }
+    held
+}
+
+/// Heals and failed attempts per finding ID within the last hour.
 fn recent_heals(entries: &[history::Entry], now: SystemTime) -> HashMap<String, Recent> {
     let mut recent: HashMap<String, Recent> = HashMap::new();
-    for entry in entries.iter().filter(|e| e.outcome == history::Outcome::Done && e.rollback_of.is_none()) {
+    let tried = |e: &&history::Entry| matches!(e.outcome, history::Outcome::Done | history::Outcome::Failed);
+    for entry in entries.iter().filter(tried).filter(|e| e.rollback_of.is_none()) {
         let Ok(time) = humantime::parse_rfc3339(&entry.time) else { continue };
         if now.duration_since(time).unwrap_or_default() > WINDOW {
             continue;
         }
-        let r = recent.entry(entry.id.clone()).or_insert(Recent { count: 0, last: time });
+        let r = recent.entry(entry.id.clone()).or_insert(Recent { count: 0, failed: 0, last: time });
         r.count += 1;
+        r.failed += u32::from(entry.outcome == history::Outcome::Failed);
         r.last = r.last.max(time);
     }
     recent
@@ -176,6 +226,18 @@ mod tests {
 
     fn done(id: &str, time: &str) -> history::Entry {
         history::Entry { id: id.into(), time: time.into(), outcome: history::Outcome::Done, ..Default::default() }
+    }
+
+    #[test]
+    fn failed_attempts_count_toward_the_breaker() {
+        let now = humantime::parse_rfc3339("2026-01-01T12:00:00Z").unwrap();
+        let mut failed = done("a", "2026-01-01T11:58:00Z");
+        failed.outcome = history::Outcome::Failed;
+        let entries = [done("a", "2026-01-01T11:50:00Z"), failed];
+        let recent = recent_heals(&entries, now);
+        assert_eq!((recent["a"].count, recent["a"].failed), (2, 1));
+        assert_eq!(recent["a"].tries(), "tried 2 times (1 failed)");
+        assert!(Breaker { max_heals: 2, cooldown: Duration::ZERO }.tripped(recent.get("a")));
     }
 
     #[test]

@@ -188,7 +188,11 @@ impl Salvage {
         if self.problem == Problem::ByteOrderMark {
             return "salvage removes the byte order mark".into();
         }
-        let mut text = format!("salvage drops {} bytes and keeps {} keys", self.bytes_dropped, self.members_kept);
+        let mut text = format!(
+            "salvage drops {} and keeps {}",
+            count(self.bytes_dropped, "byte"),
+            count(self.members_kept, "key")
+        );
         if !self.added_keys.is_empty() {
             text.push_str(&format!(", adding {} from the default", self.added_keys.join(", ")));
         }
@@ -200,18 +204,30 @@ impl Salvage {
         let mut text = if self.problem == Problem::ByteOrderMark {
             "removed a UTF-8 byte order mark".to_string()
         } else {
+            // The dropped bytes begin where the kept prefix ends, before the damage itself.
+            let bom = if self.bom && self.head.start > 0 { "removed a UTF-8 byte order mark; " } else { "" };
             format!(
-                "dropped {} bytes from offset {} at {}; kept {} keys",
-                self.bytes_dropped,
-                self.damage_offset,
+                "{bom}dropped {} from offset {} (damaged at {}, offset {}); kept {}",
+                count(self.bytes_dropped - self.head.start, "byte"),
+                self.head.end,
                 show_pointer(&self.pointer),
-                self.members_kept
+                self.damage_offset,
+                count(self.members_kept, "key")
             )
         };
         if !self.added_keys.is_empty() {
             text.push_str(&format!("; added from the default: {}", self.added_keys.join(", ")));
         }
         text
+    }
+}
+
+/// `1 byte`, `2 bytes`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -55,6 +55,20 @@ fn the_report_names_the_place_and_the_bytes() {
 }
 
 #[test]
+fn the_summary_gives_the_offset_where_the_dropped_bytes_begin_and_counts_in_words() {
+    // Kept: `{"a": 1`; dropped from offset 7: `, "b": tru`; the damage is at the end.
+    let input = br#"{"a": 1, "b": tru"#;
+    let s = damaged(input);
+    assert_eq!((s.head.end, s.damage_offset), (7, input.len()));
+    let expected = format!("dropped 10 bytes from offset 7 (damaged at /b, offset {})", input.len());
+    assert!(s.summary().starts_with(&expected), "{}", s.summary());
+    assert!(s.summary().ends_with("; kept 1 key"), "{}", s.summary());
+    let one = damaged(br#"{"a": 1}x"#);
+    assert!(one.summary().starts_with("dropped 1 byte from offset 8"), "{}", one.summary());
+    assert_eq!(one.effect(), "salvage drops 1 byte and keeps 1 key");
+}
+
+#[test]
 fn nul_padding_and_trailing_garbage_are_dropped() {
     assert_eq!(salvaged_text("{\"a\": [1, 2]}\0\0\0\0"), "{\"a\": [1, 2]}");
     assert_eq!(salvaged_text("{\"a\": [1, 2\0\0\0\0"), "{\"a\": [1]}");

@@ -32,6 +32,10 @@ pub fn render(report: &Report, quiet: bool, out: &mut dyn Write) -> io::Result<(
             writeln!(out, "  nothing left to fix")?;
         }
         findings(report.current(), out)?;
+    } else if report.healed && !report.actions.is_empty() {
+        // Nothing ran (every fix was held back): the findings are the state.
+        findings(report.findings, out)?;
+        actions(report, out)?;
     } else {
         findings(report.findings, out)?;
     }
@@ -95,7 +99,7 @@ fn actions(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let (style, word) = match action.outcome {
             Outcome::Done => (OK, "done  "),
             Outcome::Failed => (CRITICAL, "failed"),
-            Outcome::Tripped | Outcome::Unknown => (WARNING, "held  "),
+            Outcome::Tripped | Outcome::Held | Outcome::Unknown => (WARNING, "held  "),
         };
         let detail = if action.detail.is_empty() { String::new() } else { format!(": {}", action.detail) };
         let (id, detail) = (escape(&action.id), escape(&detail));
@@ -113,9 +117,14 @@ fn summary(findings: &Findings, report: &Report, out: &mut dyn Write) -> io::Res
         2 => WARNING,
         _ => CRITICAL,
     };
-    let fixed = report.actions.iter().filter(|a| a.outcome == Outcome::Done).count();
-    let failed = report.actions.len() - fixed;
-    let healed = if report.actions.is_empty() { String::new() } else { format!("{fixed} fixed, {failed} failed; ") };
+    let count = |o: Outcome| report.actions.iter().filter(|a| a.outcome == o).count();
+    let (fixed, failed) = (count(Outcome::Done), count(Outcome::Failed));
+    let held = report.actions.len() - fixed - failed;
+    let healed = match (report.actions.is_empty(), held) {
+        (true, _) => String::new(),
+        (false, 0) => format!("{fixed} fixed, {failed} failed; "),
+        (false, held) => format!("{fixed} fixed, {failed} failed, {held} held back; "),
+    };
     let plural = if warning == 1 { "" } else { "s" };
     writeln!(out, "{style}{healed}{critical} critical, {warning} warning{plural}, {ok} ok{style:#}")
 }

@@ -15,7 +15,7 @@ pub fn render(result: &Rollback, json: bool, out: &mut dyn Write) -> io::Result<
         let doc = json!({
             "version": 1, "command": "rollback", "status": if code == 0 { "ok" } else { "critical" },
             "exit_code": code, "rollback_of": target, "run": result.run, "actions": result.done,
-            "refused": result.refused, "left_as_is": result.left,
+            "refused": result.refused, "left_as_is": result.left, "restored_with": result.restored_with,
         });
         return writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
@@ -36,6 +36,11 @@ pub fn render(result: &Rollback, json: bool, out: &mut dyn Write) -> io::Result<
             super::escape(&entry.action),
             super::escape(&detail)
         )?;
+    }
+    if result.run.is_some() {
+        for note in &result.restored_with {
+            writeln!(out, "  undone  {}", super::escape(note))?;
+        }
     }
     for note in &result.left {
         writeln!(out, "  left    {}", super::escape(note))?;

@@ -9,6 +9,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod confinement;
 mod crash;
 mod deploy;
 mod faults;
@@ -18,7 +19,9 @@ mod launchers;
 mod manifest;
 mod ops;
 mod parsers_never_panic;
+mod race;
 mod recovery;
 mod runtime;
 mod safety;
 mod sqlite;
+mod sqlite_heal;

@@ -429,34 +429,7 @@ mod init {
 
 mod watch {
     use super::*;
-    use crate::support::{eventually, Background, Run};
-
-    /// `preflight watch` in the background, stopped with SIGTERM by
-    /// `stop` (and killed by its guard if the test fails first).
-    struct Watch {
-        process: Background,
-    }
-
-    impl Watch {
-        fn start(t: &TestDir, args: &[&str]) -> Watch {
-            let manifest = t.join("preflight.toml");
-            let mut all = vec!["watch"];
-            all.extend(args);
-            all.extend(["-m", manifest.to_str().unwrap()]);
-            Watch { process: Background::start(&all, t.path()) }
-        }
-
-        /// Its reports so far.
-        fn output(&self) -> String {
-            self.process.stdout()
-        }
-
-        /// SIGTERM, then the exit code and everything it printed.
-        fn stop(mut self) -> Run {
-            self.process.terminate();
-            self.process.finish()
-        }
-    }
+    use crate::support::{eventually, Watch};
 
     #[test]
     fn heals_a_deleted_directory_and_stops_cleanly_on_sigterm() {

@@ -167,8 +167,17 @@ fn rows_of(conn: &Connection, table: &str) -> Vec<BTreeMap<String, String>> {
         .query_row("SELECT wr FROM pragma_table_list WHERE name = ?1 AND schema = 'main'", [table], |r| r.get(0))
         .unwrap();
     let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+    // A column may be named rowid or oid: the real rowid is the first name no column takes.
+    let columns: Vec<String> = conn
+        .prepare(&format!("SELECT lower(name) FROM pragma_table_xinfo({})", lit(table)))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let rowid = ["rowid", "_rowid_", "oid"].into_iter().find(|n| !columns.iter().any(|c| c == n)).unwrap_or("rowid");
     let sql = if wr == 0 {
-        format!("SELECT rowid AS \"(rowid)\", * FROM {quoted} ORDER BY rowid")
+        format!("SELECT {rowid} AS \"(rowid)\", * FROM {quoted} ORDER BY {rowid}")
     } else {
         format!("SELECT * FROM {quoted} ORDER BY 1")
     };
@@ -528,17 +537,43 @@ fn the_plan_is_one_transaction_per_database_with_the_exact_sql() {
 }
 
 #[test]
-fn a_failing_step_rolls_back_every_change_of_the_database() {
-    // The new UNIQUE index cannot be built over duplicate rows: the added
-    // column, in the same transaction, must not stay behind.
+fn a_unique_index_over_duplicates_is_not_offered_and_the_other_steps_heal() {
+    // The new UNIQUE index cannot be built over duplicate rows: it is
+    // known to fail, so it is not offered, and the added column heals.
     let ddl = "CREATE TABLE t(a INT, b TEXT); CREATE UNIQUE INDEX t_a ON t(a);";
-    let app = App::with_live(ddl, "CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1), (1);");
-    let before = app.live_schema();
+    let app = App::with_live(ddl, "CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1), (1), (2), (2), (2), (3);");
+    let findings = app.validate(false);
+    let index = findings.problems.iter().find(|f| f.id == "db:app/data.db:index:t_a").unwrap();
+    assert!(!index.fixable(), "a fix known to fail is not offered");
+    assert!(index.message.contains("duplicate values (2) ×3, (1) ×2"), "{}", index.message);
     let result = app.heal(false);
-    assert_eq!(result.actions.len(), 2);
-    assert!(result.actions.iter().all(|a| a.outcome == Outcome::Failed), "{:?}", result.actions);
-    assert!(result.actions[1].detail.contains("UNIQUE constraint failed"), "{}", result.actions[1].detail);
-    assert_eq!(app.live_schema(), before, "nothing of the transaction is left");
+    assert_eq!(result.actions.len(), 1);
+    assert_all_done(&result);
+    assert_eq!(ids(result.current()), ["db:app/data.db:index:t_a"]);
+    assert!(!result.current().problems[0].fixable());
+}
+
+#[test]
+fn a_step_that_fails_at_heal_time_is_undone_alone_and_names_its_cause() {
+    let ddl = "CREATE TABLE t(a INT, b TEXT); CREATE TABLE u(x); CREATE UNIQUE INDEX t_a ON t(a);";
+    let app = App::with_live(ddl, "CREATE TABLE t(a INT);", "INSERT INTO t VALUES (1), (2);");
+    let findings = app.validate(false);
+    assert!(findings.problems.iter().all(|f| f.fixable()), "{:?}", findings.problems);
+    // The application writes duplicates between the check and the heal.
+    Connection::open(app.db()).unwrap().execute_batch("INSERT INTO t VALUES (1), (1), (2);").unwrap();
+    let mut ctx = preflight::safety::ApplyCtx::new(app.root(), "run");
+    let mut outcomes = BTreeMap::new();
+    for finding in heal::plan(&findings) {
+        let result = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).map_err(|e| format!("{e:#}"));
+        outcomes.insert(finding.id.clone(), result);
+    }
+    let index = outcomes["db:app/data.db:index:t_a"].as_ref().unwrap_err();
+    assert!(index.contains("UNIQUE constraint failed: t.a"), "{index}");
+    assert!(index.contains("duplicate values (1) ×3, (2) ×2"), "{index}");
+    assert!(index.contains("only this step was undone"), "{index}");
+    assert!(outcomes["db:app/data.db:table:t:column:b"].is_ok(), "{outcomes:?}");
+    assert!(outcomes["db:app/data.db:table:u"].is_ok(), "{outcomes:?}");
+    assert_eq!(ids(&app.validate(false)), ["db:app/data.db:index:t_a"]);
 }
 
 #[test]
@@ -578,7 +613,7 @@ fn selecting_one_finding_of_a_rebuild_runs_the_whole_rebuild_and_nothing_else() 
     let mut selected = findings;
     selected.retain_ids(|id| id == "db:app/data.db:table:t:column:b");
     let lines = plan_lines(&selected);
-    assert_eq!(lines.first().unwrap(), "-- app/data.db: every change below in one transaction");
+    assert_eq!(lines.first().unwrap(), "-- app/data.db: the rebuild alone in its transaction, foreign keys off");
     assert!(!lines.iter().any(|l| l.contains("CREATE TABLE u")), "{lines:#?}");
     let result = app.heal_with(false, &["db:app/data.db:table:t:column:b"]);
     assert_all_done(&result);
@@ -630,7 +665,8 @@ fn a_data_check_reports_rows_and_its_fix_runs_after_a_backup() {
     assert!(findings.problems[0].message.contains("('BTC', 'buy')"), "{}", findings.problems[0].message);
     let result = app.heal(false);
     assert_all_done(&result);
-    assert!(result.actions[0].detail.contains("backup in .preflight/backups/"), "{}", result.actions[0].detail);
+    let detail = &result.actions[0].detail;
+    assert!(detail.contains("backup (") && detail.contains(") in .preflight/backups/"), "{detail}");
     assert!(result.current().problems.is_empty());
     let backup = app.root().join(".preflight/backups").join(result.run_id.unwrap()).join(DB);
     let open: i64 =
@@ -743,7 +779,9 @@ mod property {
     use proptest::prelude::*;
 
     const TYPES: [&str; 5] = ["INTEGER", "TEXT", "REAL", "BLOB", ""];
-    const COLUMNS: [&str; 8] = ["price", "select", "two words", "q\"uote", "ünï", "Group", "x_1", "note"];
+    // "rowid" and "oid" shadow SQLite's names for the rowid; "_rowid_" stays free to carry it.
+    const COLUMNS: [&str; 10] =
+        ["price", "select", "two words", "q\"uote", "ünï", "Group", "x_1", "note", "rowid", "oid"];
     const TABLES: [&str; 4] = ["items", "order", "Daily Prices", "t\"q"];
 
     #[derive(Debug, Clone)]
@@ -754,6 +792,8 @@ mod property {
         unique: bool,
         nocase: bool,
         in_old: bool,
+        /// Named `<name>_v1` in the old schema, renamed by `[[database.rename]]`.
+        renamed: bool,
     }
 
     #[derive(Debug, Clone)]
@@ -763,8 +803,12 @@ mod property {
         key: u8,
         strict: bool,
         in_old: bool,
+        /// Named `<name> v1` in the old schema, renamed by `[[database.rename]]`.
+        renamed: bool,
         cols: Vec<Col>,
         index: Option<(usize, bool)>,
+        /// A generated column over the first column: (STORED, in the old schema).
+        generated: Option<(bool, bool)>,
         rows: Vec<Vec<i64>>,
     }
 
@@ -781,8 +825,16 @@ mod property {
             }
         }
 
-        fn definition(&self, strict: bool) -> String {
-            let mut d = format!("{} {}", q(&self.name), self.ty(strict));
+        fn name(&self, old: bool) -> String {
+            if old && self.renamed {
+                format!("{}_v1", self.name)
+            } else {
+                self.name.clone()
+            }
+        }
+
+        fn definition(&self, strict: bool, old: bool) -> String {
+            let mut d = format!("{} {}", q(&self.name(old)), self.ty(strict));
             if self.not_null_default {
                 d.push_str(match self.ty(strict) {
                     "TEXT" | "ANY" | "" => " NOT NULL DEFAULT 'd'",
@@ -809,10 +861,19 @@ mod property {
     }
 
     impl Tbl {
+        fn name(&self, old: bool) -> String {
+            if old && self.renamed {
+                format!("{} v1", self.name)
+            } else {
+                self.name.clone()
+            }
+        }
+
         fn create(&self, old: bool) -> Option<String> {
             if old && !self.in_old {
                 return None;
             }
+            let name = self.name(old);
             let mut defs = Vec::new();
             match self.key {
                 1 => defs.push("id INTEGER PRIMARY KEY".to_string()),
@@ -820,7 +881,14 @@ mod property {
                 2 => defs.push("id INTEGER NOT NULL PRIMARY KEY".to_string()),
                 _ => {}
             }
-            defs.extend(self.cols.iter().filter(|c| !old || c.in_old).map(|c| c.definition(self.strict)));
+            defs.extend(self.cols.iter().filter(|c| !old || c.in_old).map(|c| c.definition(self.strict, old)));
+            if let Some((stored, in_old)) = self.generated {
+                if !old || (in_old && self.cols[0].in_old) {
+                    let kind = if stored { "STORED" } else { "VIRTUAL" };
+                    let source = q(&self.cols[0].name(old));
+                    defs.push(format!("\"gen\" TEXT GENERATED ALWAYS AS (typeof({source}) || ':' || {source}) {kind}"));
+                }
+            }
             let mut options = Vec::new();
             if self.strict {
                 options.push("STRICT");
@@ -828,16 +896,16 @@ mod property {
             if self.key == 2 {
                 options.push("WITHOUT ROWID");
             }
-            let view = format!("CREATE VIEW {} AS SELECT * FROM {};\n", q(&format!("v {}", self.name)), q(&self.name));
-            let mut sql = format!("CREATE TABLE {} ({}) {};\n", q(&self.name), defs.join(", "), options.join(", "));
+            let view = format!("CREATE VIEW {} AS SELECT * FROM {};\n", q(&format!("v {}", self.name)), q(&name));
+            let mut sql = format!("CREATE TABLE {} ({}) {};\n", q(&name), defs.join(", "), options.join(", "));
             if let Some((i, in_old)) = self.index {
                 let col = &self.cols[i];
                 if !old || (in_old && col.in_old) {
                     sql.push_str(&format!(
                         "CREATE INDEX {} ON {} ({});\n",
                         q(&format!("ix {}", self.name)),
-                        q(&self.name),
-                        q(&col.name)
+                        q(&name),
+                        q(&col.name(old))
                     ));
                 }
             }
@@ -851,7 +919,7 @@ mod property {
             let cols: Vec<&Col> = self.cols.iter().filter(|c| c.in_old).collect();
             let mut sql = String::new();
             for (n, seeds) in self.rows.iter().enumerate() {
-                let mut names: Vec<String> = cols.iter().map(|c| q(&c.name)).collect();
+                let mut names: Vec<String> = cols.iter().map(|c| q(&c.name(true))).collect();
                 let mut values: Vec<String> = cols.iter().zip(seeds).map(|(c, s)| c.value(*s)).collect();
                 names.truncate(values.len());
                 if self.key > 0 {
@@ -863,23 +931,67 @@ mod property {
                 }
                 sql.push_str(&format!(
                     "INSERT OR IGNORE INTO {} ({}) VALUES ({});\n",
-                    q(&self.name),
+                    q(&self.name(true)),
                     names.join(", "),
                     values.join(", ")
                 ));
             }
+            if self.key != 2 && self.rows.len() > 2 {
+                // A gap in the rowids: a rebuild (or a VACUUM) must not close it.
+                sql.push_str(&format!("DELETE FROM {} WHERE _rowid_ = 2;\n", q(&self.name(true))));
+            }
             sql
+        }
+
+        /// The `[[database.rename]]` entries that take the old schema's names to the new ones.
+        fn renames(&self) -> String {
+            let toml = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+            let mut out = String::new();
+            if !self.in_old {
+                return out;
+            }
+            if self.renamed {
+                out.push_str(&format!(
+                    "[[database.rename]]\nfrom = \"{}\"\nto = \"{}\"\n",
+                    toml(&self.name(true)),
+                    toml(&self.name)
+                ));
+            }
+            for c in self.cols.iter().filter(|c| c.in_old && c.renamed) {
+                let (from, to) = (format!("{}.{}", self.name, c.name(true)), format!("{}.{}", self.name, c.name));
+                out.push_str(&format!("[[database.rename]]\nfrom = \"{}\"\nto = \"{}\"\n", toml(&from), toml(&to)));
+            }
+            out
+        }
+
+        /// A row as read from the old table, under the new column names.
+        fn renamed_row(&self, row: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+            row.iter()
+                .map(|(k, v)| {
+                    let new = self.cols.iter().find(|c| c.renamed && c.name(true).to_lowercase() == *k);
+                    (new.map_or(k.clone(), |c| c.name.to_lowercase()), v.clone())
+                })
+                .collect()
         }
     }
 
     fn column() -> impl Strategy<Value = ColKind> {
-        (0..TYPES.len(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>())
+        (0..TYPES.len(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), proptest::bool::weighted(0.2))
     }
 
-    /// Column kinds: (type, NOT NULL DEFAULT, UNIQUE, NOCASE, in the old schema).
-    type ColKind = (usize, bool, bool, bool, bool);
-    /// (names, kinds, key, strict, in old, index, row seeds).
-    type TableKind = (Vec<&'static str>, Vec<ColKind>, u8, bool, bool, Option<(usize, bool)>, Vec<Vec<i64>>);
+    /// Column kinds: (type, NOT NULL DEFAULT, UNIQUE, NOCASE, in the old schema, renamed).
+    type ColKind = (usize, bool, bool, bool, bool, bool);
+    /// (names, kinds, key, strict, in old, renamed, index, generated, row seeds).
+    type TableKind = (
+        Vec<&'static str>,
+        Vec<ColKind>,
+        u8,
+        bool,
+        (bool, bool),
+        Option<(usize, bool)>,
+        Option<(bool, bool)>,
+        Vec<Vec<i64>>,
+    );
 
     fn table() -> impl Strategy<Value = TableKind> {
         (
@@ -887,8 +999,9 @@ mod property {
             proptest::collection::vec(column(), 5),
             0u8..4,
             any::<bool>(),
-            any::<bool>(),
+            (any::<bool>(), proptest::bool::weighted(0.25)),
             proptest::option::of((0usize..5, any::<bool>())),
+            proptest::option::weighted(0.3, (any::<bool>(), any::<bool>())),
             proptest::collection::vec(proptest::collection::vec(-50i64..50, 5), 0..6),
         )
     }
@@ -899,17 +1012,19 @@ mod property {
                 names
                     .into_iter()
                     .zip(tables)
-                    .map(|(name, (cols, kinds, key, strict, in_old, index, rows))| {
+                    .map(|(name, (cols, kinds, key, strict, (in_old, renamed), index, generated, rows))| {
                         let cols: Vec<Col> = cols
                             .into_iter()
                             .zip(kinds)
-                            .map(|(n, (ty, nn, unique, nocase, in_old))| Col {
+                            .map(|(n, (ty, nn, unique, nocase, in_old, renamed))| Col {
                                 name: n.to_string(),
                                 ty: TYPES[ty],
                                 not_null_default: nn,
                                 unique,
                                 nocase,
                                 in_old,
+                                // SQLite refuses to rename a column to a name of the rowid.
+                                renamed: renamed && !["rowid", "oid"].contains(&n),
                             })
                             .collect();
                         let mut cols = cols;
@@ -917,7 +1032,7 @@ mod property {
                             cols[0].in_old = true; // an old table needs a column
                         }
                         let index = index.map(|(i, old)| (i % cols.len(), old));
-                        Tbl { name: name.to_string(), key, strict, in_old, cols, index, rows }
+                        Tbl { name: name.to_string(), key, strict, in_old, renamed, cols, index, generated, rows }
                     })
                     .collect()
             },
@@ -933,16 +1048,20 @@ mod property {
             // user_version makes SQLite write the file even with no table.
             let old: String = tables.iter().filter_map(|t| t.create(true)).chain(["PRAGMA user_version = 1;".into()]).collect();
             let rows: String = tables.iter().filter(|t| t.in_old).map(Tbl::inserts).collect();
-            let app = App::with_live(&new, &old, &rows);
-            let old_tables: Vec<&str> = tables.iter().filter(|t| t.in_old).map(|t| t.name.as_str()).collect();
-            let before: Vec<_> = old_tables.iter().map(|t| app.rows(t)).collect();
+            let renames: String = tables.iter().map(Tbl::renames).collect();
+            let app = App::with_live(&new, &old, &rows).check(&renames);
+            let old_tables: Vec<&Tbl> = tables.iter().filter(|t| t.in_old).collect();
+            let before: Vec<Vec<_>> = old_tables
+                .iter()
+                .map(|t| app.rows(&t.name(true)).iter().map(|r| t.renamed_row(r)).collect())
+                .collect();
             let first = app.heal(false);
             for action in &first.actions {
-                prop_assert_eq!(action.outcome, Outcome::Done, "{} failed: {}\n{}", action.id, action.detail, new);
+                prop_assert_eq!(action.outcome, Outcome::Done, "{} failed: {}\n{}\n{}", action.id, action.detail, old, new);
             }
             prop_assert_eq!(app.live_schema(), app.fresh_schema());
             for (table, rows) in old_tables.iter().zip(&before) {
-                assert_rows_kept(rows, &app.rows(table));
+                assert_rows_kept(rows, &app.rows(&table.name));
             }
             let second = app.heal(false);
             prop_assert!(second.actions.is_empty(), "second heal: {:?}", second.actions);
@@ -988,10 +1107,16 @@ mod cli {
         assert_eq!(
             steps,
             [
-                "-- app/data.db: every change below in one transaction",
+                "-- app/data.db: these steps commit together; each under a savepoint, so one that fails is undone alone",
+                "PRAGMA foreign_keys=ON;",
+                "PRAGMA legacy_alter_table=OFF;",
                 "BEGIN IMMEDIATE;",
+                "SAVEPOINT preflight_step;",
                 "ALTER TABLE \"users\" ADD COLUMN totp_secret TEXT;",
+                "RELEASE preflight_step;  -- on failure: ROLLBACK TO preflight_step",
+                "SAVEPOINT preflight_step;",
                 "CREATE INDEX users_email ON users(email);",
+                "RELEASE preflight_step;  -- on failure: ROLLBACK TO preflight_step",
                 "COMMIT;",
             ]
         );

@@ -1,25 +1,28 @@
-//! Carrying a database's steps out, in ONE transaction per database.
+//! Carrying a database's steps out, in units (`units.rs`): consecutive
+//! schema steps commit together, each rebuild and each data fix alone.
 //!
 //! Each finding that heal can repair gets its own operation (so reports,
 //! `--only` and the history stay per finding), but all the operations of a
-//! database share one [`Transaction`]: the first of them to be applied runs
-//! every step that is still planned, in one `BEGIN IMMEDIATE … COMMIT`, and
-//! the others report the outcome of their own step. "Still planned" is known
-//! without any registry: each operation holds a token, the transaction only
-//! a weak reference to it, so a finding dropped by `--only` drops its step
-//! (a step shared by several findings, like a rebuild, runs while any of
-//! them remains). The dry run prints the same thing: the first planned
-//! operation opens the transaction, the last one commits it.
+//! database share one [`Transaction`] plan: the first of them to be applied
+//! runs every step that is still planned, unit by unit, and the others
+//! report the outcome of their own step. "Still planned" is known without
+//! any registry: each operation holds a token, the plan only a weak
+//! reference to it, so a finding dropped by `--only` drops its step (a
+//! step shared by several findings, like a rebuild, runs while any of them
+//! remains). The dry run prints the same thing: the first planned
+//! operation of a unit opens its transaction, the last one commits it.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use anyhow::{anyhow, bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
-use super::datacheck;
+use super::budget;
 use super::live::{describe_error, has_sqlite_header, HealthCache, BUSY_TIMEOUT};
-use super::plan::{self, Sql, Step, StepKind, SAVEPOINT};
+use super::plan::{Step, StepKind};
+use super::units::{self, Guard, Unit, UnitKind};
 use crate::safety::{ApplyCtx, CustomOp};
 
 /// What became of one step: `None` when it was not planned any more.
@@ -68,6 +71,12 @@ pub fn operations(
     tokens.into_iter().map(|t| t.map(|(step, token)| StepOp { tx: tx.clone(), step, token })).collect()
 }
 
+/// Where the run's backup is, once taken.
+struct Backup {
+    copy: PathBuf,
+    bytes: u64,
+}
+
 impl Transaction {
     /// Steps with at least one finding still planned, in order.
     fn planned(&self) -> Vec<usize> {
@@ -103,159 +112,176 @@ impl Transaction {
 
     fn execute(&self, ctx: &mut ApplyCtx, planned: &[usize]) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
         let path = ctx.resolve(&self.db)?;
+        // SQLite changes the file in place, by path: it must be a regular
+        // file with a single link (another may lead outside the root)...
+        let identity = ctx.in_place(&self.db)?;
         // Checked again: the file must still be a database before it is opened for writing.
         if !has_sqlite_header(&path).with_context(|| format!("cannot read {}", self.db_name()))? {
             bail!("{} is no longer a SQLite database", self.db_name());
         }
-        let rebuild = planned.iter().any(|&s| self.steps[s].is_rebuild());
-        let backup = planned.iter().any(|&s| self.steps[s].needs_backup());
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags)
+        let mut conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| anyhow!("{} {}", self.db_name(), describe_error(&e)))?;
+        // ...and what SQLite opened must be the file found through the
+        // handles beneath the root, not one a swapped symlink led to.
+        let opened = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok();
+        if opened != Some(identity) || ctx.in_place(&self.db)? != identity {
+            bail!("{} changed while it was being opened; nothing was changed", self.db_name());
+        }
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // A data fix may not reach another file (ATTACH, VACUUM INTO).
         conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
-        let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
-        if rebuild {
-            // Outside any transaction: inside one, SQLite ignores it.
-            conn.execute_batch("PRAGMA foreign_keys=OFF; PRAGMA legacy_alter_table=ON;")?;
-            let now: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
-            if now != 0 {
-                bail!("foreign keys could not be switched off; no table was rebuilt");
+        let guard = Guard::install(&mut conn)?;
+        let wants_backup = planned.iter().any(|&s| self.steps[s].needs_backup());
+        let mut expected = self.schema_version;
+        let mut backup: Option<Backup> = None;
+        let mut results: Vec<(usize, Result<String, String>)> = Vec::new();
+        let mut stopped: Option<String> = None;
+        for unit in units::schedule(&self.steps, planned) {
+            if let Some(why) = &stopped {
+                results.extend(unit.steps.iter().map(|&s| (s, Err(why.clone()))));
+                continue;
+            }
+            let take_backup = wants_backup && backup.is_none();
+            match self.run_unit(ctx, &conn, &guard, &unit, &mut expected, take_backup, &mut backup) {
+                Ok(outcomes) => results.extend(outcomes),
+                Err(e) => {
+                    // Locked, changed by someone else, no room for the backup: no later unit runs either.
+                    let why = format!("{e:#}");
+                    results.extend(unit.steps.iter().map(|&s| (s, Err(why.clone()))));
+                    stopped = Some(why);
+                }
             }
         }
-        let name = self.db_name();
-        let result = in_transaction(&conn, &name, || self.body(ctx, &conn, planned, backup, rebuild));
-        if rebuild {
-            conn.execute_batch(&format!("PRAGMA legacy_alter_table=OFF; PRAGMA foreign_keys={foreign_keys};"))?;
+        if let Some((_, Ok(detail))) = results.iter_mut().find(|(s, o)| o.is_ok() && self.steps[*s].is_rebuild()) {
+            // Outside any transaction, once: the old tables' pages are free inside the file.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            // VACUUM attaches its own temporary database; no fix runs any more.
+            if conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 1).is_ok() {
+                detail.push_str(&budget::reclaim(&conn, dir).unwrap_or_default());
+            }
         }
-        result
-    }
-
-    fn body(
-        &self,
-        ctx: &mut ApplyCtx,
-        conn: &Connection,
-        planned: &[usize],
-        backup: bool,
-        rebuild: bool,
-    ) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
-        let now: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
-        if now != self.schema_version {
-            bail!("the schema of {} changed since it was checked; run heal again", self.db_name());
-        }
-        let mut note = String::new();
-        if backup {
-            let copy = backup_into(ctx, conn, &ctx.resolve(&self.db)?, &self.db)?;
-            note = format!("; backup in {}", copy.strip_prefix(ctx.root()).unwrap_or(&copy).display());
-        }
-        let baseline = if rebuild { violations(conn)? } else { Vec::new() };
-        let mut results = Vec::new();
-        for &s in planned {
-            let step = &self.steps[s];
-            let result = match &step.kind {
-                StepKind::Schema(sql) => run_statements(conn, sql, &baseline).map(|_| "done".to_string()),
-                StepKind::Rebuild(sql) => {
-                    run_statements(conn, sql, &baseline).map(|rows| format!("{rows} rows copied with their rowids"))
+        drop(conn); // the pragmas set for the units end with it
+        let committed = |s: usize| results.iter().any(|(r, o)| *r == s && o.is_ok());
+        let protected = planned.iter().any(|&s| self.steps[s].needs_backup() && committed(s));
+        if let Some(b) = &backup {
+            if protected {
+                let shown = b.copy.strip_prefix(ctx.root()).unwrap_or(&b.copy).display().to_string();
+                let note = format!("; backup ({}) in {shown}", crate::runtime::size::human_bytes(b.bytes));
+                if let Some((_, Ok(detail))) =
+                    results.iter_mut().find(|(s, o)| o.is_ok() && self.steps[*s].needs_backup())
+                {
+                    detail.push_str(&note);
                 }
-                StepKind::DataFix { check, fix } => {
-                    let outcome = data_fix(conn, check, fix);
-                    if conn.is_autocommit() {
-                        bail!(
-                            "the fix of a data check ended the transaction (a fix must not BEGIN, COMMIT or ROLLBACK)"
-                        );
-                    }
-                    results.push((s, outcome));
-                    continue;
-                }
-            };
-            results.push((s, Ok(result.with_context(|| format!("`{}` failed", step.label))?)));
+            } else {
+                // Nothing it protects was kept: a failed run keeps no backup of its own.
+                // Past the commits, an error here must not report them as failed.
+                let _ = ctx.discard_saved(&b.copy);
+            }
         }
-        if let Some((_, Ok(first))) = results.first_mut() {
-            first.push_str(&note);
+        let any_kept = results.iter().any(|(_, o)| o.is_ok());
+        let suffix = match any_kept {
+            true => "; only this step was undone, the other changes were kept".to_string(),
+            false => format!("; nothing in {} was changed", self.db_name()),
+        };
+        for (_, outcome) in results.iter_mut() {
+            if let Err(e) = outcome {
+                e.push_str(&suffix);
+            }
         }
         Ok(results)
     }
-}
 
-/// `BEGIN IMMEDIATE`, `f`, `COMMIT`; `ROLLBACK` when anything fails.
-fn in_transaction<T>(conn: &Connection, db: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| anyhow!("{db} {}", describe_error(&e)))?;
-    let committed = f().and_then(|value| match conn.execute_batch("COMMIT") {
-        Ok(()) => Ok(value),
-        Err(e) => Err(anyhow!("COMMIT failed: {}", describe_error(&e))),
-    });
-    if committed.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    committed
-}
-
-/// Runs schema statements; returns the rows the copy of a rebuild inserted.
-fn run_statements(conn: &Connection, sql: &[Sql], baseline: &[String]) -> anyhow::Result<usize> {
-    let mut copied = 0;
-    for statement in sql {
-        match statement {
-            Sql::Exec(text) => {
-                let changed = conn.execute(text, []).with_context(|| format!("`{}`", text.trim()))?;
-                if text.starts_with("INSERT INTO") {
-                    copied = changed;
-                }
+    /// Runs one unit in its own transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn run_unit(
+        &self,
+        ctx: &mut ApplyCtx,
+        conn: &Connection,
+        guard: &Guard,
+        unit: &Unit,
+        expected: &mut i64,
+        take_backup: bool,
+        backup: &mut Option<Backup>,
+    ) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
+        units::prepare(conn, unit.kind)?;
+        let db = self.db_name();
+        let path = ctx.resolve(&self.db)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| anyhow!("{db} {}", describe_error(&e)))?;
+        let ready = (|| -> anyhow::Result<()> {
+            let now: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+            if now != *expected {
+                bail!("the schema of {db} changed since it was checked; run heal again");
             }
-            Sql::Note(_) => {}
-            Sql::ForeignKeyCheck => {
-                let new: Vec<String> = violations(conn)?.into_iter().filter(|v| !baseline.contains(v)).collect();
-                if !new.is_empty() {
-                    bail!("PRAGMA foreign_key_check reports {} new violation(s), first {}", new.len(), new[0]);
-                }
+            if take_backup {
+                let need = budget::database_bytes(conn)?;
+                budget::ensure(ctx.root(), need, &format!("the backup of {db}"))?;
+                let copy = backup_into(ctx, &path, &self.db)?;
+                let bytes = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or_default();
+                *backup = Some(Backup { copy, bytes });
             }
+            Ok(())
+        })();
+        if let Err(e) = ready {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
         }
+        let mut outcomes: Vec<Result<String, String>> = match unit.kind {
+            UnitKind::Schema => match units::run_schema(conn, &self.steps, unit) {
+                Ok(outcomes) => outcomes,
+                Err(e) => vec![Err(format!("{e:#}")); unit.steps.len()],
+            },
+            UnitKind::Rebuild | UnitKind::DataFix => {
+                let step = &self.steps[unit.steps[0]];
+                vec![match &step.kind {
+                    StepKind::Rebuild { table, sql } => budget::rebuild_need(conn, table)
+                        .map_err(|e| e.to_string())
+                        .and_then(|need| {
+                            let what = format!("the rebuild of table {table}");
+                            budget::ensure(dir, need, &what).map_err(|e| format!("{e:#}"))
+                        })
+                        .and_then(|()| units::run_rebuild(conn, table, sql)),
+                    StepKind::DataFix { check, fix } => units::run_data_fix(conn, guard, check, fix),
+                    StepKind::Schema(_) => Err("not a rebuild".into()),
+                }]
+            }
+        };
+        let whole = !unit.kind.savepoints(unit.steps.len());
+        let failed = outcomes.iter().any(Result::is_err);
+        if whole && failed {
+            let _ = conn.execute_batch("ROLLBACK");
+            // Explained once rolled back: the rows are as they were.
+            let step = &self.steps[unit.steps[0]];
+            let rebuilt = match &step.kind {
+                StepKind::Rebuild { table, .. } => Some(table.as_str()),
+                _ => None,
+            };
+            if let Some(Err(e)) = outcomes.first_mut() {
+                *e = match step.kind {
+                    StepKind::DataFix { .. } => format!("{e}; the fix's changes were undone"),
+                    _ => units::failure(conn, step, e, rebuilt),
+                };
+            }
+        } else if let Err(e) = conn.execute_batch("COMMIT") {
+            let _ = conn.execute_batch("ROLLBACK");
+            let why = format!("COMMIT failed: {}", describe_error(&e));
+            outcomes = vec![Err(why); unit.steps.len()];
+        }
+        // Unknown, the next unit cannot tell its own change from someone else's: it stops.
+        *expected = conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap_or(i64::MIN);
+        Ok(unit.steps.iter().copied().zip(outcomes).collect())
     }
-    Ok(copied)
-}
-
-/// Rows of `PRAGMA foreign_key_check`, as text.
-fn violations(conn: &Connection) -> anyhow::Result<Vec<String>> {
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-    let rows = stmt.query_map([], |r| {
-        let table: String = r.get(0)?;
-        let rowid: Option<i64> = r.get(1)?;
-        let parent: String = r.get(2)?;
-        Ok(format!("{table} row {} → {parent}", rowid.map_or("?".into(), |i| i.to_string())))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// A data fix under a savepoint; undone (only it) when it fails or leaves rows.
-fn data_fix(conn: &Connection, check: &str, fix: &str) -> Result<String, String> {
-    conn.execute_batch(&format!("SAVEPOINT {SAVEPOINT}")).map_err(|e| e.to_string())?;
-    let outcome = match conn.execute_batch(fix) {
-        Err(e) => Err(format!("the fix failed: {e}")),
-        Ok(()) => match datacheck::rows(conn, check) {
-            Ok((0, _)) => Ok("fix ran; the check now returns no rows".to_string()),
-            Ok((n, _)) => Err(format!("the fix ran but the check still returns {n} row(s)")),
-            Err(e) => Err(format!("the check fails after the fix: {e}")),
-        },
-    };
-    if conn.is_autocommit() {
-        return outcome; // the caller reports the broken transaction
-    }
-    let end = match outcome {
-        Ok(_) => format!("RELEASE {SAVEPOINT}"),
-        Err(_) => format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"),
-    };
-    conn.execute_batch(&end).map_err(|e| e.to_string())?;
-    outcome.map_err(|e| format!("{e}; the fix's changes were undone"))
 }
 
 /// Copies the database with SQLite's online backup API into the run's
-/// backup folder. Called while `_writer` holds the write lock and before it
-/// writes anything, so the copy is exactly the database before the
+/// backup folder. Called while the writer holds the write lock and before
+/// it writes anything, so the copy is exactly the database before the
 /// changes. The copy is read through a second connection: SQLite refuses a
 /// backup from a connection inside a write transaction.
-fn backup_into(ctx: &mut ApplyCtx, _writer: &Connection, path: &Path, db: &Path) -> anyhow::Result<PathBuf> {
+fn backup_into(ctx: &mut ApplyCtx, path: &Path, db: &Path) -> anyhow::Result<PathBuf> {
     use rusqlite::backup::{Backup, StepResult};
-    let target = ctx.backup_path(db)?;
+    let (target, kept) = ctx.backup_path(db)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let source = Connection::open_with_flags(path, flags)?;
     source.busy_timeout(BUSY_TIMEOUT)?;
@@ -271,10 +297,9 @@ fn backup_into(ctx: &mut ApplyCtx, _writer: &Connection, path: &Path, db: &Path)
         }
     }
     drop(copy);
-    // The database may hold secrets: the copy is the owner's only.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::File::open(&target)?.sync_all()?;
+    // `kept` is the private (0600) file the context created, which SQLite
+    // filled by path: made durable through that handle.
+    kept.sync_all()?;
     Ok(target)
 }
 
@@ -296,15 +321,26 @@ impl CustomOp for StepOp {
             return vec![format!("-- done by `{}` above", self.step().label)];
         }
         let planned = self.tx.planned();
-        let rebuild = planned.iter().any(|&s| self.tx.steps[s].is_rebuild());
         let backup = planned.iter().any(|&s| self.tx.steps[s].needs_backup());
+        let schedule = units::schedule(&self.tx.steps, &planned);
+        let Some((n, unit)) = schedule.iter().enumerate().find(|(_, u)| u.steps.contains(&self.step)) else {
+            return self.step().lines();
+        };
         let mut lines = Vec::new();
-        if planned.first() == Some(&self.step) {
-            lines.extend(plan::prologue(&self.tx.db_name(), rebuild, backup));
+        if unit.steps.first() == Some(&self.step) {
+            lines.push(unit.kind.heading(&self.tx.db_name(), unit.steps.len()));
+            lines.extend(unit.kind.pragmas());
+            lines.push("BEGIN IMMEDIATE;".into());
+            if n == 0 && backup {
+                lines.push(format!(
+                    "-- back up {} into .preflight/backups/<run>/ (SQLite online backup)",
+                    self.tx.db_name()
+                ));
+            }
         }
-        lines.extend(self.step().lines());
-        if planned.last() == Some(&self.step) {
-            lines.extend(plan::epilogue(rebuild));
+        lines.extend(units::step_lines(self.step(), unit.kind.savepoints(unit.steps.len())));
+        if unit.steps.last() == Some(&self.step) {
+            lines.push("COMMIT;".into());
         }
         lines
     }
@@ -312,7 +348,11 @@ impl CustomOp for StepOp {
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
         let mut outcome = self.tx.outcome.lock().unwrap_or_else(|e| e.into_inner());
         let results = outcome.get_or_insert_with(|| self.tx.run(ctx));
-        match results.get(self.step).cloned().flatten() {
+        let result = results.get(self.step).cloned().flatten();
+        if matches!(result, Some(Ok(_))) {
+            ctx.note_changed(&self.tx.db);
+        }
+        match result {
             Some(Ok(detail)) if self.leads() => Ok(detail),
             Some(Ok(_)) => Ok("done in the same step as the finding above".to_string()),
             Some(Err(e)) => Err(anyhow!(e)),

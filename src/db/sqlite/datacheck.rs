@@ -60,7 +60,7 @@ pub fn message(count: usize, first: &[String]) -> String {
     format!("the check returns {count}{more} {noun}: {}", first.join(", "))
 }
 
-fn render(value: ValueRef) -> String {
+pub fn render(value: ValueRef) -> String {
     match value {
         ValueRef::Null => "NULL".into(),
         ValueRef::Integer(i) => i.to_string(),

@@ -1,38 +1,81 @@
 //! The desired schema: the manifest's DDL file, loaded into an in-memory
-//! SQLite so that SQLite itself parses it. A file that does not load is a
-//! manifest-level error, naming the file and SQLite's message.
+//! SQLite so that SQLite itself parses it. The file may hold only
+//! declarations and seed rows (`statements.rs` asks SQLite what each
+//! statement does before it runs); a statement that is anything else, or
+//! that does not load, is a manifest-level error naming the file, the
+//! line and the statement.
 
 use std::path::Path;
 
 use anyhow::Context;
 use rusqlite::Connection;
 
-use super::introspect::{self, Schema};
+use super::introspect::{self, key, Schema};
+use super::statements::{self, Class, Recorder};
 
 /// The DDL loaded and described. The connection stays open for the
 /// per-column details, read only for tables that need them.
 pub struct Desired {
     pub conn: Connection,
     pub schema: Schema,
+    /// The file's INSERT statements, in file order: applied when heal
+    /// creates the table they fill.
+    pub seeds: Vec<Seed>,
+}
+
+/// An INSERT of seed rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seed {
+    /// The table it fills, as [`key`] folds it.
+    pub table: String,
+    pub sql: String,
+}
+
+impl Desired {
+    /// The seed statements of `table`, in file order.
+    pub fn seeds_of(&self, table: &str) -> Vec<String> {
+        self.seeds.iter().filter(|s| s.table == key(table)).map(|s| s.sql.clone()).collect()
+    }
 }
 
 /// The text of the DDL file `rel` (relative to `root`).
 pub fn read(root: &Path, rel: &Path) -> anyhow::Result<String> {
     let path = crate::fsutil::resolve(root, rel)?;
-    std::fs::read_to_string(&path).with_context(|| format!("cannot read schema file {}", rel.display()))
+    let mut text = String::new();
+    // A FIFO or device in its place is refused at once, never waited on.
+    crate::fsutil::open_regular(&path)
+        .and_then(|mut file| std::io::Read::read_to_string(&mut file, &mut text))
+        .with_context(|| format!("cannot read schema file {}", rel.display()))?;
+    Ok(text)
 }
 
 /// Loads the DDL text read from `rel` into a fresh in-memory database.
 pub fn parse(ddl: &str, rel: &Path) -> anyhow::Result<Desired> {
-    from_ddl(ddl).with_context(|| format!("schema file {} does not load", rel.display()))
+    from_ddl(ddl).with_context(|| format!("schema file {}", rel.display()))
 }
 
-/// Loads DDL text; the error is SQLite's own message.
+/// Loads DDL text statement by statement; the error names the line, the
+/// statement, and SQLite's message or why the statement is refused.
 pub fn from_ddl(ddl: &str) -> anyhow::Result<Desired> {
-    let conn = sandbox()?;
-    conn.execute_batch(ddl).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = sandbox()?;
+    let recorder = Recorder::install(&mut conn)?;
+    let mut seeds = Vec::new();
+    for statement in statements::split(ddl) {
+        let line = statement.line;
+        let shown = statements::shown(&statement.text);
+        match recorder.run(&conn, &statement.text) {
+            Err(e) => anyhow::bail!("line {line}: `{shown}` does not load: {e}"),
+            Ok(Err(why)) => anyhow::bail!(
+                "line {line}: `{shown}` is refused: {why}; a schema file holds CREATE TABLE / INDEX / VIEW / \
+                 TRIGGER / VIRTUAL TABLE and INSERT seed rows for the tables it creates"
+            ),
+            Ok(Ok(Some(Class::Seed { table }))) => seeds.push(Seed { table: key(&table), sql: statement.text }),
+            Ok(Ok(_)) => {}
+        }
+    }
+    conn.authorizer(None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>)?;
     let schema = introspect::load(&conn)?;
-    Ok(Desired { conn, schema })
+    Ok(Desired { conn, schema, seeds })
 }
 
 /// An in-memory database that cannot reach any file: `ATTACH` (and
@@ -55,7 +98,7 @@ mod tests {
         let ddl = read(root.path(), Path::new("bad.sql")).unwrap();
         let err = parse(&ddl, Path::new("bad.sql")).err().unwrap();
         let text = format!("{err:#}");
-        assert!(text.contains("bad.sql") && text.contains("syntax error"), "{text}");
+        assert!(text.contains("bad.sql") && text.contains("line 1") && text.contains("syntax error"), "{text}");
     }
 
     #[test]
@@ -74,5 +117,21 @@ mod tests {
         let t = d.schema.tables.get_mut("t").unwrap();
         introspect::load_details(&d.conn, t).unwrap();
         assert_eq!(t.columns[0].collation.as_deref(), Some("NOCASE"));
+    }
+
+    #[test]
+    fn a_refused_statement_names_its_line_and_nothing_after_it_runs() {
+        let ddl = "CREATE TABLE users(id INTEGER PRIMARY KEY);\nPRAGMA writable_schema=ON;\n\
+                   INSERT INTO sqlite_schema VALUES ('view', 'v', 'v', 0, 'CREATE VIEW v AS SELECT 1');";
+        let err = format!("{:#}", from_ddl(ddl).err().unwrap());
+        assert!(err.contains("line 2") && err.contains("`PRAGMA writable_schema=ON` is refused"), "{err}");
+    }
+
+    #[test]
+    fn seed_rows_are_kept_with_their_table() {
+        let d =
+            from_ddl("CREATE TABLE Roles(name TEXT); INSERT INTO roles VALUES ('admin'); CREATE TABLE u(x);").unwrap();
+        assert_eq!(d.seeds_of("ROLES"), ["INSERT INTO roles VALUES ('admin');"]);
+        assert!(d.seeds_of("u").is_empty());
     }
 }

@@ -12,9 +12,41 @@ use super::desired::Desired;
 use super::introspect::{self, key, triggers_on, Column, Schema, Table};
 use super::objects;
 use super::plan::Step;
-use super::rebuild;
+use super::rebuild::{self, Backfills};
+use crate::db::ignore::Ignore;
 use crate::db::DRIFT;
 use crate::finding::Severity;
+use crate::manifest::BackfillSpec;
+
+/// The live database as the comparison reads it: its schema (the live
+/// file, or a scratch copy with the renames applied, see `rename.rs`) and
+/// its rows (the live file, under the new names).
+#[derive(Clone, Copy)]
+pub struct LiveDb<'a> {
+    pub schema: &'a Connection,
+    pub rows: &'a Connection,
+}
+
+/// What the comparison may propose.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// Rebuilds for type, nullability, default or key changes.
+    pub allow_rebuild: bool,
+    /// Values for existing rows of NOT NULL columns (`[[database.backfill]]`).
+    pub backfills: &'a [BackfillSpec],
+    /// Expected drift, not reported.
+    pub ignore: Option<&'a Ignore>,
+}
+
+impl Rules<'_> {
+    fn backfills_of(&self, table: &str) -> Backfills {
+        self.backfills
+            .iter()
+            .filter(|b| key(&b.table) == key(table))
+            .map(|b| (key(&b.column), b.value.clone()))
+            .collect()
+    }
+}
 
 /// The differences of one database, and the steps that repair them.
 pub type Diff = crate::db::Diff<Step>;
@@ -22,13 +54,7 @@ pub type Diff = crate::db::Diff<Step>;
 /// Compares. `conn` is the live (read-only) connection; per-column details
 /// (collations, AUTOINCREMENT) are read, on both sides, only for tables
 /// whose statement differs from the DDL's.
-pub fn compare(
-    conn: &Connection,
-    live: &mut Schema,
-    desired: &mut Desired,
-    base: &str,
-    allow_rebuild: bool,
-) -> anyhow::Result<Diff> {
+pub fn compare(db: LiveDb, live: &mut Schema, desired: &mut Desired, base: &str, rules: Rules) -> anyhow::Result<Diff> {
     let mut diff = Diff::default();
     let mut wanted: Vec<(i64, String)> = desired.schema.tables.iter().map(|(k, t)| (t.order, k.clone())).collect();
     wanted.sort();
@@ -36,7 +62,7 @@ pub fn compare(
         let Some(d) = desired.schema.tables.get(&k) else { continue };
         let id = format!("{base}:table:{}", d.name);
         let Some(l) = live.tables.get_mut(&k) else {
-            let step = diff.add_step(create_table(d, &desired.schema));
+            let step = diff.add_step(create_table(d, desired));
             diff.push(id, Severity::Critical, "table is missing", Some(step));
             continue;
         };
@@ -50,33 +76,43 @@ pub fn compare(
             }
             continue;
         }
-        introspect::load_details(conn, l)?;
+        introspect::load_details(db.schema, l)?;
         if let Some(d) = desired.schema.tables.get_mut(&k) {
             introspect::load_details(&desired.conn, d)?;
         }
         let Some(d) = desired.schema.tables.get(&k) else { continue };
         let before = diff.differences.len();
-        compare_table(conn, &mut diff, live, d, &id, allow_rebuild);
+        compare_table(db.rows, &mut diff, live, d, &id, rules);
         if diff.differences.len() == before {
             diff.same_tables.push(id);
         }
     }
     let desired = &desired.schema;
-    for l in live.tables.values().filter(|l| !desired.tables.contains_key(&key(&l.name))) {
+    let ignored = |name: &str| rules.ignore.is_some_and(|i| i.name(name));
+    for l in live.tables.values().filter(|l| !desired.tables.contains_key(&key(&l.name)) && !ignored(&l.name)) {
         diff.push(format!("{base}:table:{}", l.name), Severity::Warning, format!("table {DRIFT}"), None);
     }
-    objects::compare_indexes(&mut diff, live, desired, base);
-    objects::compare_objects(&mut diff, live, desired, base, "view");
-    objects::compare_objects(&mut diff, live, desired, base, "trigger");
+    objects::compare_indexes(&mut diff, live, desired, base, rules.ignore);
+    objects::compare_objects(&mut diff, (live, desired), base, "view", rules.ignore);
+    objects::compare_objects(&mut diff, (live, desired), base, "trigger", rules.ignore);
     Ok(diff)
 }
 
-/// CREATE TABLE and the indexes and triggers the DDL declares on it.
-fn create_table(d: &Table, desired: &Schema) -> Step {
+/// CREATE TABLE, its seed rows, and the indexes and triggers the DDL
+/// declares on it. Seed rows go in before the triggers exist: they are
+/// the table's first content, not events.
+fn create_table(d: &Table, desired: &Desired) -> Step {
+    let schema = &desired.schema;
+    let seeds = desired.seeds_of(&d.name);
+    let mut label = format!("create table {}", quote(&d.name));
+    if !seeds.is_empty() {
+        label.push_str(&format!(" with its seed rows ({} INSERT)", seeds.len()));
+    }
     let mut statements = vec![d.sql.clone()];
-    statements.extend(desired.indexes.values().filter(|i| key(&i.table) == key(&d.name)).filter_map(|i| i.sql.clone()));
-    statements.extend(triggers_on(desired, &d.name).into_iter().map(|t| t.sql.clone()));
-    Step::schema(format!("create table {}", quote(&d.name)), statements)
+    statements.extend(seeds);
+    statements.extend(schema.indexes.values().filter(|i| key(&i.table) == key(&d.name)).filter_map(|i| i.sql.clone()));
+    statements.extend(triggers_on(schema, &d.name).into_iter().map(|t| t.sql.clone()));
+    Step::schema(label, statements)
 }
 
 /// What differs in a table present on both sides.
@@ -109,13 +145,14 @@ fn find(columns: &[Column], name: &str) -> Option<usize> {
 }
 
 /// Columns and table-level properties of a table present on both sides.
-fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, allow_rebuild: bool) {
+fn compare_table(conn: &Connection, diff: &mut Diff, live_schema: &Schema, d: &Table, id: &str, rules: Rules) {
     let Some(l) = live_schema.tables.get(&key(&d.name)) else { return };
-    for extra in l.columns.iter().filter(|c| find(&d.columns, &c.name).is_none()) {
+    let ignored = |c: &Column| rules.ignore.is_some_and(|i| i.column(&l.name, &c.name));
+    for extra in l.columns.iter().filter(|c| find(&d.columns, &c.name).is_none() && !ignored(c)) {
         diff.push(format!("{id}:column:{}", extra.name), Severity::Warning, format!("column {DRIFT}"), None);
     }
     let td = table_diff(l, d);
-    let repair = plan_repair(conn, diff, live_schema, l, d, &td, allow_rebuild);
+    let repair = plan_repair(conn, diff, live_schema, (l, d), &td, rules);
     let hint = &repair.hint;
     if !td.table_level.is_empty() {
         let message = format!("table differs from the schema: {}{hint}", td.table_level.join("; "));
@@ -164,13 +201,12 @@ fn plan_repair(
     conn: &Connection,
     diff: &mut Diff,
     live_schema: &Schema,
-    l: &Table,
-    d: &Table,
+    (l, d): (&Table, &Table),
     td: &TableDiff,
-    allow_rebuild: bool,
+    rules: Rules,
 ) -> Repair {
     let additions = if td.missing.is_empty() { Some(Vec::new()) } else { try_add_columns(conn, l, d, &td.missing) };
-    let needs_rebuild = if td.structural() { allow_rebuild } else { additions.is_none() };
+    let needs_rebuild = if td.structural() { rules.allow_rebuild } else { additions.is_none() };
     if !needs_rebuild {
         let hint = match td.structural() {
             true => {
@@ -180,14 +216,11 @@ fn plan_repair(
         };
         return Repair { additions, rebuild: None, hint: hint.into() };
     }
-    let unfillable = unfillable(conn, l, d, &td.missing);
+    let backfills = rules.backfills_of(&d.name);
+    let unfillable = unfillable(conn, l, d, &td.missing, &backfills);
     let planned = match unfillable.is_empty() {
-        true => rebuild::plan(live_schema, l, d),
-        false => Err(anyhow::anyhow!(
-            "{} NOT NULL without a DEFAULT and the table has rows, which would have no value; \
-             give the column a DEFAULT in the schema or fill the table by hand",
-            unfillable.join(", ")
-        )),
+        true => rebuild::plan(live_schema, l, d, &backfills),
+        false => Err(anyhow::anyhow!("{}", advice(d, &unfillable))),
     };
     match planned {
         Ok(step) => Repair { additions, rebuild: Some(diff.add_step(step)), hint: String::new() },
@@ -227,14 +260,47 @@ fn try_add_columns(conn: &Connection, l: &Table, d: &Table, missing: &[&Column])
     (uniques_kept && fks_kept).then_some(statements)
 }
 
+/// What to do about missing NOT NULL columns the rows would have no value
+/// for. A DEFAULT gives every row the same value, which a UNIQUE column
+/// refuses: then only a backfill expression can fill them.
+fn advice(d: &Table, unfillable: &[&Column]) -> String {
+    let names: Vec<String> = unfillable.iter().map(|c| quote(&c.name)).collect();
+    let first = &unfillable[0].name;
+    let unique = unfillable.iter().any(|c| d.unique_keys.iter().any(|k| k.contains(&key(&c.name))));
+    let example = format!(
+        "[[database.backfill]] column = \"{}.{first}\", value = \"<an SQL expression, evaluated per row>\"",
+        d.name
+    );
+    let verb = if names.len() == 1 { "is" } else { "are" };
+    let head = format!(
+        "{} {verb} NOT NULL without a DEFAULT and the table has rows, which would have no value",
+        names.join(", ")
+    );
+    match unique {
+        true => format!(
+            "{head}; a DEFAULT would give every row the same value, which UNIQUE refuses: declare a value per row \
+             with {example}"
+        ),
+        false => format!("{head}; declare their value with {example}, or give the column a DEFAULT in the schema"),
+    }
+}
+
 /// Missing columns a copy of the rows cannot fill: NOT NULL, no default,
-/// not generated, not the rowid. Empty when the live table has no rows.
-fn unfillable(conn: &Connection, l: &Table, d: &Table, missing: &[&Column]) -> Vec<String> {
+/// no backfill, not generated, not the rowid. Empty when the live table
+/// has no rows.
+fn unfillable<'a>(
+    conn: &Connection,
+    l: &Table,
+    d: &Table,
+    missing: &[&'a Column],
+    backfills: &Backfills,
+) -> Vec<&'a Column> {
     let alias = rebuild::rowid_alias(d);
-    let names: Vec<String> = missing
+    let names: Vec<&Column> = missing
         .iter()
+        .copied()
         .filter(|c| c.not_null && c.default.is_none() && !c.is_generated() && alias != Some(c.name.as_str()))
-        .map(|c| quote(&c.name))
+        .filter(|c| !backfills.contains_key(&key(&c.name)))
         .collect();
     let has_rows = || conn.query_row(&format!("SELECT 1 FROM {} LIMIT 1", quote(&l.name)), [], |_| Ok(())).is_ok();
     if names.is_empty() || !has_rows() {

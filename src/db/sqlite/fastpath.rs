@@ -8,7 +8,10 @@
 //! leading keywords normalised, as SQLite does when it stores them). Equal
 //! sets of statements are the same schema. Anything else — another kind of
 //! statement, a comment SQLite keeps, a single difference — falls back to
-//! the full comparison, so this can only ever save time.
+//! the full comparison, so this can only ever save time. A file that is
+//! only CREATE statements SQLite stored word for word holds nothing a
+//! schema file may not; every other statement (seed rows included) takes
+//! the full path, where SQLite classifies it.
 
 use std::ffi::CString;
 
@@ -19,8 +22,7 @@ use super::coldef::squeeze;
 /// The live table names when the live schema is exactly the DDL's
 /// statements, else `None`.
 pub fn converged(conn: &Connection, ddl: &str) -> rusqlite::Result<Option<Vec<String>>> {
-    let statements = split(ddl).map(|s| s.into_iter().filter(|s| !is_schema_neutral(s)).collect::<Vec<_>>());
-    let Some(mut wanted) = statements.and_then(|s| s.iter().map(|s| canonical(s)).collect::<Option<Vec<_>>>()) else {
+    let Some(mut wanted) = split(ddl).and_then(|s| s.iter().map(|s| canonical(s)).collect::<Option<Vec<_>>>()) else {
         return Ok(None);
     };
     let mut stmt = conn.prepare(
@@ -63,13 +65,6 @@ fn split(ddl: &str) -> Option<Vec<String>> {
         return None; // a last statement without `;`: let SQLite judge it
     }
     Some(statements)
-}
-
-/// Statements that leave `sqlite_schema` as it is, often found at the top
-/// of a DDL file: PRAGMAs and transaction brackets.
-fn is_schema_neutral(statement: &str) -> bool {
-    let word = statement.split([' ', ';']).next().unwrap_or("");
-    ["PRAGMA", "BEGIN", "COMMIT", "END"].iter().any(|k| word.eq_ignore_ascii_case(k))
 }
 
 fn is_complete(sql: &str) -> Option<bool> {
@@ -116,9 +111,9 @@ mod tests {
     #[test]
     fn a_database_built_from_the_ddl_is_recognised() {
         let ddl =
-            "PRAGMA foreign_keys = ON; BEGIN TRANSACTION;\n-- users\ncreate  table if not exists users (id INTEGER PRIMARY KEY, name TEXT DEFAULT 'a  b'); -- x\n\
+            "-- users\ncreate  table if not exists users (id INTEGER PRIMARY KEY, name TEXT DEFAULT 'a  b'); -- x\n\
                    CREATE UNIQUE INDEX users_name ON users(name) /* kept by SQLite */;\n\
-                   CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1; SELECT 2; END; COMMIT;";
+                   CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1; SELECT 2; END;";
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(ddl).unwrap();
         assert_eq!(converged(&conn, ddl).unwrap(), Some(vec!["users".to_string()]));
@@ -135,6 +130,12 @@ mod tests {
             None
         );
         assert_eq!(converged(&conn, "CREATE TEMP TABLE t(a TEXT DEFAULT 'a  b');").unwrap(), None);
+        // Not declarations: the full path refuses them, so they never pass here.
+        assert_eq!(
+            converged(&conn, "PRAGMA writable_schema=ON; CREATE TABLE t(a TEXT DEFAULT 'a  b');").unwrap(),
+            None
+        );
+        assert_eq!(converged(&conn, "BEGIN; CREATE TABLE t(a TEXT DEFAULT 'a  b'); COMMIT;").unwrap(), None);
     }
 
     proptest::proptest! {

@@ -10,15 +10,16 @@ use super::diff;
 /// differences first found; DDL that SQLite refuses is an `Err`.
 #[doc(hidden)]
 pub fn compare_ddl(live_ddl: &str, desired_ddl: &str) -> anyhow::Result<usize> {
-    let Desired { conn, schema: mut live } = desired::from_ddl(live_ddl)?;
+    let Desired { conn, schema: mut live, .. } = desired::from_ddl(live_ddl)?;
     let mut desired = desired::from_ddl(desired_ddl)?;
-    let diff = diff::compare(&conn, &mut live, &mut desired, "db:fuzz", true)?;
+    let rules = diff::Rules { allow_rebuild: true, backfills: &[], ignore: None };
+    let diff = diff::compare(diff::LiveDb { schema: &conn, rows: &conn }, &mut live, &mut desired, "db:fuzz", rules)?;
     for step in diff.steps.iter().filter(|s| !s.is_rebuild()) {
         // Steps SQLite refuses are the verifier's business; here only a panic counts.
         let _ = conn.execute_batch(&step.lines().join("\n"));
     }
     let mut after = super::introspect::load(&conn)?;
     let mut desired = desired::from_ddl(desired_ddl)?;
-    diff::compare(&conn, &mut after, &mut desired, "db:fuzz", true)?;
+    diff::compare(diff::LiveDb { schema: &conn, rows: &conn }, &mut after, &mut desired, "db:fuzz", rules)?;
     Ok(diff.differences.len())
 }

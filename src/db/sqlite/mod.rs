@@ -20,6 +20,7 @@
 //! that holds data. `docs/databases.md` is the user's view of all this.
 
 mod apply;
+mod budget;
 mod coldef;
 mod create;
 mod datacheck;
@@ -33,8 +34,12 @@ mod live;
 mod objects;
 mod ondisk;
 mod plan;
+mod precheck;
 mod rebuild;
 mod recover;
+mod rename;
+mod statements;
+mod units;
 mod verify;
 
 use std::path::Path;
@@ -97,7 +102,7 @@ pub fn inspect(root: &Path, spec: &DatabaseSpec, options: Options, cache: &Healt
             let op = create::CreateDatabase {
                 db: spec.path.clone(),
                 schema: spec.schema.clone(),
-                statements: plan::create_statements(&desired.schema),
+                statements: plan::create_statements(&desired),
                 cache: cache.clone(),
             };
             let action = format!("create from {}", spec.schema.display());
@@ -174,24 +179,67 @@ fn schema_claims(
     let mut desired = desired::parse(ddl, &spec.schema)?;
     let mut live =
         introspect::load(conn).with_context(|| format!("cannot read the schema of {}", spec.path.display()))?;
-    let diff = diff::compare(conn, &mut live, &mut desired, base, options.allow_rebuild)
-        .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
-    out.passed.extend(diff.same_tables);
-    let mut pending: Vec<Pending> = diff
-        .differences
-        .into_iter()
-        .map(|d| Pending { id: d.id, severity: spec.severity.unwrap_or(d.severity), message: d.message, step: d.step })
-        .collect();
-    if !diff.steps.is_empty() {
-        refuse_failing_steps(conn, &diff.steps, &mut pending)?;
+    let severity = |s: Severity| spec.severity.unwrap_or(s);
+    // Renames first: their steps run first, and the rest is compared as if they had run.
+    let mut renames = rename::plan(&live, &spec.convergence.renames, base);
+    let renaming = renames.iter().any(|r| r.step.is_some());
+    let scratch = if renaming { rename::simulate(conn, &live, &mut renames)? } else { None };
+    let mut steps = Vec::new();
+    let mut pending = Vec::new();
+    for r in renames {
+        let step = r.step.map(|s| {
+            steps.push(s);
+            steps.len() - 1
+        });
+        pending.push(Pending { id: r.id, severity: severity(r.severity), message: r.message, step });
     }
-    Ok((diff.steps, pending))
+    if renaming && scratch.is_none() {
+        for claim in &mut pending {
+            claim.message.push_str("; the rest of the schema is compared once the renames are applied");
+        }
+    } else {
+        if let Some(scratch) = &scratch {
+            live = introspect::load(scratch)?;
+        }
+        let db = diff::LiveDb { schema: scratch.as_ref().unwrap_or(conn), rows: conn };
+        let ignore = crate::db::ignore::Ignore::new(&spec.convergence.ignore);
+        let rules = diff::Rules {
+            allow_rebuild: options.allow_rebuild,
+            backfills: &spec.convergence.backfills,
+            ignore: Some(&ignore),
+        };
+        let diff = diff::compare(db, &mut live, &mut desired, base, rules)
+            .with_context(|| format!("cannot compare {} with {}", spec.path.display(), spec.schema.display()))?;
+        out.passed.extend(diff.same_tables);
+        let offset = steps.len();
+        steps.extend(diff.steps);
+        // A rename refused because both names exist speaks for the old table: no second finding.
+        let renamed: Vec<String> = pending.iter().map(|p| p.id.clone()).collect();
+        let differences = diff.differences.into_iter().filter(|d| !renamed.contains(&d.id));
+        pending.extend(differences.map(|d| Pending {
+            id: d.id,
+            severity: severity(d.severity),
+            message: d.message,
+            step: d.step.map(|s| s + offset),
+        }));
+    }
+    if !steps.is_empty() {
+        refuse_failing_steps(conn, &steps, &mut pending)?;
+    }
+    Ok((steps, pending))
 }
 
 /// Drops the repair of every claim whose step SQLite refuses on a copy of
-/// the live schema, and says why in its message.
+/// the live schema, or whose step the live rows would make fail (duplicates
+/// under a new UNIQUE, NULLs under a new NOT NULL), and says why in its
+/// message: a fix known to fail is not offered.
 fn refuse_failing_steps(conn: &rusqlite::Connection, steps: &[Step], pending: &mut [Pending]) -> anyhow::Result<()> {
-    let outcome = verify::verify(conn, steps)?;
+    let mut outcome = verify::verify(conn, steps)?;
+    for (step, verdict) in steps.iter().zip(outcome.iter_mut()) {
+        if verdict.is_none() {
+            *verdict = unmet(conn, step);
+        }
+    }
     for claim in pending.iter_mut() {
         if let Some(error) = claim.step.and_then(|s| outcome.get(s).cloned().flatten()) {
             claim.message.push_str(&format!("; heal cannot repair it yet: {error}"));
@@ -199,6 +247,12 @@ fn refuse_failing_steps(conn: &rusqlite::Connection, steps: &[Step], pending: &m
         }
     }
     Ok(())
+}
+
+/// Why the live rows would make `step` fail, if they would.
+fn unmet(conn: &rusqlite::Connection, step: &Step) -> Option<String> {
+    let found: Vec<String> = step.needs.iter().filter_map(|need| need.unmet(conn).ok().flatten()).collect();
+    (!found.is_empty()).then(|| found.join("; "))
 }
 
 /// Runs the `[[database.check]]` queries; rows are claims, and a check
@@ -225,6 +279,7 @@ fn data_checks(
                     steps.push(Step {
                         label: "run the check's fix (after a backup)".into(),
                         kind: StepKind::DataFix { check: check.sql.clone(), fix: fix.clone() },
+                        needs: Vec::new(),
                     });
                     steps.len() - 1
                 });

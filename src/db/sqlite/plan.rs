@@ -1,17 +1,26 @@
 //! The SQL a database needs, as data: steps the diff proposes, each tied to
 //! the findings it repairs, and the exact lines `heal --dry-run` prints.
-//! `apply.rs` runs the steps of one database inside one transaction.
+//! Steps run in units (`units.rs`): consecutive schema steps commit
+//! together, each under its own savepoint; each rebuild and each data fix
+//! is a transaction of its own.
 
 use super::coldef::quote;
-use super::introspect::Schema;
+use super::desired::Desired;
+use super::precheck::Need;
 
 /// One statement of a step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sql {
     /// Executed as written.
     Exec(String),
-    /// `PRAGMA foreign_key_check`: any violation that was not there when the
-    /// transaction began rolls the whole transaction back.
+    /// The copy of a rebuild: executed, and the rows it inserted are the
+    /// rows the report says were copied (checked against the old table).
+    Copy { sql: String, from: String, to: String },
+    /// A query that must return 0; otherwise the step fails with the
+    /// count and the message.
+    Expect { sql: String, message: String },
+    /// `PRAGMA foreign_key_check` of the rebuilt table and the tables that
+    /// reference it: a violation that was not there before undoes the step.
     ForeignKeyCheck,
     /// A remark shown in the plan, not run.
     Note(String),
@@ -20,8 +29,9 @@ pub enum Sql {
 impl Sql {
     pub fn line(&self) -> String {
         match self {
-            Sql::Exec(text) => format!("{};", text.trim_end_matches(';')),
-            Sql::ForeignKeyCheck => "PRAGMA foreign_key_check;  -- a new violation rolls everything back".into(),
+            Sql::Exec(text) | Sql::Copy { sql: text, .. } => format!("{};", text.trim_end_matches(';')),
+            Sql::Expect { sql, .. } => format!("{sql};  -- must be 0, else the step is undone"),
+            Sql::ForeignKeyCheck => "PRAGMA foreign_key_check;  -- a new violation undoes the step".into(),
             Sql::Note(text) => format!("-- {text}"),
         }
     }
@@ -33,73 +43,56 @@ pub struct Step {
     /// The fix's action for reports, e.g. `add column "totp_secret"`.
     pub label: String,
     pub kind: StepKind,
+    /// What the live rows must satisfy for the step to succeed, checked
+    /// before the fix is offered and used to explain a failure.
+    pub needs: Vec<Need>,
 }
 
 #[derive(Debug, Clone)]
 pub enum StepKind {
     /// Schema statements (CREATE, ALTER, DROP of an index/view/trigger).
     Schema(Vec<Sql>),
-    /// The generalized ALTER TABLE: needs a backup, foreign keys off and
-    /// legacy renames (see `rebuild.rs`).
-    Rebuild(Vec<Sql>),
-    /// A data check's fix: run under a savepoint, the check re-run after;
-    /// rows left undo the fix (only the fix).
+    /// The generalized ALTER TABLE of `table`: needs a backup, foreign
+    /// keys off and legacy renames (see `rebuild.rs`).
+    Rebuild { table: String, sql: Vec<Sql> },
+    /// A data check's fix, with foreign keys enforced; the check and
+    /// `PRAGMA foreign_key_check` are run after it, and rows left or a
+    /// new violation undo the fix (only the fix).
     DataFix { check: String, fix: String },
 }
 
-/// Savepoint name around a data fix.
-pub const SAVEPOINT: &str = "preflight_data_fix";
-
 impl Step {
     pub fn schema(label: impl Into<String>, statements: Vec<String>) -> Step {
-        Step { label: label.into(), kind: StepKind::Schema(statements.into_iter().map(Sql::Exec).collect()) }
+        let kind = StepKind::Schema(statements.into_iter().map(Sql::Exec).collect());
+        Step { label: label.into(), kind, needs: Vec::new() }
+    }
+
+    pub fn with_needs(mut self, needs: Vec<Need>) -> Step {
+        self.needs = needs;
+        self
     }
 
     pub fn needs_backup(&self) -> bool {
-        matches!(self.kind, StepKind::Rebuild(_) | StepKind::DataFix { .. })
+        matches!(self.kind, StepKind::Rebuild { .. } | StepKind::DataFix { .. })
     }
 
     pub fn is_rebuild(&self) -> bool {
-        matches!(self.kind, StepKind::Rebuild(_))
+        matches!(self.kind, StepKind::Rebuild { .. })
     }
 
-    /// The exact statements, one per line, as the dry run prints them.
+    /// The exact statements, one per line, as the dry run prints them
+    /// (without the transaction around them).
     pub fn lines(&self) -> Vec<String> {
         match &self.kind {
-            StepKind::Schema(sql) | StepKind::Rebuild(sql) => sql.iter().map(Sql::line).collect(),
+            StepKind::Schema(sql) | StepKind::Rebuild { sql, .. } => sql.iter().map(Sql::line).collect(),
             StepKind::DataFix { check, fix } => vec![
-                format!("SAVEPOINT {SAVEPOINT};"),
                 format!("{};", fix.trim().trim_end_matches(';')),
-                format!("-- re-run the check; if it still returns rows: ROLLBACK TO {SAVEPOINT};"),
+                "-- re-run the check; if it still returns rows: ROLLBACK;".to_string(),
                 format!("--   {}", check.trim()),
-                format!("RELEASE {SAVEPOINT};"),
+                "PRAGMA foreign_key_check;  -- a new violation: ROLLBACK;".to_string(),
             ],
         }
     }
-}
-
-/// Lines that open a database's transaction.
-pub fn prologue(db: &str, rebuild: bool, backup: bool) -> Vec<String> {
-    let mut lines = vec![format!("-- {db}: every change below in one transaction")];
-    if rebuild {
-        lines.push("PRAGMA foreign_keys=OFF;".into());
-        lines.push("PRAGMA legacy_alter_table=ON;".into());
-    }
-    lines.push("BEGIN IMMEDIATE;".into());
-    if backup {
-        lines.push(format!("-- back up {db} into .preflight/backups/<run>/ (SQLite online backup)"));
-    }
-    lines
-}
-
-/// Lines that close it.
-pub fn epilogue(rebuild: bool) -> Vec<String> {
-    let mut lines = vec!["COMMIT;".to_string()];
-    if rebuild {
-        lines.push("PRAGMA legacy_alter_table=OFF;".into());
-        lines.push("PRAGMA foreign_keys=<previous value>;".into());
-    }
-    lines
 }
 
 /// `DROP <kind> "name"` followed by the desired statement.
@@ -107,14 +100,17 @@ pub fn recreate(kind: &str, name: &str, create: &str) -> Vec<String> {
     vec![format!("DROP {kind} {}", quote(name)), create.to_string()]
 }
 
-/// Every statement of a new database, in an order that runs: tables, then
-/// indexes, views and triggers, each in the DDL's own order.
-pub fn create_statements(desired: &Schema) -> Vec<String> {
+/// Every statement of a new database, in an order that runs: tables, the
+/// seed rows (before any trigger exists, as when heal creates one table),
+/// then indexes, views and triggers, each in the DDL's own order.
+pub fn create_statements(desired: &Desired) -> Vec<String> {
+    let schema = &desired.schema;
     let mut objects: Vec<(u8, i64, &String)> = Vec::new();
-    objects.extend(desired.tables.values().map(|t| (0, t.order, &t.sql)));
-    objects.extend(desired.indexes.values().filter_map(|i| i.sql.as_ref().map(|s| (1, 0, s))));
-    objects.extend(desired.views.values().map(|v| (2, v.order, &v.sql)));
-    objects.extend(desired.triggers.values().map(|t| (3, t.order, &t.sql)));
+    objects.extend(schema.tables.values().map(|t| (0, t.order, &t.sql)));
+    objects.extend(desired.seeds.iter().enumerate().map(|(i, s)| (1, i as i64, &s.sql)));
+    objects.extend(schema.indexes.values().filter_map(|i| i.sql.as_ref().map(|s| (2, 0, s))));
+    objects.extend(schema.views.values().map(|v| (3, v.order, &v.sql)));
+    objects.extend(schema.triggers.values().map(|t| (4, t.order, &t.sql)));
     objects.sort();
     objects.into_iter().map(|(_, _, sql)| sql.clone()).collect()
 }
@@ -132,8 +128,14 @@ mod tests {
     #[test]
     fn only_rebuilds_and_data_fixes_need_a_backup() {
         assert!(!Step::schema("x", vec![]).needs_backup());
-        let fix = Step { label: "f".into(), kind: StepKind::DataFix { check: "c".into(), fix: "f".into() } };
+        let fix = Step {
+            label: "f".into(),
+            kind: StepKind::DataFix { check: "c".into(), fix: "f".into() },
+            needs: Vec::new(),
+        };
         assert!(fix.needs_backup());
-        assert!(Step { label: "r".into(), kind: StepKind::Rebuild(vec![]) }.is_rebuild());
+        let rebuild =
+            Step { label: "r".into(), kind: StepKind::Rebuild { table: "t".into(), sql: vec![] }, needs: vec![] };
+        assert!(rebuild.is_rebuild());
     }
 }

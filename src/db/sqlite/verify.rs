@@ -8,6 +8,7 @@
 use rusqlite::Connection;
 
 use super::plan::{Sql, Step, StepKind};
+use super::units::UnitKind;
 
 /// For each step, `None` when it runs on the live schema after the steps
 /// before it, or SQLite's message when it does not.
@@ -20,16 +21,21 @@ pub fn verify(live: &Connection, steps: &[Step]) -> anyhow::Result<Vec<Option<St
     }
     let mut outcome = Vec::with_capacity(steps.len());
     for step in steps {
-        let statements = match &step.kind {
-            StepKind::Schema(sql) | StepKind::Rebuild(sql) => sql,
+        // Each step with the pragmas of its unit, as heal runs it.
+        let (statements, kind) = match &step.kind {
+            StepKind::Schema(sql) => (sql, UnitKind::Schema),
+            StepKind::Rebuild { sql, .. } => (sql, UnitKind::Rebuild),
             StepKind::DataFix { .. } => {
                 outcome.push(None);
                 continue;
             }
         };
+        scratch.execute_batch(&kind.pragmas().join(" "))?;
         scratch.execute_batch("SAVEPOINT verify")?;
         let failed = statements.iter().find_map(|s| match s {
-            Sql::Exec(text) => scratch.execute_batch(text).err().map(|e| e.to_string()),
+            Sql::Exec(text) | Sql::Copy { sql: text, .. } | Sql::Expect { sql: text, .. } => {
+                scratch.execute_batch(text).err().map(|e| e.to_string())
+            }
             Sql::ForeignKeyCheck | Sql::Note(_) => None,
         });
         let end = if failed.is_some() { "ROLLBACK TO verify; RELEASE verify" } else { "RELEASE verify" };
@@ -41,7 +47,7 @@ pub fn verify(live: &Connection, steps: &[Step]) -> anyhow::Result<Vec<Option<St
 
 /// The live schema's statements in an order that runs: tables, indexes,
 /// views, triggers, each in creation order.
-fn live_statements(live: &Connection) -> rusqlite::Result<Vec<String>> {
+pub fn live_statements(live: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = live.prepare(
         r"SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\_%' ESCAPE '\'
           ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid",

@@ -8,14 +8,17 @@
 //! - `snapshot`: every file and folder under a root, modes and bytes, for
 //!   "nothing changed" assertions;
 //! - `process`: [`ChildGuard`], so no process a test starts outlives it,
-//!   and [`eventually`], to wait for an event instead of a fixed time.
+//!   and [`eventually`], to wait for an event instead of a fixed time;
+//! - `watch`: [`Watch`], `preflight watch` in the background.
 
 mod binary;
 mod process;
 mod root;
 mod snapshot;
+mod watch;
 
 pub use binary::{run_preflight, Background, Run, SECRET_MARK};
 pub use process::{eventually, ChildGuard};
 pub use root::TestDir;
 pub use snapshot::{snapshot, Snapshot};
+pub use watch::Watch;
