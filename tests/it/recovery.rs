@@ -338,12 +338,13 @@ fn preflight_killed_mid_rebuild_leaves_a_state_the_next_run_starts_on() {
         let t = rebuild_root("DELETE", BIG);
         let expected = summary(&t.join("data/app.db"));
         let delay = Duration::from_micros(next(&mut state) % window);
-        if seed % 2 == 0 {
+        if seed % 2 == 1 {
             kill_after(&t, &["heal", "--allow-rebuild"], delay);
         } else {
-            // Inside the transaction, once pages are in the file: at once,
-            // or up to 2 ms later.
-            let delay = if seed % 4 == 1 { Duration::ZERO } else { delay.min(Duration::from_millis(2)) };
+            // Inside the transaction, once pages are in the file: at once
+            // (the first seed, so that even one kill lands there), or up
+            // to 2 ms later.
+            let delay = if seed % 4 == 0 { Duration::ZERO } else { delay.min(Duration::from_millis(2)) };
             kill_when(&t, &["heal", "--allow-rebuild"], |t| is_hot(&t.join("data/app.db-journal")), delay);
         }
         hot += u64::from(is_hot(&t.join("data/app.db-journal")));
