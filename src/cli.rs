@@ -55,6 +55,10 @@ pub struct Cli {
     /// Skip `[[command]]` checks and their fixes.
     #[arg(long, global = true)]
     pub no_commands: bool,
+
+    /// Full integrity checks (`PRAGMA quick_check`) of every database, whatever its size or `integrity`.
+    #[arg(long, global = true)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,7 +146,7 @@ creates.\n\nExample: preflight run --retry-timeout 2m -- python3 app.py --port 8
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 30s, 2m)"))
+    preflight::runtime::clock::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 30s, 2m)"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,9 +1,11 @@
-//! File-system primitives shared by everyone: staying inside the root,
-//! durable folder entries, permission bits, the process's identity.
+//! File-system primitives shared by everyone: the string-based check that a
+//! path stays inside the root (for read-only checks; writes go through
+//! `safety::confined`), opening a regular file without blocking,
+//! permission bits, the process's identity.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -98,9 +100,32 @@ pub fn resolve(root: &Path, rel: &Path) -> io::Result<PathBuf> {
     Ok(root.join(rel))
 }
 
-/// Makes a rename or a new entry in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+/// Opens `path` for reading, refusing at once anything but a regular file:
+/// a FIFO or a device is never opened in a blocking way.
+pub fn open_regular(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    let kind = rustix::fs::FileType::from_raw_mode(file.metadata()?.mode());
+    if kind != rustix::fs::FileType::RegularFile {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("is not a regular file ({})", describe(kind))));
+    }
+    // Blocking again for ordinary reads.
+    rustix::fs::fcntl_setfl(&file, rustix::fs::fcntl_getfl(&file)? - rustix::fs::OFlags::NONBLOCK)?;
+    Ok(file)
+}
+
+/// What a file type is, for messages.
+pub fn describe(kind: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType;
+    match kind {
+        FileType::RegularFile => "a file",
+        FileType::Directory => "a folder",
+        FileType::Symlink => "a symlink",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice | FileType::BlockDevice => "a device",
+        FileType::Unknown => "of unknown type",
+    }
 }
 
 pub fn parent_dir(path: &Path) -> &Path {
@@ -131,11 +156,6 @@ pub fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Creates `dir` (and parents) with mode 0700: the tool's own private folders.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +174,19 @@ mod tests {
         symlink(outside.path(), root.path().join("data")).unwrap();
         let err = confine(root.path(), Path::new("data/x.json")).unwrap_err();
         assert!(matches!(err, Escape::SymlinkOut(p) if p == Path::new("data")));
+    }
+
+    #[test]
+    fn open_regular_refuses_a_fifo_without_blocking() {
+        let root = tempfile::tempdir().unwrap();
+        let fifo = root.path().join("f");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(open_regular(&fifo).unwrap_err().to_string().contains("FIFO"));
+        assert!(open_regular(root.path()).is_err());
+        fs::write(root.path().join("r"), b"x").unwrap();
+        assert!(open_regular(&root.path().join("r")).is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::finding::{Finding, Findings};
 use crate::fsutil;
 use crate::manifest::Manifest;
 use crate::runtime::account::Account;
+use crate::safety::confined::Root;
 use crate::safety::lock::{self, LOCK_WAIT};
 use crate::safety::{atomic, history, retention, ApplyCtx, Outcome};
 
@@ -190,8 +191,11 @@ fn sweep_interrupted_writes(manifest: &Manifest) -> anyhow::Result<()> {
     let mut folders: Vec<&Path> = manifest.declared_paths().map(|p| p.parent().unwrap_or(Path::new(""))).collect();
     folders.sort_unstable();
     folders.dedup();
+    let root = Root::open(&manifest.root)?;
     for folder in folders {
-        if let Ok(dir) = fsutil::resolve(&manifest.root, folder) {
+        // A folder that is missing or not reachable beneath the root holds
+        // no temporary file of ours.
+        if let Ok(dir) = root.open_dir(folder) {
             atomic::sweep_temp_files(&dir)?;
         }
     }

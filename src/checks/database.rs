@@ -25,7 +25,7 @@ impl Check for DatabaseCheck {
     }
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
-        let options = db::sqlite::Options { allow_rebuild: ctx.options.allow_rebuild };
+        let options = db::sqlite::Options { allow_rebuild: ctx.options.allow_rebuild, deep: ctx.options.deep };
         let who = Who::of(ctx.manifest);
         for spec in &ctx.manifest.databases {
             let inspection = db::sqlite::inspect(ctx.root, spec, options, &ctx.options.cache.sqlite)?;

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{BufReader, ErrorKind, Read};
+
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 use super::{severity, Check, CheckCtx, Scope};
@@ -190,7 +192,10 @@ fn read_env(root: &Path, rel: &Path) -> Result<EnvFile, ReadError> {
     if !meta.is_file() {
         return Err(ReadError::Other(format!("{} is not a regular file", rel.display())));
     }
-    let bytes = fs::read(&path).map_err(|e| ReadError::Other(format!("cannot read {}: {e}", rel.display())))?;
+    let mut bytes = Vec::new();
+    fsutil::open_regular(&path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .map_err(|e| ReadError::Other(format!("cannot read {}: {e}", rel.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         ReadError::Other(format!("{} is not valid UTF-8 (line {line})", rel.display()))
@@ -312,8 +317,9 @@ impl CustomOp for AppendLine {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let abs = ctx.resolve(&self.path)?;
-        let mut text = fs::read(&abs)?;
+        let mut text = Vec::new();
+        let file = ctx.read(&self.path)?.with_context(|| format!("{} is gone", self.path.display()))?;
+        BufReader::new(file).read_to_end(&mut text)?;
         if parse(&String::from_utf8_lossy(&text)).is_ok_and(|e| e.iter().any(|(k, _)| *k == self.key)) {
             return Ok(format!("{} already present", self.key));
         }

@@ -4,7 +4,7 @@
 //! original text, so every byte the user wrote stays where it was.
 
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -54,8 +54,9 @@ fn check_file(ctx: &CheckCtx, spec: &FileSpec, out: &mut Findings) {
         }
         Err(finding) => return out.push(finding),
     };
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
+    let mut bytes = Vec::new();
+    match fsutil::open_regular(&path).and_then(|mut file| file.read_to_end(&mut bytes)) {
+        Ok(_) => {}
         Err(e) => return out.push(problem(format!("cannot read the file: {e}"))),
     };
     match content_finding(spec, &bytes, critical) {

@@ -5,7 +5,7 @@
 //! own ID, `file:<path>`; schema violations on `file:<path>:schema`, so
 //! `--only file:<path>:schema` selects just the invariants.
 
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -17,7 +17,6 @@ use crate::json::salvage::{self, Outcome, Salvage};
 use crate::json::scan::Kind as JsonKind;
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
-use crate::safety::atomic::AtomicWriter;
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 /// The finding for a JSON file that the strict scanner finds damaged,
@@ -114,23 +113,21 @@ impl CustomOp for SalvageOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be salvaged")?;
-        let bytes = std::fs::read(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
+        let mut copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be salvaged")?;
+        let mut bytes = Vec::new();
+        copy.file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", copy.path.display()))?;
         let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
             return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
         };
         if !salvage.merge_default(self.default.as_ref()) {
             anyhow::bail!("the salvaged top level is not an object; the file is left alone");
         }
-        let target = ctx.resolve(&self.path)?;
-        let mut writer =
-            AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
+        let mut writer = ctx.writer(&self.path)?;
         writer.write_all(&bytes[salvage.head.clone()])?;
         writer.write_all(&salvage.tail)?;
         writer.write_all(b"\n")?;
         writer.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
-        let shown = copy.strip_prefix(ctx.root()).unwrap_or(&copy);
-        Ok(format!("{}; original kept at {}", salvage.summary(), shown.display()))
+        Ok(format!("{}; original kept at {}", salvage.summary(), copy.path.display()))
     }
 }
 
@@ -194,10 +191,12 @@ enum Read {
 
 fn read_json(root: &Path, rel: &Path) -> Read {
     let Ok(path) = crate::fsutil::resolve(root, rel) else { return Read::Unusable };
-    if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+    // A FIFO or device in its place is refused at once, never waited on.
+    let Ok(mut file) = crate::fsutil::open_regular(&path) else { return Read::Unusable };
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
         return Read::Unusable;
     }
-    let Ok(bytes) = std::fs::read(&path) else { return Read::Unusable };
     match serde_json::from_slice(&bytes) {
         Ok(value) => Read::Value(value),
         Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid) => Read::TooDeep,

@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::io::BufWriter;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -19,7 +18,6 @@ use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::json::jsonl::{self, Status, Summary};
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
-use crate::safety::atomic::AtomicWriter;
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
 pub struct JsonlCheck;
@@ -57,7 +55,7 @@ fn check_file(ctx: &CheckCtx, spec: &FileSpec, schema: Option<&Schema>, out: &mu
         }
         Err(finding) => return out.push(finding),
     };
-    let result = fs::File::open(&path).and_then(|file| match schema {
+    let result = crate::fsutil::open_regular(&path).and_then(|file| match schema {
         None => jsonl::check(file).map(|summary| (summary, None)),
         Some(schema) => check_with_schema(file, schema).map(|(summary, v)| (summary, Some(v))),
     });
@@ -136,30 +134,20 @@ impl CustomOp for RepairOp {
         // rollback restores); the repair reads that copy, so the bad-lines
         // file and the new file derive from exactly the bytes kept.
         let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be repaired")?;
-        let target = ctx.resolve(&self.path)?;
-        let input = fs::File::open(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
-        let quarantine_path = ctx.quarantine_path(&bad_lines_name(&self.path))?;
-        let quarantine = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&quarantine_path)
-            .with_context(|| format!("cannot create {}", quarantine_path.display()))?;
+        let (quarantine, quarantine_path) = ctx.quarantine_file(&bad_lines_name(&self.path))?;
         let mut bad_lines = BufWriter::with_capacity(1 << 20, quarantine);
-        let mut kept =
-            AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
-        let summary = jsonl::repair(input, &mut kept, &mut bad_lines)?;
+        let mut kept = ctx.writer(&self.path)?;
+        let summary = jsonl::repair(copy.file, &mut kept, &mut bad_lines)?;
         // The bad lines are durable before the file that lost them changes.
         bad_lines.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         kept.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
-        let shown = quarantine_path.strip_prefix(ctx.root()).unwrap_or(&quarantine_path);
         let kept_lines = summary.lines - summary.bad;
         Ok(format!(
             "kept {kept_lines} line{}, moved {} bad ({}) to {}",
             if kept_lines == 1 { "" } else { "s" },
             summary.bad,
             summary.bad_lines_text(),
-            shown.display()
+            quarantine_path.display()
         ))
     }
 }

@@ -46,6 +46,9 @@ pub struct CheckOptions {
     pub allow_rebuild: bool,
     /// `[[command]]` entries are skipped entirely.
     pub no_commands: bool,
+    /// Databases get a full `PRAGMA quick_check` whatever their size or
+    /// `integrity` setting (`--deep`).
+    pub deep: bool,
     /// What the database engines keep between the passes of one run.
     pub cache: db::Cache,
 }

@@ -6,20 +6,21 @@
 //! leaves the root. A file modified in the future counts as new and is
 //! reported: it would otherwise never age.
 
-use std::collections::BTreeSet;
-use std::fs;
+use std::collections::btree_map::{BTreeMap, Entry};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::bail;
+use rustix::fs::FileType;
 
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
-use crate::fsutil;
 use crate::manifest::PruneSpec;
 use crate::runtime::clock::{human, Age};
 use crate::runtime::size::human_bytes;
 use crate::runtime::walk;
+use crate::safety::confined::Dir;
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase, STATE_DIR};
 
 pub struct PruneCheck;
@@ -122,20 +123,37 @@ impl CustomOp for PruneFiles {
         let now = SystemTime::now();
         let (mut removed, mut bytes, mut skipped) = (0usize, 0u64, 0usize);
         let mut failures = Vec::new();
-        let mut folders = BTreeSet::new();
+        // One handle per folder, opened beneath the root once: every
+        // removal happens in the folder that was opened, wherever a
+        // symlink may be swapped in meanwhile.
+        let mut folders: BTreeMap<PathBuf, Result<Dir, String>> = BTreeMap::new();
         for rel in &self.files {
-            match remove_if_old(ctx, rel, self.older_than, now) {
+            let (parent, name) = match (rel.parent(), rel.file_name()) {
+                (Some(parent), Some(name)) => (parent, name),
+                _ => continue,
+            };
+            let dir = match folders.entry(parent.to_path_buf()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(ctx.handle()?.open_dir(parent).map_err(|err| err.to_string())),
+            };
+            let dir = match dir {
+                Ok(dir) => dir,
+                Err(why) => {
+                    failures.push(format!("{}: {why}", rel.display()));
+                    continue;
+                }
+            };
+            match remove_if_old(dir, name, self.older_than, now) {
                 Ok(Some(size)) => {
                     removed += 1;
                     bytes += size;
-                    folders.insert(fsutil::parent_dir(rel).to_path_buf());
                 }
                 Ok(None) => skipped += 1,
                 Err(e) => failures.push(format!("{}: {e:#}", rel.display())),
             }
         }
-        for folder in &folders {
-            fsutil::sync_dir(&ctx.root().join(folder))?;
+        for dir in folders.values().filter_map(|d| d.as_ref().ok()) {
+            dir.sync()?;
         }
         let mut detail = format!("removed {removed} files ({})", human_bytes(bytes));
         if skipped > 0 {
@@ -148,21 +166,18 @@ impl CustomOp for PruneFiles {
     }
 }
 
-/// Removes `rel` if it is still a regular file older than `older_than`;
-/// returns its size, or `None` when it was left alone.
-fn remove_if_old(ctx: &ApplyCtx, rel: &Path, older_than: Duration, now: SystemTime) -> anyhow::Result<Option<u64>> {
-    let abs = ctx.resolve(rel)?;
-    let meta = match fs::symlink_metadata(&abs) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let old = meta.modified().is_ok_and(|t| Age::of(t, now).older_than(older_than));
-    if !meta.is_file() || !old {
+/// Removes `name` from `dir` if it is still a regular file older than
+/// `older_than`; returns its size, or `None` when it was left alone.
+fn remove_if_old(dir: &Dir, name: &OsStr, older_than: Duration, now: SystemTime) -> anyhow::Result<Option<u64>> {
+    let Some(stat) = dir.stat(name)? else { return Ok(None) };
+    let modified = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::new(stat.st_mtime.max(0) as u64, stat.st_mtime_nsec.clamp(0, 999_999_999) as u32));
+    let old = modified.is_some_and(|t| Age::of(t, now).older_than(older_than));
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile || !old {
         return Ok(None);
     }
-    fs::remove_file(&abs)?;
-    Ok(Some(meta.len()))
+    dir.unlink(name)?;
+    Ok(Some(stat.st_size as u64))
 }
 
 #[cfg(test)]

@@ -3,13 +3,14 @@
 //! validate it there. Existing files are kept unless `--force`.
 
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use preflight::fsutil;
 use preflight::manifest;
-use preflight::safety::atomic;
+use preflight::safety::atomic::AtomicWriter;
+use preflight::safety::confined::Root;
 use preflight::{checks, db};
 use serde_json::Value;
 
@@ -30,17 +31,24 @@ pub fn init(cli: &Cli, force: bool, database_url_env: &[String]) -> anyhow::Resu
     for name in database_url_env {
         found.postgres.push(dump_postgres(&root, name)?);
     }
-    // Every refusal comes before the first write.
+    // Schemas are written through handles beneath the root: a symlinked
+    // `schemas/` is refused, never written through.
+    let handle = Root::open(&root)?;
     let schemas =
         found.databases.iter().map(|d| (&d.schema, &d.ddl)).chain(found.postgres.iter().map(|p| (&p.schema, &p.ddl)));
+    // Every refusal comes before the first write.
     for (schema, ddl) in schemas.clone() {
-        refuse_overwrite(&root.join(schema), ddl.as_bytes(), force)?;
+        refuse_overwrite(&handle, schema, ddl.as_bytes(), force)?;
     }
     for (schema, ddl) in schemas {
-        write_schema(&root.join(schema), ddl.as_bytes())?;
+        write_schema(&handle, schema, ddl.as_bytes())?;
     }
+    let folder = Root::open(fsutil::parent_dir(&path))?;
+    let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
     let write = |text: String| {
-        atomic::write(&path, text.as_bytes(), None).with_context(|| format!("cannot write {}", path.display()))?;
+        let mut writer = AtomicWriter::in_dir(folder.dir().try_clone()?, name)?;
+        writer.write_all(text.as_bytes())?;
+        writer.commit().with_context(|| format!("cannot write {}", path.display()))?;
         let manifest = manifest::load(&path, cli.root.as_deref())?;
         let findings = checks::run_all(&manifest, &options(cli, false), &selection(cli, &manifest)?)?;
         Ok::<_, anyhow::Error>(findings)
@@ -92,23 +100,36 @@ fn dump_postgres(root: &Path, name: &str) -> anyhow::Result<PgFound> {
     })
 }
 
-/// Refuses when a different file is at `path` and `force` is off.
-fn refuse_overwrite(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
-    match std::fs::read(path) {
-        Ok(existing) if existing != bytes && !force => {
-            bail!("{} already exists with other content; use --force to overwrite it", path.display())
+/// What is at `rel` beneath the root now (a FIFO or device is refused at once).
+fn existing(root: &Root, rel: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(mut file) = root.open_read(rel).with_context(|| format!("cannot read {}", rel.display()))? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", rel.display()))?;
+    Ok(Some(bytes))
+}
+
+/// Refuses when a different file is at `rel` and `force` is off.
+fn refuse_overwrite(root: &Root, rel: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    match existing(root, rel)? {
+        Some(existing) if existing != bytes && !force => {
+            bail!("{} already exists with other content; use --force to overwrite it", rel.display())
         }
         _ => Ok(()),
     }
 }
 
 /// Writes a schema file, unless it already holds exactly `bytes`.
-fn write_schema(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+fn write_schema(root: &Root, rel: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if existing(root, rel).is_ok_and(|existing| existing.as_deref() == Some(bytes)) {
         return Ok(());
     }
-    std::fs::create_dir_all(fsutil::parent_dir(path))?;
-    atomic::write(path, bytes, None).with_context(|| format!("cannot write {}", path.display()))
+    let (dir, name) =
+        root.create_parent(rel, &mut Vec::new()).with_context(|| format!("cannot write {}", rel.display()))?;
+    let mut writer = AtomicWriter::in_dir(dir, &name)?;
+    writer.write_all(bytes)?;
+    writer.commit().with_context(|| format!("cannot write {}", rel.display()))
 }
 
 /// Whether `[app] user` is written, or left as a comment saying why.

@@ -153,11 +153,11 @@ impl Validator<'_> {
 
     pub(super) fn duration(&mut self, key: &str, value: &str) -> Result<Duration, ManifestError> {
         self.note(key, value);
-        humantime::parse_duration(value).map_err(|e| {
+        crate::runtime::clock::parse_duration(value).map_err(|e| {
             self.error_at(
                 key,
                 value,
-                format!("`{key}` = {value:?} is not a duration ({e}); write e.g. \"30s\", \"10m\", \"14d\""),
+                format!("`{key}` = {value:?} is not a usable duration ({e}); write e.g. \"30s\", \"10m\", \"14d\""),
             )
         })
     }

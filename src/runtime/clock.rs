@@ -33,6 +33,21 @@ impl Age {
     }
 }
 
+/// The longest duration accepted anywhere (manifest or command line): 100
+/// years, beyond any real age or wait, and small enough that adding it to
+/// the current time never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
+
+/// Parses a duration (`30s`, `10m`, `14d`), refusing one longer than
+/// `MAX_DURATION`. The error says why, without the text.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > MAX_DURATION {
+        return Err("longer than the limit of 100 years".into());
+    }
+    Ok(duration)
+}
+
 /// A duration for messages: its two largest units, `30d 2h`, `1h 5m`,
 /// `42s` (a whole number of days shows alone: `14d`).
 pub fn human(duration: Duration) -> String {
@@ -59,6 +74,15 @@ pub fn human(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_beyond_the_limit_are_refused() {
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert!(parse_duration("100years").is_ok());
+        assert!(parse_duration("101years").unwrap_err().contains("100 years"));
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("99999999999999999999999s").is_err());
+    }
 
     #[test]
     fn past_and_future_times_are_told_apart() {

@@ -5,16 +5,24 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
+use crate::fsutil;
+
 /// Contents longer than this are not worth comparing or recording whole.
 pub const MAX_CONTENT: u64 = 4096;
 
 /// Characters of content shown in a detail or a plan line.
 const SHOWN: usize = 120;
 
-/// The first `MAX_CONTENT` bytes of a file.
+/// The first `MAX_CONTENT` bytes of a regular file (a FIFO or a device is
+/// refused without blocking).
 pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_bounded(fsutil::open_regular(path)?)
+}
+
+/// The first `MAX_CONTENT` bytes of an open file.
+pub fn read_bounded(file: fs::File) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    fs::File::open(path)?.take(MAX_CONTENT).read_to_end(&mut bytes)?;
+    file.take(MAX_CONTENT).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 

@@ -2,14 +2,21 @@
 //! fsync, rename over the target (or beside it when the target must not
 //! exist), fsync the folder. A crash leaves the old file or the new one,
 //! never half of either; a temporary file it leaves behind carries
-//! `TEMP_PREFIX`, and the next heal sweeps it.
+//! `TEMP_PREFIX`, and the next heal sweeps it. Every step goes through the
+//! folder's handle (`confined::Dir`), so the rename lands in the folder the
+//! temporary file was made in, whatever happens to the path meanwhile.
 
-use std::fs;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use rustix::fs::FileType;
+
+use super::confined::{Dir, Root};
 use crate::fsutil;
 
 /// Name prefix of every temporary file of an atomic write.
@@ -18,25 +25,46 @@ pub const TEMP_PREFIX: &str = ".preflight-tmp-";
 /// Buffer between the caller and the temporary file.
 const BUFFER: usize = 1 << 20;
 
-/// A replacement of `target` being written. Until `commit`, the target is
+/// A replacement of a file being written. Until `commit`, the target is
 /// untouched; dropping the writer removes the temporary file.
 pub struct AtomicWriter {
-    target: PathBuf,
-    tmp: BufWriter<tempfile::NamedTempFile>,
+    dir: Dir,
+    name: OsString,
+    temp: OsString,
+    file: Option<BufWriter<File>>,
     mode: Option<u32>,
     modified: Option<SystemTime>,
 }
 
 impl AtomicWriter {
-    /// Starts a replacement of `target` (whose folder must exist).
-    pub fn create(target: &Path) -> io::Result<Self> {
-        let tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(fsutil::parent_dir(target))?;
-        Ok(AtomicWriter {
-            target: target.to_path_buf(),
-            tmp: BufWriter::with_capacity(BUFFER, tmp),
-            mode: None,
-            modified: None,
-        })
+    /// Starts a replacement of `rel` (whose folder must exist) beneath `root`.
+    pub fn create(root: &Root, rel: &Path) -> io::Result<Self> {
+        let (dir, name) = root.parent(rel)?;
+        Self::in_dir(dir, &name)
+    }
+
+    /// Starts a replacement of the file `name` in `dir`.
+    pub fn in_dir(dir: Dir, name: &OsStr) -> io::Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            let temp = OsString::from(format!("{TEMP_PREFIX}{}-{n}-{nanos:08x}", std::process::id()));
+            match dir.create_new(&temp, 0o600) {
+                Ok(file) => {
+                    return Ok(AtomicWriter {
+                        dir,
+                        name: name.to_os_string(),
+                        temp,
+                        file: Some(BufWriter::with_capacity(BUFFER, file)),
+                        mode: None,
+                        modified: None,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Permission bits of the new file; by default the old file's, or
@@ -52,87 +80,90 @@ impl AtomicWriter {
         self
     }
 
-    /// The temporary file, for writers that need a path (SQLite).
-    pub fn temp_path(&self) -> &Path {
-        self.tmp.get_ref().path()
-    }
-
     /// Makes the new content durable and renames it over the target.
     pub fn commit(self) -> io::Result<()> {
-        let (target, tmp) = self.finish()?;
-        tmp.persist(&target).map_err(|e| e.error)?;
-        fsutil::sync_dir(fsutil::parent_dir(&target))
+        self.finish(true)
     }
 
     /// Like `commit`, but fails when the target exists: it is never replaced.
     pub fn commit_new(self) -> io::Result<()> {
-        let (target, tmp) = self.finish()?;
-        tmp.persist_noclobber(&target).map_err(|e| e.error)?;
-        fsutil::sync_dir(fsutil::parent_dir(&target))
+        self.finish(false)
     }
 
-    fn finish(self) -> io::Result<(PathBuf, tempfile::NamedTempFile)> {
-        let tmp = self.tmp.into_inner().map_err(io::IntoInnerError::into_error)?;
+    fn finish(mut self, replace: bool) -> io::Result<()> {
+        let file = self.file.take().expect("a writer is finished once");
+        let file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
         let mode = match self.mode {
             Some(mode) => mode,
-            None => match fs::metadata(&self.target) {
-                Ok(meta) => fsutil::mode_of(&meta),
-                Err(_) => 0o666 & !fsutil::umask(),
+            None => match self.dir.stat(&self.name)? {
+                Some(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => stat.st_mode & 0o7777,
+                _ => 0o666 & !fsutil::umask(),
             },
         };
-        if let Ok(old) = fs::metadata(&self.target) {
+        let old = self.dir.stat(&self.name)?;
+        if let Some(old) = old.filter(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile) {
             // A file replaced by heal run as root stays its owner's (the
             // app's user): a root-owned replacement would lock the app out.
             // Without the privilege to give it away, it stays the writer's.
-            let new = tmp.as_file().metadata()?;
-            if (old.uid(), old.gid()) != (new.uid(), new.gid()) {
-                let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()));
+            let new = file.metadata()?;
+            if (old.st_uid, old.st_gid) != (new.uid(), new.gid()) {
+                let _ = std::os::unix::fs::fchown(&file, Some(old.st_uid), Some(old.st_gid));
             }
         }
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if let Some(time) = self.modified {
-            tmp.as_file().set_modified(time)?;
+            file.set_modified(time)?;
         }
-        tmp.as_file().sync_all()?;
-        Ok((self.target, tmp))
+        file.sync_all()?;
+        drop(file);
+        let renamed = self.dir.rename(&self.temp, &self.name, replace);
+        if renamed.is_err() {
+            let _ = self.dir.unlink(&self.temp);
+        }
+        self.temp.clear(); // renamed or removed: nothing for Drop to do
+        renamed?;
+        self.dir.sync()
+    }
+}
+
+impl Drop for AtomicWriter {
+    fn drop(&mut self) {
+        if !self.temp.is_empty() {
+            let _ = self.dir.unlink(&self.temp);
+        }
     }
 }
 
 impl Write for AtomicWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tmp.write(buf)
+        self.file.as_mut().expect("open until finished").write(buf)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.tmp.write_all(buf)
+        self.file.as_mut().expect("open until finished").write_all(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tmp.flush()
+        self.file.as_mut().expect("open until finished").flush()
     }
 }
 
-/// Replaces `path` with `contents` atomically. `mode` defaults to the old
-/// file's mode.
-pub fn write(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
-    let mut writer = AtomicWriter::create(path)?.mode(mode);
+/// Replaces `rel` beneath `root` with `contents` atomically. `mode`
+/// defaults to the old file's mode.
+pub fn write(root: &Root, rel: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
+    let mut writer = AtomicWriter::create(root, rel)?.mode(mode);
     writer.write_all(contents)?;
     writer.commit()
 }
 
 /// Removes leftover temporary files of interrupted writes from `dir`.
 /// Call only under the heal lock: then no other writer owns them.
-pub fn sweep_temp_files(dir: &Path) -> io::Result<usize> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => return Ok(0),
-        Err(e) => return Err(e),
-    };
+pub fn sweep_temp_files(dir: &Dir) -> io::Result<usize> {
     let mut removed = 0;
-    for entry in entries.flatten() {
-        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
-            fs::remove_file(entry.path())?;
+    for (name, kind) in dir.entries()? {
+        let is_temp = name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes());
+        if is_temp && kind == FileType::RegularFile {
+            dir.unlink(&name)?;
             removed += 1;
         }
     }
@@ -142,14 +173,21 @@ pub fn sweep_temp_files(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    fn root() -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        (dir, root)
+    }
 
     #[test]
     fn nothing_changes_until_commit() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, root) = root();
         let path = dir.path().join("a.jsonl");
         fs::write(&path, b"old\n").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let mut writer = AtomicWriter::create(&path).unwrap();
+        let mut writer = AtomicWriter::create(&root, Path::new("a.jsonl")).unwrap();
         writer.write_all(b"new\n").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"old\n");
         writer.commit().unwrap();
@@ -160,10 +198,10 @@ mod tests {
 
     #[test]
     fn dropping_leaves_the_target_and_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, root) = root();
         let path = dir.path().join("a.json");
         fs::write(&path, b"old").unwrap();
-        let mut writer = AtomicWriter::create(&path).unwrap();
+        let mut writer = AtomicWriter::create(&root, Path::new("a.json")).unwrap();
         writer.write_all(b"partial").unwrap();
         drop(writer);
         assert_eq!(fs::read(&path).unwrap(), b"old");
@@ -172,13 +210,14 @@ mod tests {
 
     #[test]
     fn commit_new_never_replaces() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, root) = root();
         let path = dir.path().join("a.db");
         fs::write(&path, b"user data").unwrap();
-        let mut writer = AtomicWriter::create(&path).unwrap();
+        let mut writer = AtomicWriter::create(&root, Path::new("a.db")).unwrap();
         writer.write_all(b"new").unwrap();
         assert!(writer.commit_new().is_err());
         assert_eq!(fs::read(&path).unwrap(), b"user data");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
@@ -186,26 +225,42 @@ mod tests {
         if fsutil::current_uid() != 0 {
             return; // only root can give a file away
         }
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, root) = root();
         let path = dir.path().join("f.json");
         fs::write(&path, b"old").unwrap();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-        write(&path, b"new", None).unwrap();
+        write(&root, Path::new("f.json"), b"new", None).unwrap();
         let meta = fs::metadata(&path).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
     }
 
     #[test]
     fn write_replaces_keeps_the_mode_and_sweeps_clean() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, root) = root();
         let path = dir.path().join("f.json");
         fs::write(&path, b"old").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        write(&path, b"new", None).unwrap();
+        write(&root, Path::new("f.json"), b"new", None).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert_eq!(fsutil::mode_of(&fs::metadata(&path).unwrap()), 0o640);
         fs::write(dir.path().join(format!("{TEMP_PREFIX}x")), b"left").unwrap();
-        assert_eq!(sweep_temp_files(dir.path()).unwrap(), 1);
+        assert_eq!(sweep_temp_files(root.dir()).unwrap(), 1);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_folder_moved_away_takes_the_write_with_it() {
+        let (dir, root) = root();
+        fs::create_dir(dir.path().join("data")).unwrap();
+        let mut writer = AtomicWriter::create(&root, Path::new("data/f.json")).unwrap();
+        writer.write_all(b"new").unwrap();
+        // The folder is renamed and a symlink put in its place: the write
+        // still lands in the folder it started in.
+        let outside = tempfile::tempdir().unwrap();
+        fs::rename(dir.path().join("data"), dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("data")).unwrap();
+        writer.commit().unwrap();
+        assert_eq!(fs::read(dir.path().join("moved/f.json")).unwrap(), b"new");
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
     }
 }

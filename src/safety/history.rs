@@ -2,18 +2,18 @@
 //! JSON object per action, appended, bounded to the newest runs.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
 
-use super::atomic;
+use super::atomic::AtomicWriter;
+use super::confined::{Dir, Root};
 pub use super::journal::{Created, ModeChange, OwnerChange, Replaced, Undo};
 use super::layout;
-use crate::fsutil;
 
 /// Runs kept in the history by default; older ones are pruned.
 pub const MAX_RUNS: usize = 200;
@@ -66,7 +66,7 @@ pub struct Entry {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::pathser::list")]
     pub saved: Vec<PathBuf>,
     /// Files and folders this action created (undone by `rollback`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -79,7 +79,7 @@ pub struct Entry {
     pub modes: Vec<ModeChange>,
     /// Existing files this action changed in place, without a copy of its
     /// own (a database step whose backup another action of the run holds).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::pathser::list")]
     pub changed: Vec<PathBuf>,
     /// Ownership changes this action made on existing paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -117,47 +117,65 @@ pub fn append(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
         return Ok(());
     }
     append_unpruned(root, entries)?;
-    prune(&path(root), max_runs())
+    prune(root, max_runs())
 }
 
 /// Appends without pruning: for the actions of a run in progress, which
 /// `rewrite_run` completes (and prunes) when the run ends.
 pub fn append_unpruned(root: &Path, entries: &[Entry]) -> anyhow::Result<()> {
     let file = path(root);
-    fsutil::create_private_dir(fsutil::parent_dir(&file))?;
     let mut text = String::new();
     for entry in entries {
         text.push_str(&serde_json::to_string(entry)?);
         text.push('\n');
     }
-    let mut out = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&file)
+    // Reached through handles, like any path: a symlinked `.preflight` or
+    // history is refused, never appended through.
+    let mut out = state_dir(root)?
+        .open_in_place(OsStr::new(layout::HISTORY), OFlags::WRONLY | OFlags::APPEND, Some(0o600))
         .with_context(|| format!("cannot write {}", file.display()))?;
     out.write_all(text.as_bytes())?;
     out.sync_all()?;
     Ok(())
 }
 
+/// The private folder, created (0700) if missing.
+fn state_dir(root: &Path) -> anyhow::Result<Dir> {
+    let dir = Root::open(root)?.create_dir_all(Path::new(layout::STATE_DIR), 0o700, &mut Vec::new());
+    dir.with_context(|| format!("cannot create {}", layout::STATE_DIR))
+}
+
+/// The history's text, empty when there is none.
+fn read_text(root: &Path) -> anyhow::Result<String> {
+    let file = path(root);
+    let mut text = String::new();
+    let opened = match Root::open(root)?.open_read(&layout::history_file()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(text),
+        other => other,
+    };
+    if let Some(mut history) = opened.with_context(|| format!("cannot read {}", file.display()))? {
+        history.read_to_string(&mut text).with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    Ok(text)
+}
+
+/// Replaces the history with `text`, atomically.
+fn replace(root: &Path, text: &str) -> anyhow::Result<()> {
+    let mut writer = AtomicWriter::in_dir(state_dir(root)?, OsStr::new(layout::HISTORY))?.mode(Some(0o600));
+    writer.write_all(text.as_bytes())?;
+    writer.commit().with_context(|| format!("cannot write {}", path(root).display()))
+}
+
 /// Every readable entry, oldest first. Lines that do not parse are skipped.
 pub fn read(root: &Path) -> anyhow::Result<Vec<Entry>> {
-    let file = path(root);
-    let text = match fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
-    };
-    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    Ok(read_text(root)?.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
 /// Replaces the lines of `run` with `entries`: a run's actions are
 /// appended one by one as they finish (so a killed heal still leaves its
 /// trace) and rewritten once complete, with what only the end can know.
 pub fn rewrite_run(root: &Path, run: &str, entries: &[Entry]) -> anyhow::Result<()> {
-    let file = path(root);
-    let text = fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = read_text(root)?;
     let mut out = String::new();
     for (line, line_run) in runs_of(&text) {
         if line_run.as_deref() != Some(run) {
@@ -169,8 +187,8 @@ pub fn rewrite_run(root: &Path, run: &str, entries: &[Entry]) -> anyhow::Result<
         out.push_str(&serde_json::to_string(entry)?);
         out.push('\n');
     }
-    atomic::write(&file, out.as_bytes(), Some(0o600)).with_context(|| format!("cannot write {}", file.display()))?;
-    prune(&file, max_runs())
+    replace(root, &out)?;
+    prune(root, max_runs())
 }
 
 /// Each line with the run it belongs to (`None` when it does not parse).
@@ -183,8 +201,8 @@ fn runs_of(text: &str) -> Vec<(&str, Option<String>)> {
         .collect()
 }
 
-fn prune(file: &Path, keep_runs: usize) -> anyhow::Result<()> {
-    let text = fs::read_to_string(file)?;
+fn prune(root: &Path, keep_runs: usize) -> anyhow::Result<()> {
+    let text = read_text(root)?;
     let mut runs: Vec<&str> = Vec::new();
     let mut seen = HashSet::new();
     let lines = runs_of(&text);
@@ -206,8 +224,7 @@ fn prune(file: &Path, keep_runs: usize) -> anyhow::Result<()> {
             out.push('\n');
         }
     }
-    atomic::write(file, out.as_bytes(), Some(0o600))?;
-    Ok(())
+    replace(root, &out)
 }
 
 /// The entries of one run, in the order they were written.
@@ -301,7 +318,7 @@ mod tests {
         for i in 0..5 {
             append(root.path(), &[entry(&format!("r{i}")), entry(&format!("r{i}"))]).unwrap();
         }
-        prune(&path(root.path()), 2).unwrap();
+        prune(root.path(), 2).unwrap();
         let runs: Vec<String> = read(root.path()).unwrap().into_iter().map(|e| e.run).collect();
         assert_eq!(runs, ["r3", "r3", "r4", "r4"]);
     }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 /// A file or folder that did not exist before the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
+    #[serde(with = "super::pathser")]
     pub path: PathBuf,
     /// SHA-256 (hex) of the file when the run ended; absent for a folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,9 +25,11 @@ pub struct Created {
 /// An original the run changed or removed after keeping a copy of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replaced {
+    #[serde(with = "super::pathser")]
     pub path: PathBuf,
     /// The copy, relative to the root: a quarantined file, or an SQLite
     /// online backup under `.preflight/backups/<run>/`.
+    #[serde(with = "super::pathser")]
     pub saved: PathBuf,
     /// The original's permission bits.
     pub mode: u32,
@@ -42,6 +45,7 @@ pub struct Replaced {
 /// A permission change on an existing path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModeChange {
+    #[serde(with = "super::pathser")]
     pub path: PathBuf,
     pub from: u32,
     pub to: u32,
@@ -51,6 +55,7 @@ pub struct ModeChange {
 /// declared path to the `[app] user`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerChange {
+    #[serde(with = "super::pathser")]
     pub path: PathBuf,
     pub from_uid: u32,
     pub from_gid: u32,
@@ -195,7 +200,11 @@ impl Journal {
 
 /// SHA-256 of a file's bytes, in lower-case hex.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    sha256_of(crate::fsutil::open_regular(path)?)
+}
+
+/// SHA-256 of everything `file` yields, in lower-case hex.
+pub fn sha256_of(mut file: impl Read) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

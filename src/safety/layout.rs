@@ -24,14 +24,20 @@ impl Area {
     }
 }
 
+/// The heal lock's name in the private folder.
+pub const LOCK: &str = "lock";
+
+/// The history's name in the private folder.
+pub const HISTORY: &str = "history.jsonl";
+
 /// `.preflight/lock`, relative to the root.
 pub fn lock_file() -> PathBuf {
-    Path::new(STATE_DIR).join("lock")
+    Path::new(STATE_DIR).join(LOCK)
 }
 
 /// `.preflight/history.jsonl`, relative to the root.
 pub fn history_file() -> PathBuf {
-    Path::new(STATE_DIR).join("history.jsonl")
+    Path::new(STATE_DIR).join(HISTORY)
 }
 
 /// `.preflight/<area>/<run>/<rel>`, relative to the root.

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 
 use super::apply::ApplyCtx;
 use super::fix::{CustomOp, Op};
-use crate::runtime::content::{read_small, show};
+use crate::runtime::content::{read_bounded, show};
 
 /// Removes `path` if its bytes are still `expected`.
 #[derive(Debug)]
@@ -29,8 +29,9 @@ impl CustomOp for RemoveIfUnchanged {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let abs = ctx.resolve(&self.path)?;
-        let now = read_small(&abs).with_context(|| format!("cannot read {}", self.path.display()))?;
+        let file = ctx.read(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?;
+        let Some(file) = file else { bail!("{} is gone since it was checked", self.path.display()) };
+        let now = read_bounded(file).with_context(|| format!("cannot read {}", self.path.display()))?;
         if now != self.expected {
             bail!("{} changed since it was checked (now {}); left alone", self.path.display(), show(&now));
         }

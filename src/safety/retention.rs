@@ -6,9 +6,11 @@
 //! backup is always kept, whatever its size: it is the one a rollback of
 //! the last run needs.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 
+use super::confined::Root;
 use super::history;
 use super::layout::{self, Area};
 
@@ -56,7 +58,9 @@ pub fn prune(root: &Path, (max_runs, max_bytes): (usize, u64)) -> anyhow::Result
             bytes = bytes.saturating_add(size);
             continue;
         }
-        fs::remove_dir_all(&path)?;
+        // Through handles, like every removal: a symlink inside is removed
+        // as a link, never followed.
+        Root::open(root)?.open_dir(&layout::run_folder(Area::Backups, ""))?.remove_all(OsStr::new(&run))?;
         removed.push(run);
     }
     Ok(removed)

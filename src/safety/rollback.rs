@@ -12,17 +12,17 @@
 //! changing. The application must be stopped while it runs.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
+use rustix::fs::FileType;
 
 use super::apply::ApplyCtx;
+use super::confined::Root;
 use super::history::{self, Entry, Outcome, Replaced};
-use super::journal::hash_if_present;
+use super::journal::sha256_of;
 use super::{layout, lock};
-use crate::fsutil;
 
 /// What a rollback did, or why it did nothing.
 #[derive(Debug)]
@@ -229,14 +229,19 @@ impl Plan {
 
     /// Every reason the disk no longer matches what the run left.
     pub fn check(&self, root: &Path) -> Vec<String> {
+        let root = match Root::open(root) {
+            Ok(root) => root,
+            Err(e) => return vec![format!("cannot inspect the root: {e}")],
+        };
+        let root = &root;
         let created: Vec<&Path> =
             self.steps.iter().filter(|s| !matches!(s, Step::Restore { .. })).map(Step::path).collect();
         let mut reasons = Vec::new();
         for step in &self.steps {
             let result = match step {
                 Step::Restore { original, .. } => check_restore(root, original),
-                Step::SetMode { path, to, .. } => check_mode(root, path, *to),
-                Step::SetOwner { path, to, .. } => check_owner(root, path, *to),
+                Step::SetMode { path, from, to, .. } => check_mode(root, path, *to, *from),
+                Step::SetOwner { path, from, to, .. } => check_owner(root, path, *to, *from),
                 Step::RemoveFile { path, sha256, .. } => check_created_file(root, path, sha256),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
@@ -303,20 +308,31 @@ fn is_database_backup(original: &Replaced) -> bool {
     layout::is_backup(&original.saved)
 }
 
-fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<String>> {
-    let now = hash_if_present(&fsutil::resolve(root, &original.path)?)?;
-    if now != original.sha256 {
+/// The hash of the regular file at `rel`, `None` when nothing is there.
+fn hash_at(root: &Root, rel: &Path) -> anyhow::Result<Option<String>> {
+    match root.stat(rel)? {
+        None => Ok(None),
+        Some(stat) if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile => {
+            Ok(Some(String::from("not a regular file")))
+        }
+        Some(_) => Ok(root.open_read(rel)?.map(sha256_of).transpose()?),
+    }
+}
+
+fn check_restore(root: &Root, original: &Replaced) -> anyhow::Result<Option<String>> {
+    let now = hash_at(root, &original.path)?;
+    // Put back already by a rollback killed before it could record its
+    // work: restoring it again changes nothing (the checks below still hold).
+    if now != original.sha256 && (now.is_none() || now != hash_at(root, &original.saved)?) {
         let what = if original.sha256.is_none() { "was created again" } else { "changed" };
         return Ok(Some(format!("{what} after the run; restoring its original would lose that")));
     }
-    let saved = root.join(&original.saved);
-    if !saved.is_file() {
+    if !root.stat(&original.saved)?.is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile) {
         return Ok(Some(format!("the copy {} is gone", original.saved.display())));
     }
     if is_database_backup(original) {
-        let db = fsutil::resolve(root, &original.path)?;
         for (suffix, what) in [("-wal", "write-ahead log"), ("-journal", "rollback journal")] {
-            if fs::metadata(sidecar(&db, suffix)).is_ok_and(|m| m.len() > 0) {
+            if root.stat(&sidecar(&original.path, suffix))?.is_some_and(|s| s.st_size > 0) {
                 return Ok(Some(format!(
                     "has a non-empty {what} ({suffix}): stop the application (or checkpoint) first"
                 )));
@@ -326,46 +342,39 @@ fn check_restore(root: &Path, original: &Replaced) -> anyhow::Result<Option<Stri
     Ok(None)
 }
 
-fn check_mode(root: &Path, path: &Path, left: u32) -> anyhow::Result<Option<String>> {
-    let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
-        Err(e) => return Err(e.into()),
-    };
-    let now = fsutil::mode_of(&meta);
-    Ok((now != left).then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
+/// `from`, the mode before the run, is what an interrupted rollback left.
+fn check_mode(root: &Root, path: &Path, left: u32, from: u32) -> anyhow::Result<Option<String>> {
+    let Some(stat) = root.stat(path)? else { return Ok(Some("is gone".into())) };
+    let now = stat.st_mode & 0o7777;
+    Ok((now != left && now != from)
+        .then(|| format!("mode changed after the run (now {now:04o}, the run left {left:04o})")))
 }
 
-fn check_owner(root: &Path, path: &Path, left: Owner) -> anyhow::Result<Option<String>> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match fs::symlink_metadata(fsutil::resolve(root, path)?) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("is gone".into())),
-        Err(e) => return Err(e.into()),
-    };
-    let now = (meta.uid(), meta.gid());
-    Ok((now != left)
+/// `from`, the owner before the run, is what an interrupted rollback left.
+fn check_owner(root: &Root, path: &Path, left: Owner, from: Owner) -> anyhow::Result<Option<String>> {
+    let Some(stat) = root.stat(path)? else { return Ok(Some("is gone".into())) };
+    let now = (stat.st_uid, stat.st_gid);
+    Ok((now != left && now != from)
         .then(|| format!("owner changed after the run (now {}:{}, the run left {}:{})", now.0, now.1, left.0, left.1)))
 }
 
-fn check_created_file(root: &Path, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {
-    Ok(match hash_if_present(&fsutil::resolve(root, path)?)? {
+fn check_created_file(root: &Root, path: &Path, sha256: &str) -> anyhow::Result<Option<String>> {
+    Ok(match hash_at(root, path)? {
         Some(now) if now != sha256 => Some("changed after the run; it is not removed".into()),
         _ => None,
     })
 }
 
 /// A created folder may only hold what the run created itself.
-fn check_created_dir(root: &Path, path: &Path, created: &[&Path]) -> anyhow::Result<Option<String>> {
-    let abs = fsutil::resolve(root, path)?;
-    let entries = match fs::read_dir(&abs) {
-        Ok(entries) => entries,
+fn check_created_dir(root: &Root, path: &Path, created: &[&Path]) -> anyhow::Result<Option<String>> {
+    let dir = match root.open_dir(path) {
+        Ok(dir) => dir,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let mut foreign = Vec::new();
-    for entry in entries {
-        let rel = path.join(entry?.file_name());
+    for (name, _) in dir.entries()? {
+        let rel = path.join(name);
         if !created.contains(&rel.as_path()) {
             foreign.push(rel.display().to_string());
         }
@@ -378,10 +387,11 @@ fn check_created_dir(root: &Path, path: &Path, created: &[&Path]) -> anyhow::Res
 /// modification time, atomically.
 fn restore(ctx: &mut ApplyCtx, original: &Replaced) -> anyhow::Result<()> {
     if is_database_backup(original) {
-        let target = ctx.resolve(&original.path)?;
+        let (dir, _) = ctx.parent(&original.path, false)?;
         // Left in place, they would be applied to the restored file.
         for suffix in ["-wal", "-shm", "-journal"] {
-            match fs::remove_file(sidecar(&target, suffix)) {
+            let Some(name) = sidecar(&original.path, suffix).file_name().map(|n| n.to_os_string()) else { continue };
+            match dir.unlink(&name) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
@@ -401,6 +411,7 @@ fn sidecar(db: &Path, suffix: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::safety::history::Created;
+    use std::fs;
 
     fn entry(created: Vec<Created>, replaced: Vec<Replaced>) -> Entry {
         Entry { run: "r".into(), id: "x".into(), created, replaced, ..Default::default() }

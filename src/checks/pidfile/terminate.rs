@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::runtime::content::read_small;
+use crate::runtime::content::read_bounded;
 use crate::runtime::process::{self, Pid};
 use crate::safety::{ApplyCtx, CustomOp, Op};
 
@@ -49,8 +49,10 @@ impl CustomOp for Terminate {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let abs = ctx.resolve(&self.pidfile)?;
-        if read_small(&abs)? != self.expected {
+        let read = |ctx: &ApplyCtx| -> anyhow::Result<Option<Vec<u8>>> {
+            Ok(ctx.read(&self.pidfile)?.map(read_bounded).transpose()?)
+        };
+        if read(ctx)?.as_ref() != Some(&self.expected) {
             bail!("{} changed since it was checked; nothing was signalled", self.pidfile.display());
         }
         let mut detail = if process::is_running(self.pid) {
@@ -59,7 +61,7 @@ impl CustomOp for Terminate {
         } else {
             format!("process {} had already exited", self.pid)
         };
-        if read_small(&abs).is_ok_and(|now| now == self.expected) {
+        if read(ctx).is_ok_and(|now| now.as_ref() == Some(&self.expected)) {
             ctx.apply(&Op::RemoveFile { path: self.pidfile.clone(), quarantine: true })?;
             detail.push_str(&format!("; removed {}", self.pidfile.display()));
         }

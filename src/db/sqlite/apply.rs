@@ -12,6 +12,7 @@
 //! remains). The dry run prints the same thing: the first planned
 //! operation of a unit opens its transaction, the last one commits it.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -111,6 +112,9 @@ impl Transaction {
 
     fn execute(&self, ctx: &mut ApplyCtx, planned: &[usize]) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
         let path = ctx.resolve(&self.db)?;
+        // SQLite changes the file in place, by path: it must be a regular
+        // file with a single link (another may lead outside the root)...
+        let identity = ctx.in_place(&self.db)?;
         // Checked again: the file must still be a database before it is opened for writing.
         if !has_sqlite_header(&path).with_context(|| format!("cannot read {}", self.db_name()))? {
             bail!("{} is no longer a SQLite database", self.db_name());
@@ -118,6 +122,12 @@ impl Transaction {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| anyhow!("{} {}", self.db_name(), describe_error(&e)))?;
+        // ...and what SQLite opened must be the file found through the
+        // handles beneath the root, not one a swapped symlink led to.
+        let opened = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok();
+        if opened != Some(identity) || ctx.in_place(&self.db)? != identity {
+            bail!("{} changed while it was being opened; nothing was changed", self.db_name());
+        }
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // A data fix may not reach another file (ATTACH, VACUUM INTO).
         conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
@@ -271,7 +281,7 @@ impl Transaction {
 /// backup from a connection inside a write transaction.
 fn backup_into(ctx: &mut ApplyCtx, path: &Path, db: &Path) -> anyhow::Result<PathBuf> {
     use rusqlite::backup::{Backup, StepResult};
-    let target = ctx.backup_path(db)?;
+    let (target, kept) = ctx.backup_path(db)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let source = Connection::open_with_flags(path, flags)?;
     source.busy_timeout(BUSY_TIMEOUT)?;
@@ -287,10 +297,9 @@ fn backup_into(ctx: &mut ApplyCtx, path: &Path, db: &Path) -> anyhow::Result<Pat
         }
     }
     drop(copy);
-    // The database may hold secrets: the copy is the owner's only.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::File::open(&target)?.sync_all()?;
+    // `kept` is the private (0600) file the context created, which SQLite
+    // filled by path: made durable through that handle.
+    kept.sync_all()?;
     Ok(target)
 }
 

@@ -1,19 +1,19 @@
-//! A missing database, created from the DDL: built in a temporary file
-//! next to where it belongs, in one transaction, then renamed into place.
+//! A missing database, created from the DDL: built in memory, in one transaction, then written to a temporary file next to
+//! where it belongs and renamed into place.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use rusqlite::Connection;
+use rusqlite::{Connection, MAIN_DB};
 
 use super::live::HealthCache;
 use crate::fsutil;
-use crate::safety::atomic::AtomicWriter;
 use crate::safety::{ApplyCtx, CustomOp};
 
-/// Creates a missing database from the DDL: built in a temporary file next
-/// to it, in one transaction, then renamed into place (a crash leaves no
-/// half-built database). An existing file is never overwritten.
+/// Creates a missing database from the DDL: built in memory in one
+/// transaction, written to a temporary file next to it, then renamed into
+/// place (a crash leaves no half-built database). An existing file is never overwritten.
 pub struct CreateDatabase {
     pub db: PathBuf,
     pub schema: PathBuf,
@@ -25,7 +25,7 @@ impl CustomOp for CreateDatabase {
     fn describe(&self) -> Vec<String> {
         let mut lines = vec![
             format!(
-                "-- create {} from {} (built in a temporary file, then renamed into place)",
+                "-- create {} from {} (built in memory, written to a temporary file, then renamed into place)",
                 self.db.display(),
                 self.schema.display()
             ),
@@ -37,22 +37,19 @@ impl CustomOp for CreateDatabase {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
-        let path = ctx.resolve(&self.db)?;
-        if let Some(parent) = self.db.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(ctx.resolve(parent)?)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+        // Built in memory and written through the folder's handle: SQLite
+        // opens files by path, which a symlink swapped in could redirect.
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        for statement in &self.statements {
+            conn.execute(statement, []).with_context(|| format!("`{statement}`"))?;
         }
-        let writer = AtomicWriter::create(&path)?.mode(Some(0o666 & !fsutil::umask()));
-        {
-            let conn = Connection::open(writer.temp_path())?;
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            for statement in &self.statements {
-                conn.execute(statement, []).with_context(|| format!("`{statement}`"))?;
-            }
-            conn.execute_batch("COMMIT")?;
-        }
+        conn.execute_batch("COMMIT")?;
+        let image = conn.serialize(MAIN_DB)?;
+        let mut writer = ctx.writer(&self.db)?.mode(Some(0o666 & !fsutil::umask()));
+        writer.write_all(&image)?;
         writer.commit_new().map_err(|e| anyhow!("cannot create {}: {e}", self.db.display()))?;
-        self.cache.remember_path(&path);
+        self.cache.remember_path(&ctx.root().join(&self.db));
         Ok(format!("created with {} statements", self.statements.len()))
     }
 }
