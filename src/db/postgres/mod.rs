@@ -8,7 +8,9 @@
 //!   scratch one; `diff.rs`, `diff_objects.rs` compare them into
 //!   differences with stable IDs and the steps that repair them (`plan.rs`,
 //!   SQL text from `ddl.rs`).
-//! - `inspect.rs`: validate's single transaction (live side read-only).
+//! - `inspect.rs`: validate's single transaction (live side read-only);
+//!   `marker.rs`: the record heal leaves so a converged namespace validates
+//!   without loading the DDL again.
 //! - `apply.rs`: heal under an advisory lock per (database, namespace), each
 //!   statement under `lock_timeout`, bounded retries, indexes built
 //!   `CONCURRENTLY`; `undo.rs`: rollback of what heal created.
