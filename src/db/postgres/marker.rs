@@ -100,13 +100,17 @@ pub fn read(client: &mut impl GenericClient, namespace: &str) -> Result<Option<(
 pub fn write(client: &mut postgres::Client, namespace: &str, inputs: &str, catalog: &str, answer: &Answer) {
     let Ok(answer) = serde_json::to_string(answer) else { return };
     let result = client.transaction().and_then(|mut tx| {
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS preflight; \
+        let exists: bool = tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])?.get(0);
+        // Created once; later heals only update their row (no catalog write).
+        if !exists {
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS preflight; \
              CREATE TABLE IF NOT EXISTS {TABLE} (namespace text PRIMARY KEY, inputs_sha256 text NOT NULL, \
                  catalog_sha256 text NOT NULL, answer text NOT NULL, recorded timestamptz NOT NULL DEFAULT now()); \
              COMMENT ON TABLE {TABLE} IS 'preflight: namespaces found converged on their DDL, so validate can skip \
                  loading it; safe to drop'"
-        ))?;
+            ))?;
+        }
         tx.execute(
             &format!(
                 "INSERT INTO {TABLE} (namespace, inputs_sha256, catalog_sha256, answer) VALUES ($1, $2, $3, $4) \
