@@ -55,6 +55,10 @@ pub struct Cli {
     /// Skip `[[command]]` checks and their fixes.
     #[arg(long, global = true)]
     pub no_commands: bool,
+
+    /// Full integrity checks (`PRAGMA quick_check`) of every database, whatever its size or `integrity`.
+    #[arg(long, global = true)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +119,10 @@ creates.\n\nExample: preflight run --retry-timeout 2m -- python3 app.py --port 8
         /// Overwrite an existing manifest and schema files.
         #[arg(long)]
         force: bool,
+        /// Also dump the PostgreSQL database whose URL this variable holds
+        /// (process environment, then .env) as starter DDL; repeatable.
+        #[arg(long, value_name = "NAME")]
+        database_url_env: Vec<String>,
     },
     /// Heal periodically until SIGINT or SIGTERM, with a circuit breaker for findings that keep coming back.
     Watch {

@@ -136,6 +136,7 @@ pub fn apply_plan(
             Err(e) if precondition::is_skip(&e) => {
                 // Nothing changed: the copies it made are not kept.
                 ctx.discard();
+                ctx.take_database();
                 (Outcome::Skipped, format!("{e:#}"))
             }
             result => {
@@ -148,10 +149,14 @@ pub fn apply_plan(
                 // Hashed as the action left each path: rollback compares
                 // the disk with the state the last action on a path left.
                 entry.set_undo(change.records(&manifest.root).context("cannot record what heal changed")?);
-                match result.and_then(|details| given.map(|()| details)) {
+                let outcome = match result.and_then(|details| given.map(|()| details)) {
                     Ok(details) => (Outcome::Done, details.join("; ")),
                     Err(e) => (Outcome::Failed, format!("{e:#}")),
-                }
+                };
+                let (sql, database_undo) = ctx.take_database();
+                entry.sql = sql;
+                entry.database_undo = database_undo.filter(|_| outcome.0 == Outcome::Done);
+                outcome
             }
         };
         entry.outcome = outcome;

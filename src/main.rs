@@ -71,7 +71,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Schema => commands::schema::schema(),
         Command::Completions { shell } => commands::completions::completions(*shell),
         Command::Man => commands::completions::man(),
-        Command::Init { force } => commands::init::init(cli, *force),
+        Command::Init { force, database_url_env } => commands::init::init(cli, *force, database_url_env),
         Command::History { run, json, stats } => commands::history::history(cli, run.as_deref(), *json, *stats),
         Command::Rollback { run } => commands::rollback::rollback(cli, run.as_deref()),
         Command::Run { retry_timeout, sleep, cmd } => {

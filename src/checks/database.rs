@@ -25,17 +25,17 @@ impl Check for DatabaseCheck {
     }
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
-        let options = db::sqlite::Options { allow_rebuild: ctx.options.allow_rebuild };
+        let options = db::sqlite::Options { allow_rebuild: ctx.options.allow_rebuild, deep: ctx.options.deep };
         let who = Who::of(ctx.manifest);
         for spec in &ctx.manifest.databases {
             let inspection = db::sqlite::inspect(ctx.root, spec, options, &ctx.options.cache.sqlite)?;
             record(inspection, out);
             usable(ctx, spec, &who, out);
         }
+        let options = db::postgres::claims::Options { allow_rebuild: ctx.options.allow_rebuild };
         for spec in &ctx.manifest.postgres {
-            let id = Kind::Database.id(&spec.url_env);
-            let message = "PostgreSQL databases are not checked by this build; nothing was compared";
-            out.push(Finding::new(id, Area::Db, crate::finding::Severity::Critical, message));
+            let url = super::env::variable(ctx.root, ctx.manifest, &spec.url_env);
+            record(db::postgres::claims::inspect(ctx.root, spec, url, options)?, out);
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
-use crate::manifest::EnvSpec;
+use crate::manifest::{EnvSpec, Manifest};
 use crate::safety::precondition::{Expect, Seen};
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
@@ -207,6 +207,18 @@ fn read_env(root: &Path, rel: &Path) -> Result<EnvFile, ReadError> {
         ReadError::Other(format!("syntax error in {} at line {line}: {what}", rel.display()))
     })?;
     Ok(EnvFile { entries, text })
+}
+
+/// A variable as the application sees it: the process environment wins,
+/// then the manifest's `.env` file (default `.env`). For URLs the
+/// `[[database]]` check needs; the value is never printed.
+pub fn variable(root: &Path, manifest: &Manifest, name: &str) -> Option<String> {
+    if let Some(value) = std::env::var_os(name) {
+        return Some(value.to_string_lossy().into_owned());
+    }
+    let file = manifest.env.as_ref().map_or_else(|| Path::new(".env").to_path_buf(), |e| e.file.clone());
+    let text = std::fs::read_to_string(fsutil::resolve(root, &file).ok()?).ok()?;
+    parse(&text).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// Key/value pairs, or the 1-based line of the first syntax error.

@@ -21,6 +21,7 @@ mod prune;
 use std::path::Path;
 
 pub use env::parse as parse_env;
+pub use env::variable as env_variable;
 pub use provided::{unready, Unready};
 
 use crate::db;
@@ -45,6 +46,9 @@ pub struct CheckOptions {
     pub allow_rebuild: bool,
     /// `[[command]]` entries are skipped entirely.
     pub no_commands: bool,
+    /// Databases get a full `PRAGMA quick_check` whatever their size or
+    /// `integrity` setting (`--deep`).
+    pub deep: bool,
     /// What the database engines keep between the passes of one run.
     pub cache: db::Cache,
     /// Fixes of logs carry a hash of the bytes the check read, which takes

@@ -7,18 +7,18 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use preflight::checks;
 use preflight::fsutil;
 use preflight::manifest;
 use preflight::safety::atomic::AtomicWriter;
 use preflight::safety::confined::Root;
+use preflight::{checks, db};
 use serde_json::Value;
 
-use super::init_scan::{scan, EnvFound, Found};
+use super::init_scan::{scan, EnvFound, Found, PgFound};
 use super::{options, selection};
 use crate::cli::Cli;
 
-pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
+pub fn init(cli: &Cli, force: bool, database_url_env: &[String]) -> anyhow::Result<u8> {
     let path = cli.manifest.clone().unwrap_or_else(|| PathBuf::from(manifest::DEFAULT_NAMES[0]));
     if path.extension().is_some_and(|e| e == "json") {
         bail!("init writes TOML: name the manifest {}", path.with_extension("toml").display());
@@ -27,16 +27,21 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
     if path.exists() && !force {
         bail!("{} already exists; use --force to overwrite it", path.display());
     }
-    let found = scan(&root, &path)?;
+    let mut found = scan(&root, &path)?;
+    for name in database_url_env {
+        found.postgres.push(dump_postgres(&root, name)?);
+    }
     // Schemas are written through handles beneath the root: a symlinked
     // `schemas/` is refused, never written through.
     let handle = Root::open(&root)?;
+    let schemas =
+        found.databases.iter().map(|d| (&d.schema, &d.ddl)).chain(found.postgres.iter().map(|p| (&p.schema, &p.ddl)));
     // Every refusal comes before the first write.
-    for db in &found.databases {
-        refuse_overwrite(&handle, &db.schema, db.ddl.as_bytes(), force)?;
+    for (schema, ddl) in schemas.clone() {
+        refuse_overwrite(&handle, schema, ddl.as_bytes(), force)?;
     }
-    for db in &found.databases {
-        write_schema(&handle, &db.schema, db.ddl.as_bytes())?;
+    for (schema, ddl) in schemas {
+        write_schema(&handle, schema, ddl.as_bytes())?;
     }
     let folder = Root::open(fsutil::parent_dir(&path))?;
     let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
@@ -67,10 +72,32 @@ pub fn init(cli: &Cli, force: bool) -> anyhow::Result<u8> {
         if found.env.is_some() { ", .env" } else { "" },
         preflight::finding::status_word(code)
     )?;
-    for db in &found.databases {
-        writeln!(out, "wrote {}", db.schema.display())?;
+    for schema in found.databases.iter().map(|d| &d.schema).chain(found.postgres.iter().map(|p| &p.schema)) {
+        writeln!(out, "wrote {}", schema.display())?;
     }
     Ok(code)
+}
+
+/// The `public` namespace of the database `name`'s URL points at (process
+/// environment, then `root/.env`), dumped from its catalog.
+fn dump_postgres(root: &Path, name: &str) -> anyhow::Result<PgFound> {
+    let from_file = || {
+        let text = std::fs::read_to_string(root.join(".env")).ok()?;
+        checks::parse_env(&text).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    };
+    let url = std::env::var(name).ok().or_else(from_file);
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        bail!("{name} is not set in the environment or in .env");
+    };
+    if !db::postgres::is_postgres_url(&url) {
+        bail!("{name} does not hold a postgres:// or postgresql:// URL");
+    }
+    let ddl = db::postgres::dump(&url, "public").map_err(|e| anyhow::anyhow!("cannot dump {name}: {e}"))?;
+    Ok(PgFound {
+        url_env: name.to_string(),
+        schema: PathBuf::from(format!("schemas/{}.sql", name.to_lowercase())),
+        ddl,
+    })
 }
 
 /// What is at `rel` beneath the root now (a FIFO or device is refused at once).
@@ -156,6 +183,14 @@ pub fn render(found: &Found, app_user: AppUser) -> String {
             "\n[[database]]\npath = {}\nschema = {}\n",
             quote(&db.path.to_string_lossy()),
             quote(&db.schema.to_string_lossy())
+        );
+    }
+    for pg in &found.postgres {
+        let _ = write!(
+            s,
+            "\n[[database]]\nurl_env = {}\nschema = {}\nnamespace = \"public\"\nlock_timeout = \"2s\"\n",
+            quote(&pg.url_env),
+            quote(&pg.schema.to_string_lossy())
         );
     }
     s

@@ -59,6 +59,15 @@ pub struct EnvFound {
     pub missing_keys: Vec<String>,
 }
 
+/// A PostgreSQL namespace dumped from the catalog.
+#[derive(Debug)]
+pub struct PgFound {
+    pub url_env: String,
+    /// `schemas/<variable, lower-cased>.sql`.
+    pub schema: PathBuf,
+    pub ddl: String,
+}
+
 #[derive(Debug)]
 pub struct DbFound {
     pub path: PathBuf,
@@ -85,6 +94,8 @@ pub struct Found {
     pub app_user: Option<String>,
     pub env: Option<EnvFound>,
     pub databases: Vec<DbFound>,
+    /// PostgreSQL databases named by `--database-url-env`.
+    pub postgres: Vec<PgFound>,
     pub files: Vec<JsonFound>,
     pub notes: Vec<String>,
 }

@@ -73,7 +73,7 @@ impl std::fmt::Display for ArgumentError {
 impl std::error::Error for ArgumentError {}
 
 pub fn options(cli: &Cli, allow_rebuild: bool) -> CheckOptions {
-    CheckOptions { allow_rebuild, no_commands: cli.no_commands, ..CheckOptions::default() }
+    CheckOptions { allow_rebuild, no_commands: cli.no_commands, deep: cli.deep, ..CheckOptions::default() }
 }
 
 pub fn report_format(cli: &Cli) -> report::Format {

@@ -5,6 +5,7 @@
 //! second engine stands beside `sqlite` without touching the checks.
 
 pub mod ignore;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::finding::Severity;

@@ -67,6 +67,7 @@ fn sqlite_spec(v: &mut Validator, path: &str, d: RawDatabase) -> Result<Database
         create: d.create.unwrap_or(true),
         convergence,
         checks,
+        integrity: d.integrity.unwrap_or_default(),
         severity: d.severity,
     })
 }
@@ -81,6 +82,12 @@ fn postgres_spec(v: &mut Validator, d: RawDatabase) -> Result<PostgresSpec, Mani
         return Err(v.error_at_key(
             "create",
             "`create` applies to SQLite files; a PostgreSQL database is never created".into(),
+        ));
+    }
+    if d.integrity.is_some() {
+        return Err(v.error_at_key(
+            "integrity",
+            "`integrity` applies to SQLite files (how much of the file validate reads)".into(),
         ));
     }
     let namespace = d.namespace.unwrap_or_else(|| "public".into());

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::ManifestError;
-pub use raw::{FileFormat, OnRunning};
+pub use raw::{FileFormat, Integrity, OnRunning};
 
 use crate::finding::Severity;
 
@@ -114,7 +114,7 @@ pub struct PidfileSpec {
     pub severity: Option<Severity>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DatabaseSpec {
     pub path: PathBuf,
     pub schema: PathBuf,
@@ -122,6 +122,8 @@ pub struct DatabaseSpec {
     pub create: bool,
     pub convergence: Convergence,
     pub checks: Vec<DataCheckSpec>,
+    /// How much of the file validation reads (see `Integrity`).
+    pub integrity: Integrity,
     pub severity: Option<Severity>,
 }
 
@@ -140,7 +142,7 @@ pub struct PostgresSpec {
 
 /// How a live schema is brought to the DDL beyond plain comparison, the
 /// same for every engine.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Convergence {
     /// Expected drift, not reported: names, `table.column`, globs of either.
     pub ignore: Vec<String>,
@@ -166,7 +168,7 @@ pub struct BackfillSpec {
     pub value: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DataCheckSpec {
     pub name: String,
     pub sql: String,

@@ -152,6 +152,21 @@ pub struct RawPidfile {
     pub severity: Option<Severity>,
 }
 
+/// How much of a database file `validate` reads to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Integrity {
+    /// `PRAGMA quick_check` for files up to 64 MiB; larger files get the
+    /// structural checks only (header, page count against the file size,
+    /// schema, table roots, WAL header), so the cost does not grow with the data.
+    #[default]
+    Auto,
+    /// `PRAGMA quick_check` whatever the size (reads the whole file).
+    Quick,
+    /// The structural checks only, whatever the size.
+    Off,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
@@ -176,6 +191,9 @@ pub struct RawDatabase {
     /// Values for existing rows when a NOT NULL column without a usable default is added or rebuilt.
     #[serde(default)]
     pub backfill: Vec<RawBackfill>,
+    /// SQLite: auto (default), quick or off; the global `--deep` flag runs
+    /// `PRAGMA quick_check` whatever this says.
+    pub integrity: Option<Integrity>,
     /// Data checks: a query whose rows are violations.
     #[serde(default)]
     pub check: Vec<RawDataCheck>,

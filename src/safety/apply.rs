@@ -41,6 +41,9 @@ pub struct ApplyCtx<'a> {
     pub(super) journal: Journal,
     /// The action in progress, whose undo records are written ahead.
     ahead: Ahead,
+    /// A database action's statements and its engine's undo record, for
+    /// the history (drained after each action).
+    database: (Vec<String>, Option<serde_json::Value>),
 }
 
 /// A copy kept in the run's quarantine.
@@ -62,6 +65,7 @@ impl<'a> ApplyCtx<'a> {
             quarantined: Default::default(),
             journal: Journal::default(),
             ahead: Ahead::default(),
+            database: Default::default(),
         }
     }
 
@@ -162,6 +166,18 @@ impl<'a> ApplyCtx<'a> {
     pub fn take_changes(&mut self) -> Changes {
         self.ahead.end();
         self.journal.take()
+    }
+
+    /// A database action's statements as they ran and how its engine can
+    /// undo it (a server-side change has no file to keep): both go to the
+    /// history with the action.
+    pub fn record_database(&mut self, sql: Vec<String>, undo: Option<serde_json::Value>) {
+        self.database = (sql, undo);
+    }
+
+    /// What `record_database` kept for the action that just ran.
+    pub fn take_database(&mut self) -> (Vec<String>, Option<serde_json::Value>) {
+        std::mem::take(&mut self.database)
     }
 
     /// Copies of what this action saved, drained for the history.

@@ -93,6 +93,13 @@ pub struct Entry {
     /// Ownership changes this action made on existing paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<OwnerChange>,
+    /// The SQL a database action ran, statement by statement (never a password).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sql: Vec<String>,
+    /// How the database engine undoes this action (engine-specific data;
+    /// `rollback` hands it back to the engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_undo: Option<serde_json::Value>,
     /// Set on the entries of a rollback: the run it undid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,

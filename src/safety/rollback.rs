@@ -57,9 +57,22 @@ impl Rollback {
     }
 }
 
+/// Undoes the database changes of a run's entries (those with a
+/// `database_undo`), newest first; returns one history entry per change
+/// (`run`, `time` and `rollback_of` are filled in by `rollback`).
+pub type DatabaseUndo<'a> = &'a dyn Fn(&[&Entry]) -> Vec<Entry>;
+
 /// Undoes the named run, or the newest one not undone yet, under the heal
 /// lock. `new_run_id` and `now` name the rollback's own run in the history.
-pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() -> String) -> anyhow::Result<Rollback> {
+/// Files are restored first, then `databases` undoes what heal changed in
+/// database servers (engines know how; this layer does not).
+pub fn rollback(
+    root: &Path,
+    wanted: Option<&str>,
+    run_id: &str,
+    now: &dyn Fn() -> String,
+    databases: DatabaseUndo,
+) -> anyhow::Result<Rollback> {
     if !history::path(root).exists() {
         // Said before taking the lock, which would create `.preflight/`.
         bail!("nothing to roll back: no heal run is recorded in {}", history::path(root).display());
@@ -84,6 +97,7 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
             && e.replaced.is_empty()
             && e.modes.is_empty()
             && e.owners.is_empty()
+            && e.database_undo.is_none()
     };
     let covered = |e: &Entry| !e.changed.is_empty() && e.changed.iter().all(|p| restored.contains(&p.as_path()));
     let (restored_with, left): (Vec<&&Entry>, Vec<&&Entry>) = of_run.iter().filter(bare).partition(|e| covered(e));
@@ -126,6 +140,15 @@ pub fn rollback(root: &Path, wanted: Option<&str>, run_id: &str, now: &dyn Fn() 
             rollback_of: Some(target.clone()),
             ..Default::default()
         });
+    }
+    let in_databases: Vec<&Entry> = of_run.iter().copied().filter(|e| e.database_undo.is_some()).collect();
+    if !in_databases.is_empty() {
+        for mut entry in databases(&in_databases) {
+            entry.run = run_id.to_string();
+            entry.time = now();
+            entry.rollback_of = Some(target.clone());
+            done.push(entry);
+        }
     }
     history::append(root, &done)?;
     let run = Some(run_id.to_string());
@@ -302,8 +325,8 @@ impl Plan {
         for step in &self.steps {
             let result = match step {
                 Step::Restore { original, states, .. } => check_restore(root, original, states),
-                Step::SetMode { path, modes, .. } => check_mode(root, path, modes),
-                Step::SetOwner { path, to, .. } => check_owner(root, path, *to),
+                Step::SetMode { path, from, modes, .. } => check_mode(root, path, modes, *from),
+                Step::SetOwner { path, from, to, .. } => check_owner(root, path, *to, *from),
                 Step::RemoveFile { path, states, .. } => check_created_file(root, path, states),
                 Step::RemoveDir { path, .. } => check_created_dir(root, path, &created),
             };
@@ -401,7 +424,10 @@ fn hash_at(root: &Root, rel: &Path) -> anyhow::Result<Option<String>> {
 
 fn check_restore(root: &Root, original: &Replaced, states: &States) -> anyhow::Result<Option<String>> {
     let now = hash_at(root, &original.path)?;
-    if !states.hashes.contains(&now) {
+    // Put back already by a rollback killed before it could record its
+    // work: restoring it again changes nothing (the checks below still hold).
+    let put_back = || -> anyhow::Result<bool> { Ok(now.is_some() && now == hash_at(root, &original.saved)?) };
+    if !states.hashes.contains(&now) && !put_back()? {
         if states.unsettled {
             return Ok(Some(format!(
                 "the heal was interrupted while changing it, and whether the change was made cannot be told from a \
@@ -432,18 +458,20 @@ fn check_restore(root: &Root, original: &Replaced, states: &States) -> anyhow::R
     Ok(None)
 }
 
-fn check_mode(root: &Root, path: &Path, left: &[u32]) -> anyhow::Result<Option<String>> {
+/// `from`, the mode before the run, is what an interrupted rollback left.
+fn check_mode(root: &Root, path: &Path, left: &[u32], from: u32) -> anyhow::Result<Option<String>> {
     let Some(stat) = root.stat(path)? else { return Ok(Some("is gone".into())) };
     let now = stat.st_mode & 0o7777;
     let shown: Vec<String> = left.iter().map(|m| format!("{m:04o}")).collect();
-    Ok((!left.contains(&now))
+    Ok((!left.contains(&now) && now != from)
         .then(|| format!("mode changed after the run (now {now:04o}, the run left {})", shown.join(" or "))))
 }
 
-fn check_owner(root: &Root, path: &Path, left: Owner) -> anyhow::Result<Option<String>> {
+/// `from`, the owner before the run, is what an interrupted rollback left.
+fn check_owner(root: &Root, path: &Path, left: Owner, from: Owner) -> anyhow::Result<Option<String>> {
     let Some(stat) = root.stat(path)? else { return Ok(Some("is gone".into())) };
     let now = (stat.st_uid, stat.st_gid);
-    Ok((now != left)
+    Ok((now != left && now != from)
         .then(|| format!("owner changed after the run (now {}:{}, the run left {}:{})", now.0, now.1, left.0, left.1)))
 }
 

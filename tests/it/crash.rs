@@ -3,8 +3,13 @@
 //! user wrote is lost, nothing half-written sits under a name the
 //! application reads, and a second heal converges.
 //!
-//! `PREFLIGHT_CRASH_KILLS` sets the number of kills (default 16);
-//! `scripts/crash.sh` runs the long version.
+//! The database runs in rollback-journal mode, and again in WAL mode: a
+//! kill inside heal's transaction leaves a hot journal or a log, which the
+//! next validate must report as a recovery (a warning), never as an
+//! unusable database.
+//!
+//! `PREFLIGHT_CRASH_KILLS` sets the number of kills (default 16, half as
+//! many in WAL mode); `scripts/crash.sh` runs the long version.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,7 +52,7 @@ const ROWS: usize = 50_000;
 /// a large JSON object missing keys, an `.env` missing template keys, a
 /// database of 100,000 rows whose table needs a rebuild, a JSON file cut
 /// short and NUL-padded, an event log with torn lines.
-fn seeded_root() -> TestDir {
+fn seeded_root(journal_mode: &str) -> TestDir {
     let t = TestDir::with_manifest(MANIFEST);
     t.write(".env.example", "A=1\nB=2\nC=3\n").write(".env", "A=sk-live-crash\n");
     let rows: Vec<String> = (0..ROWS).map(|i| format!("{{\"symbol\":\"S{i}\",\"qty\":{i}.5}}")).collect();
@@ -62,6 +67,11 @@ fn seeded_root() -> TestDir {
         .collect();
     t.write("logs/events.jsonl", events + "{\"last\": ");
     std::fs::copy(old_database(), t.join("data/app.db")).unwrap();
+    // Kept in the file: every later connection uses this mode.
+    rusqlite::Connection::open(t.join("data/app.db"))
+        .unwrap()
+        .query_row(&format!("PRAGMA journal_mode={journal_mode}"), [], |_| Ok(()))
+        .unwrap();
     t
 }
 
@@ -82,9 +92,18 @@ fn old_database() -> &'static Path {
 }
 
 /// Integrity, and every original row and value (ids, symbols, quantities,
-/// traders) still in the database.
+/// traders) still in the database. Checked on a copy of the database and
+/// the files beside it, so that the original is left for preflight to
+/// recover: opening it here would recover it first.
 fn assert_database_intact(root: &Path, seed: u64) {
-    let conn = rusqlite::Connection::open(root.join("data/app.db")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let from = root.join(format!("data/app.db{suffix}"));
+        if from.exists() {
+            std::fs::copy(&from, scratch.path().join(format!("app.db{suffix}"))).unwrap();
+        }
+    }
+    let conn = rusqlite::Connection::open(scratch.path().join("app.db")).unwrap();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok", "seed {seed}");
     let summary: (i64, i64, i64, i64) = conn
@@ -113,6 +132,21 @@ fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 7;
     *state ^= *state << 17;
     *state
+}
+
+/// What validate says of the database right after a kill, before anything
+/// else opened it: never unusable; a recovery is a fixable warning.
+fn assert_database_recoverable(t: &TestDir, seed: u64) {
+    let run = t.run(&["validate", "--format", "json"]);
+    assert!(matches!(run.code, 0..=2), "seed {seed}: {}", run.all_output());
+    for finding in run.json()["findings"].as_array().unwrap() {
+        let id = finding["id"].as_str().unwrap();
+        assert_ne!(id, "db:data/app.db", "seed {seed}: the database was judged unusable: {finding}");
+        if id == "db:data/app.db:recovery" {
+            assert_eq!(finding["severity"], "warning", "seed {seed}: {finding}");
+            assert_eq!(finding["fixable"], true, "seed {seed}: {finding}");
+        }
+    }
 }
 
 fn heal_duration(t: &TestDir) -> Duration {
@@ -157,13 +191,25 @@ fn assert_nothing_lost(root: &Path, original: &Snapshot, seed: u64) {
     }
 }
 
+fn kills() -> u64 {
+    std::env::var("PREFLIGHT_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(16)
+}
+
 #[test]
 fn heal_killed_at_any_moment_loses_nothing_and_converges_after() {
-    let kills: u64 = std::env::var("PREFLIGHT_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
-    let window = heal_duration(&seeded_root()).as_micros() as u64 + 1;
+    kill_heal_and_check("DELETE", kills());
+}
+
+#[test]
+fn heal_killed_at_any_moment_in_wal_mode_loses_nothing_and_converges_after() {
+    kill_heal_and_check("WAL", kills().div_ceil(2));
+}
+
+fn kill_heal_and_check(journal_mode: &str, kills: u64) {
+    let window = heal_duration(&seeded_root(journal_mode)).as_micros() as u64 + 1;
     let mut state = 0x9E37_79B9_7F4A_7C15;
     for seed in 0..kills {
-        let t = seeded_root();
+        let t = seeded_root(journal_mode);
         let original = t.app_snapshot();
         let manifest = t.join("preflight.toml");
         let mut child = ChildGuard::spawn(
@@ -177,6 +223,7 @@ fn heal_killed_at_any_moment_loses_nothing_and_converges_after() {
         let _ = child.wait();
         assert_nothing_lost(t.path(), &original, seed);
         assert_database_intact(t.path(), seed);
+        assert_database_recoverable(&t, seed);
         let second = t.run(&["heal", "--allow-rebuild"]);
         assert!(matches!(second.code, 0 | 2), "seed {seed}: second heal {}", second.all_output());
         let leftovers =

@@ -1,8 +1,11 @@
 //! The SQLite engine: a database converges on a DDL file.
 //!
 //! The desired schema is the DDL loaded into an in-memory SQLite
-//! (`desired.rs`); the live file is opened read-only after its header and
-//! `PRAGMA quick_check` pass (`live.rs`). A live schema that is the DDL's
+//! (`desired.rs`); the live file is opened read-only, creating nothing
+//! beside it (`live.rs`, `ondisk.rs`), after its header and the integrity
+//! checks its size and `integrity` call for pass (`integrity.rs`). A hot
+//! journal or an abandoned WAL left by a crash is `db:<path>:recovery`:
+//! SQLite's own recovery, then convergence (`recover.rs`). A live schema that is the DDL's
 //! statements word for word is recognised without loading the DDL
 //! (`fastpath.rs`); otherwise both are described by the same set-based
 //! reader (`introspect.rs`) and compared (`diff.rs`, `objects.rs`) into
@@ -25,12 +28,15 @@ mod desired;
 mod diff;
 mod fastpath;
 mod fuzzing;
+mod integrity;
 mod introspect;
 mod live;
 mod objects;
+mod ondisk;
 mod plan;
 mod precheck;
 mod rebuild;
+mod recover;
 mod rename;
 mod statements;
 mod units;
@@ -43,18 +49,21 @@ use anyhow::Context;
 use super::{Claim, Inspection};
 use crate::finding::Severity;
 use crate::manifest::DatabaseSpec;
-use live::Live;
+use live::{Interruption, Live, Reading};
 use plan::{Step, StepKind};
 
 #[doc(hidden)]
 pub use fuzzing::compare_ddl;
+pub use integrity::AUTO_LIMIT;
 pub use live::{has_sqlite_header, HealthCache};
 
-/// What the engine may propose.
+/// What the engine may propose, and how deep it looks.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// Table rebuilds for type/nullability/default changes may be proposed.
     pub allow_rebuild: bool,
+    /// `PRAGMA quick_check` whatever the file's size and `integrity` (`--deep`).
+    pub deep: bool,
 }
 
 /// A claim before its operation is attached: the step that repairs it.
@@ -79,7 +88,8 @@ pub fn inspect(root: &Path, spec: &DatabaseSpec, options: Options, cache: &Healt
             return Ok(out);
         }
     };
-    let conn = match live::open(&path, cache) {
+    let reading = Reading { integrity: spec.integrity, deep: options.deep };
+    let conn = match live::open(&path, reading, cache) {
         Live::Missing if !spec.create => {
             desired::parse(&ddl, &spec.schema)?;
             let message = "database file is missing; create = false: the deployment provides it (a restored \
@@ -104,6 +114,11 @@ pub fn inspect(root: &Path, spec: &DatabaseSpec, options: Options, cache: &Healt
             out.claims.push(Claim::new(base, critical, format!("database {why}")));
             return Ok(out);
         }
+        Live::Interrupted(what) => {
+            desired::parse(&ddl, &spec.schema)?;
+            out.claims.push(recovery_claim(spec, options, cache, &base, what));
+            return Ok(out);
+        }
         Live::Ready(conn) => conn,
     };
     out.passed.push(base.clone());
@@ -121,6 +136,29 @@ pub fn inspect(root: &Path, spec: &DatabaseSpec, options: Options, cache: &Healt
         out.claims.push(found);
     }
     Ok(out)
+}
+
+/// `db:<path>:recovery`: a crash left a transaction for SQLite's own
+/// recovery. Not damage (a warning), and the schema is not compared yet:
+/// only a read-write open shows the database as last committed, so the
+/// repair recovers it first and then converges it like any heal.
+fn recovery_claim(spec: &DatabaseSpec, options: Options, cache: &HealthCache, base: &str, what: Interruption) -> Claim {
+    let db = spec.path.display();
+    let message = match what {
+        Interruption::Journal => format!(
+            "a write transaction was cut short (a crash left the hot journal {db}-journal); SQLite rolls it back to the last commit at the next read-write open, which heal does under its lock; the schema is compared after that"
+        ),
+        Interruption::Wal { bytes } => format!(
+            "the write-ahead log {db}-wal ({bytes} bytes) was left by a process that ended without closing the database; SQLite replays its committed transactions at the next read-write open, which heal does under its lock; the schema is compared after that"
+        ),
+    };
+    let severity = spec.severity.unwrap_or(Severity::Warning);
+    let op = recover::Recover { spec: spec.clone(), options, cache: cache.clone(), what };
+    let label = match what {
+        Interruption::Journal => "roll back the interrupted transaction (SQLite recovery), then converge",
+        Interruption::Wal { .. } => "checkpoint the write-ahead log (SQLite recovery), then converge",
+    };
+    Claim::new(format!("{base}:recovery"), severity, message).with_repair(label, Box::new(op))
 }
 
 /// The schema differences of a healthy live database, and the steps that

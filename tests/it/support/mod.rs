@@ -9,9 +9,11 @@
 //!   "nothing changed" assertions;
 //! - `process`: [`ChildGuard`], so no process a test starts outlives it,
 //!   and [`eventually`], to wait for an event instead of a fixed time;
-//! - `watch`: [`Watch`], `preflight watch` in the background.
+//! - `watch`: [`Watch`], `preflight watch` in the background;
+//! - `pg`: [`pg::PgServer`], a throw-away PostgreSQL server per test.
 
 mod binary;
+pub mod pg;
 mod process;
 mod root;
 mod snapshot;
