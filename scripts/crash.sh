@@ -9,10 +9,14 @@
 #   - `preflight rollback` killed half-way (both journal modes), then run
 #     again: files are always as before or as healed, and the second
 #     rollback finishes (tests/recovery.rs, which also kills a real writer
-#     mid-transaction in both modes).
+#     mid-transaction in both modes);
+#   - `preflight heal` killed at random moments, then `preflight rollback`:
+#     every byte and mode is back as before the heal, from the undo
+#     records written ahead of each act (tests/interrupted.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${KILLS:-500}
 start=$(date +%s)
-PREFLIGHT_CRASH_KILLS=$kills cargo test --release --test it -- --nocapture crash:: recovery::
+PREFLIGHT_CRASH_KILLS=$kills PREFLIGHT_ROLLBACK_KILLS=$kills \
+  cargo test --release --test it -- --nocapture crash:: recovery:: interrupted::
 echo "crash injection: $kills kills per case, all invariants held, $(( $(date +%s) - start )) s"
