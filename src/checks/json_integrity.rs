@@ -45,7 +45,7 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], critical: Severity) -> Option<Find
         return Some(Finding::new(id, Area::Fs, critical, message));
     }
     message.push_str(&format!("; {}", salvage.effect()));
-    let op = SalvageOp { path: spec.path.clone(), default, plan: salvage };
+    let op = SalvageOp { path: spec.path.clone(), plan: salvage };
     Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
         "salvage the valid prefix",
         Phase::Files,
@@ -84,12 +84,13 @@ fn kind_name(kind: Option<Kind>) -> &'static str {
 }
 
 /// Quarantines the original byte for byte, then writes the salvaged and
-/// merged document atomically. The salvage is computed again from the
-/// quarantined copy, so what is written derives from exactly what is kept.
+/// merged document atomically. What is written is read from the
+/// quarantined copy, which must be exactly what the check saw (length and
+/// fingerprint), so it derives from exactly what is kept; the copy is not
+/// scanned again.
 struct SalvageOp {
     path: PathBuf,
-    default: Option<Value>,
-    /// The salvage as the check saw it, for the plan.
+    /// The salvage as the check saw it, merged with the default.
     plan: Salvage,
 }
 
@@ -104,22 +105,21 @@ impl CustomOp for SalvageOp {
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
         let copy = ctx.quarantine(&self.path)?.context("the file disappeared before it could be salvaged")?;
-        let bytes = std::fs::read(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
-        let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
-            return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
-        };
-        if !salvage.merge_default(self.default.as_ref()) {
-            anyhow::bail!("the salvaged top level is not an object; the file is left alone");
-        }
+        let input = std::fs::File::open(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
         let target = ctx.resolve(&self.path)?;
         let mut writer =
             AtomicWriter::create(&target).with_context(|| format!("cannot write {}", self.path.display()))?;
-        writer.write_all(&bytes[salvage.head.clone()])?;
-        writer.write_all(&salvage.tail)?;
+        if !self.plan.write_from(input, &mut writer).with_context(|| format!("cannot read {}", copy.display()))? {
+            // Dropping the writer removes its temporary file: nothing changes.
+            anyhow::bail!(
+                "{} changed since it was checked; left as it is (a copy stays in quarantine)",
+                self.path.display()
+            );
+        }
         writer.write_all(b"\n")?;
         writer.commit().with_context(|| format!("cannot replace {}", self.path.display()))?;
         let shown = copy.strip_prefix(ctx.root()).unwrap_or(&copy);
-        Ok(format!("{}; original kept at {}", salvage.summary(), shown.display()))
+        Ok(format!("{}; original kept at {}", self.plan.summary(), shown.display()))
     }
 }
 

@@ -16,7 +16,12 @@
 //!   invalid UTF-8, NUL padding and trailing garbage mark the damage.
 //!
 //! Memory: the input plus one small frame per open container; no recursion.
+//!
+//! The plan carries the input's length and fingerprint, so that the fix
+//! can check that the copy it works from is still exactly that input and
+//! write the kept bytes as it reads them, without scanning them again.
 
+use std::io::{self, Read, Write};
 use std::ops::Range;
 
 use serde_json::Value;
@@ -58,6 +63,10 @@ pub struct Salvage {
     pub bytes_dropped: usize,
     /// Top-level keys added from the default by `merge_default`.
     pub added_keys: Vec<String>,
+    /// Length of the input the salvage was computed from.
+    pub input_len: usize,
+    /// `Fingerprint` of that input.
+    pub fingerprint: u64,
 }
 
 /// Scans `input` and, when it is damaged, computes what can be kept.
@@ -81,6 +90,8 @@ pub fn salvage(input: &[u8]) -> Outcome {
     Outcome::Damaged(Salvage {
         kept_value: scan.commit.is_some(),
         bytes_dropped: input.len() - head.len(),
+        input_len: input.len(),
+        fingerprint: Fingerprint::of(input),
         head,
         tail,
         bom,
@@ -115,6 +126,37 @@ impl Salvage {
         let mut out = input[self.head.clone()].to_vec();
         out.extend_from_slice(&self.tail);
         out
+    }
+
+    /// Writes the salvaged document (without a final newline) to `out`,
+    /// reading the input again from `input`: the kept bytes are copied as
+    /// they go by, and the whole input is fingerprinted on the way. Returns
+    /// `false` when `input` is not the input this salvage was computed from
+    /// (then `out` holds a partial document and must be thrown away).
+    pub fn write_from(&self, mut input: impl Read, out: &mut impl Write) -> io::Result<bool> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut fingerprint = Fingerprint::default();
+        let mut offset = 0;
+        loop {
+            let read = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let chunk = &buf[..read];
+            fingerprint.update(chunk);
+            let (from, to) = (self.head.start.max(offset), self.head.end.min(offset + read));
+            if from < to {
+                out.write_all(&chunk[from - offset..to - offset])?;
+            }
+            offset += read;
+        }
+        if offset != self.input_len || fingerprint.finish() != self.fingerprint {
+            return Ok(false);
+        }
+        out.write_all(&self.tail)?;
+        Ok(true)
     }
 
     /// Adds the top-level members of `default` that the salvaged object
@@ -212,6 +254,91 @@ impl Salvage {
             text.push_str(&format!("; added from the default: {}", self.added_keys.join(", ")));
         }
         text
+    }
+}
+
+/// A fast 64-bit fingerprint of a byte stream (four xxHash-style lanes,
+/// 32 bytes per round), to notice that a file changed between the check
+/// and the fix. It is not a defence against someone forging a collision;
+/// rollback's SHA-256 is.
+#[derive(Debug, Clone)]
+pub struct Fingerprint {
+    lanes: [u64; 4],
+    /// Bytes of an incomplete 32-byte stripe.
+    pending: [u8; 32],
+    filled: usize,
+    len: u64,
+}
+
+const MULTIPLIERS: [u64; 4] =
+    [0x9E37_79B9_7F4A_7C15, 0xC2B2_AE3D_27D4_EB4F, 0x1656_67B1_9E37_79F9, 0xD6E8_FEB8_6659_FD93];
+
+fn round(lane: u64, word: u64, k: u64) -> u64 {
+    lane.wrapping_add(word.wrapping_mul(k)).rotate_left(31).wrapping_mul(MULTIPLIERS[0])
+}
+
+fn word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint { lanes: MULTIPLIERS, pending: [0; 32], filled: 0, len: 0 }
+    }
+}
+
+impl Fingerprint {
+    pub fn of(bytes: &[u8]) -> u64 {
+        let mut fingerprint = Fingerprint::default();
+        fingerprint.update(bytes);
+        fingerprint.finish()
+    }
+
+    fn stripe(&mut self, stripe: &[u8; 32]) {
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            *lane = round(*lane, word(&stripe[8 * k..8 * k + 8]), MULTIPLIERS[k]);
+        }
+    }
+
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if self.filled > 0 {
+            let take = bytes.len().min(32 - self.filled);
+            self.pending[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
+            bytes = &bytes[take..];
+            if self.filled < 32 {
+                return;
+            }
+            let stripe = self.pending;
+            self.stripe(&stripe);
+            self.filled = 0;
+        }
+        let mut stripes = bytes.chunks_exact(32);
+        for stripe in &mut stripes {
+            self.stripe(stripe.try_into().expect("chunks of 32"));
+        }
+        let rest = stripes.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    pub fn finish(&self) -> u64 {
+        let mut hash = self.len;
+        for (k, lane) in self.lanes.iter().enumerate() {
+            hash = round(hash, *lane, MULTIPLIERS[k]);
+        }
+        for chunk in self.pending[..self.filled].chunks(8) {
+            hash = round(hash, word(chunk) ^ chunk.len() as u64, MULTIPLIERS[1]);
+        }
+        // Final avalanche: every input bit reaches every output bit.
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(MULTIPLIERS[1]);
+        hash ^= hash >> 29;
+        hash = hash.wrapping_mul(MULTIPLIERS[2]);
+        hash ^ (hash >> 32)
     }
 }
 

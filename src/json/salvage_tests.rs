@@ -392,3 +392,72 @@ fn random_inputs_agree_with_serde_json_and_always_salvage_to_valid_json() {
     }
     assert!(valid > 200, "enough valid documents were drawn to compare ({valid})");
 }
+
+#[test]
+fn the_fingerprint_is_the_same_however_the_input_is_fed() {
+    let input: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+    let whole = Fingerprint::of(&input);
+    for split in [0, 1, 7, 31, 32, 33, 63, 64, 65, 500, 999, 1000] {
+        for step in [1, 3, 32, 100] {
+            let mut fingerprint = Fingerprint::default();
+            fingerprint.update(&input[..split]);
+            for chunk in input[split..].chunks(step) {
+                fingerprint.update(chunk);
+            }
+            assert_eq!(fingerprint.finish(), whole, "split {split}, step {step}");
+        }
+    }
+}
+
+#[test]
+fn the_fingerprint_changes_with_any_byte_and_with_the_length() {
+    let input: Vec<u8> = b"{\"open_positions\": [{\"symbol\": \"EURUSD\", \"qty\": 12}, {\"sym".to_vec();
+    let mut seen = std::collections::HashSet::new();
+    for len in 0..=input.len() {
+        assert!(seen.insert(Fingerprint::of(&input[..len])), "length {len}");
+    }
+    assert!(seen.insert(Fingerprint::of(&[0u8; 3])), "NULs differ from nothing and from each other");
+    for at in 0..input.len() {
+        for flip in [1u8, 0x80] {
+            let mut changed = input.clone();
+            changed[at] ^= flip;
+            assert!(seen.insert(Fingerprint::of(&changed)), "byte {at} flipped by {flip:#x}");
+        }
+    }
+}
+
+#[test]
+fn write_from_copies_the_kept_bytes_of_the_same_input_only() {
+    let input = b"\xEF\xBB\xBF{\"a\": [1, 2], \"b\": {\"c\": tr".to_vec();
+    let mut s = damaged(&input);
+    assert!(s.merge_default(Some(&json!({"a": [], "z": 0}))));
+    let expected = s.to_bytes(&input);
+    let mut out = Vec::new();
+    assert!(s.write_from(&input[..], &mut out).unwrap());
+    assert_eq!(out, expected);
+    // Read in pieces smaller than the head, over a reader that stops often.
+    let mut out = Vec::new();
+    assert!(s.write_from(std::io::BufReader::with_capacity(5, &input[..]), &mut out).unwrap());
+    assert_eq!(out, expected);
+    let mut grown = input.clone();
+    grown.push(b' ');
+    let mut changed = input.clone();
+    changed[5] = b'b';
+    for other in [&input[..input.len() - 1], &grown[..], &changed[..]] {
+        assert!(!s.write_from(other, &mut Vec::new()).unwrap());
+    }
+}
+
+#[test]
+fn write_from_streams_a_large_input_in_pieces() {
+    let mut input = b"[".to_vec();
+    while input.len() < 3 << 20 {
+        input.extend_from_slice(b"{\"id\": 12345, \"s\": \"t\\u00e9st\"}, ");
+    }
+    input.extend_from_slice(b"{\"id\": 1");
+    let s = damaged(&input);
+    let mut out = Vec::new();
+    assert!(s.write_from(&input[..], &mut out).unwrap());
+    assert_eq!(out, s.to_bytes(&input));
+    assert!(scan::is_valid(&out));
+}
