@@ -1,7 +1,10 @@
 //! JSONL (one JSON value per line), streamed in constant memory: the file
-//! is read in fixed chunks and each line is checked by the strict scanner
-//! in place, so memory is the chunk plus the longest line, whatever the
-//! file's size.
+//! is read in fixed chunks and each line is checked in place, so memory is
+//! a few chunks plus the longest line, whatever the file's size. Lines are
+//! checked by the strict scanner, or on x86-64 with AVX2 by the vectorised
+//! classifier (`simd`, same grammar, tested against the scanner line by
+//! line); the whole-file check and the repair classify each chunk on all
+//! cores while the next chunk is read.
 //!
 //! Line rules: a line is the bytes before `\n`; a `\r` before it is JSON
 //! whitespace, so CRLF files validate as they are. Blank (whitespace-only)
@@ -14,8 +17,11 @@
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
+use std::sync::mpsc;
 
 use super::scan::Validator;
+#[cfg(target_arch = "x86_64")]
+use super::simd;
 
 /// Bytes read per chunk. Lines longer than this grow the buffer.
 const CHUNK: usize = 4 << 20;
@@ -154,24 +160,102 @@ fn scan_region(
     visit: &mut impl FnMut(&Line) -> io::Result<()>,
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
-    // One UTF-8 check over the region is cheaper than one per line.
-    let utf8 = std::str::from_utf8(region).is_ok();
-    let mut pos = 0;
     let mut number = first;
-    let mut emit = |text: &[u8], terminated: bool, number: u64| {
-        let line = Line { number, text, terminated, status: classify(validator, text, utf8) };
+    classify_lines(region, validator, Engine::best(), &mut |start, end, terminated, status| {
+        let line = Line { number, text: &region[start..end], terminated, status };
+        number += 1;
         summary.count(&line);
         visit(&line)
-    };
+    })?;
+    Ok(summary)
+}
+
+/// Which implementation of the grammar classifies lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// The strict scanner, line by line (any CPU).
+    Scanner,
+    /// The AVX2 classifier, a region at a time.
+    #[cfg(target_arch = "x86_64")]
+    Simd,
+}
+
+impl Engine {
+    fn best() -> Engine {
+        #[cfg(target_arch = "x86_64")]
+        if simd::available() {
+            return Engine::Simd;
+        }
+        Engine::Scanner
+    }
+}
+
+/// Calls `emit(start, end, terminated, status)` for each line of `region`
+/// (whole lines; the last may lack its `\n`), in order. `end` is the
+/// offset of the line's `\n`, or of the region's end.
+fn classify_lines<F>(region: &[u8], validator: &mut Validator, engine: Engine, emit: &mut F) -> io::Result<()>
+where
+    F: FnMut(usize, usize, bool, Status) -> io::Result<()>,
+{
+    match engine {
+        #[cfg(target_arch = "x86_64")]
+        Engine::Simd if region.len() <= simd::MAX_LEN => classify_utf8_runs(region, emit),
+        // A region is longer only when one line is (over 4 GiB).
+        _ => classify_each(region, validator, emit),
+    }
+}
+
+/// One strict scan per line, after one UTF-8 check over the region.
+fn classify_each<F>(region: &[u8], validator: &mut Validator, emit: &mut F) -> io::Result<()>
+where
+    F: FnMut(usize, usize, bool, Status) -> io::Result<()>,
+{
+    let utf8 = std::str::from_utf8(region).is_ok();
+    let mut pos = 0;
     for newline in memchr::memchr_iter(b'\n', region) {
-        emit(&region[pos..newline], true, number)?;
-        number += 1;
+        emit(pos, newline, true, classify(validator, &region[pos..newline], utf8))?;
         pos = newline + 1;
     }
     if pos < region.len() {
-        emit(&region[pos..], false, number)?;
+        emit(pos, region.len(), false, classify(validator, &region[pos..], utf8))?;
     }
-    Ok(summary)
+    Ok(())
+}
+
+/// The vectorised classifier over the region's runs of valid UTF-8; a line
+/// holding bytes that are not UTF-8 is bad whatever else it holds.
+#[cfg(target_arch = "x86_64")]
+fn classify_utf8_runs<F>(region: &[u8], emit: &mut F) -> io::Result<()>
+where
+    F: FnMut(usize, usize, bool, Status) -> io::Result<()>,
+{
+    let mut pos = 0;
+    while pos < region.len() {
+        let rest = &region[pos..];
+        let (lines_end, bad_at) = match std::str::from_utf8(rest) {
+            Ok(_) => (region.len(), None),
+            Err(e) => {
+                let bad = pos + e.valid_up_to();
+                (memchr::memrchr(b'\n', &region[pos..bad]).map_or(pos, |nl| pos + nl + 1), Some(bad))
+            }
+        };
+        let base = pos;
+        simd::classify(&region[base..lines_end], &mut |start, end, terminated, status| {
+            emit(base + start, base + end, terminated, status)
+        })?;
+        let Some(bad) = bad_at else { break };
+        match memchr::memchr(b'\n', &region[bad..]) {
+            Some(nl) => {
+                emit(lines_end, bad + nl, true, Status::Bad)?;
+                pos = bad + nl + 1;
+            }
+            None => {
+                emit(lines_end, region.len(), false, Status::Bad)?;
+                pos = region.len();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads `reader` to its end, handing each classified line to `visit`.
@@ -235,13 +319,32 @@ fn classify_part(bytes: &[u8]) -> io::Result<Part<'_>> {
 }
 
 /// Reads `reader` to its end, the lines of each chunk classified on all
-/// available cores, and hands each classified part to `visit` in order
-/// with the number of lines before it.
-fn for_each_part<R: Read>(reader: R, mut visit: impl FnMut(&Part, u64) -> io::Result<()>) -> io::Result<Summary> {
-    let mut regions = Regions::new(reader);
+/// available cores while the next chunk is read, and hands each classified
+/// part to `visit` in order with the number of lines before it.
+fn for_each_part<R: Read + Send>(reader: R, visit: impl FnMut(&Part, u64) -> io::Result<()>) -> io::Result<Summary> {
+    let (regions, incoming) = mpsc::sync_channel(1);
+    let (recycle, spare) = mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_ahead(reader, regions, spare));
+        // Owns the channel ends: returning early drops them, which stops
+        // the reader instead of leaving it blocked.
+        classify_regions(incoming, recycle, visit)
+    })
+}
+
+/// Classifies the regions `read_ahead` sends, each on all cores, and
+/// sends their buffers back.
+fn classify_regions(
+    incoming: mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    recycle: mpsc::Sender<Vec<u8>>,
+    mut visit: impl FnMut(&Part, u64) -> io::Result<()>,
+) -> io::Result<Summary> {
     let mut summary = Summary::default();
-    while let Some(region) = regions.next_region()? {
-        visit_region(region, &mut summary, &mut visit)?;
+    for region in incoming {
+        let (buf, len) = region?;
+        visit_region(&buf[..len], &mut summary, &mut visit)?;
+        // The reader may have stopped already: the buffer is then dropped.
+        let _ = recycle.send(buf);
     }
     Ok(summary)
 }
@@ -270,14 +373,79 @@ fn visit_region(
     Ok(())
 }
 
+/// Reads `reader` into regions of whole lines (the last may end without
+/// `\n`), each sent with its length in a buffer of its own, so that one
+/// region is read while the one before is classified. At most `IN_FLIGHT`
+/// buffers exist; they come back through `spare`. Stops at the end, at an
+/// error (sent on), or when the receiving side is gone.
+fn read_ahead<R: Read>(
+    mut reader: R,
+    regions: mpsc::SyncSender<io::Result<(Vec<u8>, usize)>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+) {
+    let mut carry = Vec::new();
+    let mut allocated = 0;
+    loop {
+        let mut buf = match spare.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if allocated < IN_FLIGHT => {
+                allocated += 1;
+                vec![0u8; CHUNK]
+            }
+            Err(_) => match spare.recv() {
+                Ok(buf) => buf,
+                Err(_) => return,
+            },
+        };
+        if buf.len() < carry.len() + CHUNK {
+            buf.resize(carry.len() + CHUNK, 0);
+        }
+        buf[..carry.len()].copy_from_slice(&carry);
+        let mut filled = carry.len();
+        let (end, done) = loop {
+            if filled == buf.len() {
+                // One line longer than the buffer: grow to hold it.
+                buf.resize(buf.len() * 2, 0);
+            }
+            let read = match read_some(&mut reader, &mut buf[filled..]) {
+                Ok(read) => read,
+                Err(e) => {
+                    let _ = regions.send(Err(e));
+                    return;
+                }
+            };
+            filled += read;
+            // `read_some` stops short only at the end of the stream.
+            if filled < buf.len() {
+                break (filled, true);
+            }
+            if let Some(last) = memchr::memrchr(b'\n', &buf[..filled]) {
+                break (last + 1, false);
+            }
+        };
+        carry.clear();
+        carry.extend_from_slice(&buf[end..filled]);
+        if end > 0 && regions.send(Ok((buf, end))).is_err() {
+            return;
+        }
+        if done {
+            return;
+        }
+    }
+}
+
 /// Validates a whole stream on all cores. Same result as `for_each_line`
 /// with no visitor.
-pub fn check<R: Read>(reader: R) -> io::Result<Summary> {
+pub fn check<R: Read + Send>(reader: R) -> io::Result<Summary> {
     for_each_part(reader, |_, _| Ok(()))
 }
 
 /// At most this many threads validate one chunk.
 const MAX_THREADS: usize = 4;
+
+/// Buffers of `CHUNK` bytes the parallel reader uses: one being read, one
+/// waiting, one being classified.
+const IN_FLIGHT: usize = 3;
 
 /// `region` cut into up to `n` pieces, each ending just after a `\n`
 /// (the last piece ends where the region does).
@@ -302,7 +470,7 @@ fn split_at_newlines(region: &[u8], n: usize) -> Vec<&[u8]> {
 /// and the bad ones to `quarantine` as `<number>\t<raw line>\n`. Lines are
 /// classified on all cores; the good runs between bad lines are copied in
 /// single writes.
-pub fn repair<R: Read>(reader: R, kept: &mut impl Write, quarantine: &mut impl Write) -> io::Result<Summary> {
+pub fn repair<R: Read + Send>(reader: R, kept: &mut impl Write, quarantine: &mut impl Write) -> io::Result<Summary> {
     for_each_part(reader, |part, before| repair_part(part, before, kept, quarantine))
 }
 
@@ -337,6 +505,10 @@ fn repair_part(part: &Part, before: u64, kept: &mut impl Write, quarantine: &mut
     }
     kept.write_all(&part.bytes[pos..])
 }
+
+#[cfg(test)]
+#[path = "jsonl_tests.rs"]
+mod line_tests;
 
 #[cfg(test)]
 mod tests {
