@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::raw::{RawBackfill, RawDataCheck, RawDatabase, RawRename};
-use super::validate::Validator;
+use super::validator::Validator;
 use super::*;
 
 /// Default `lock_timeout` of PostgreSQL DDL.

@@ -7,6 +7,7 @@ mod error;
 mod locate;
 pub mod raw;
 mod validate;
+mod validator;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
