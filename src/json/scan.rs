@@ -456,33 +456,7 @@ impl<'a> Scanner<'a> {
     /// only when a delimiter follows, or the input ends at the top level.
     fn number(&self) -> Result<usize, Damage> {
         let b = self.b;
-        let mut j = self.i;
-        if b.get(j) == Some(&b'-') {
-            j += 1;
-        }
-        match b.get(j) {
-            Some(b'0') => j += 1,
-            Some(b'1'..=b'9') => j = digits(b, j),
-            _ => return Err(self.number_error(j)),
-        }
-        if b.get(j) == Some(&b'.') {
-            let after = digits(b, j + 1);
-            if after == j + 1 {
-                return Err(self.number_error(after));
-            }
-            j = after;
-        }
-        if matches!(b.get(j), Some(b'e' | b'E')) {
-            j += 1;
-            if matches!(b.get(j), Some(b'+' | b'-')) {
-                j += 1;
-            }
-            let after = digits(b, j);
-            if after == j {
-                return Err(self.number_error(after));
-            }
-            j = after;
-        }
+        let j = number_end(b, self.i).map_err(|at| self.number_error(at))?;
         match b.get(j) {
             Some(&c) if is_delimiter(c) => Ok(j),
             None if self.stack.is_empty() && !self.truncated => Ok(j),
@@ -535,11 +509,61 @@ fn string_stop(b: &[u8], mut j: usize) -> usize {
     j
 }
 
+/// The end of the run of ASCII digits from `j`, eight bytes at a time.
+#[inline(always)]
 fn digits(b: &[u8], mut j: usize) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(j..).and_then(|rest| rest.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*chunk);
+        // Per byte, without carries between bytes: bit 7 of `low + 0x50`
+        // is set from '0' up, bit 7 of `low + 0x46` from ':' up.
+        let low = x & !HIGH;
+        let not_digit = (x | !(low + 0x5050_5050_5050_5050) | (low + 0x4646_4646_4646_4646)) & HIGH;
+        if not_digit != 0 {
+            return j + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        j += 8;
+    }
     while matches!(b.get(j), Some(b'0'..=b'9')) {
         j += 1;
     }
     j
+}
+
+/// The JSON number grammar from `start` (an optional `-`, an integer part,
+/// a fraction, an exponent): the end of the number, or the position where
+/// it breaks the grammar. Shared by the strict scanner and the SIMD
+/// classifier so that both accept exactly the same numbers.
+#[inline(always)]
+pub(super) fn number_end(b: &[u8], start: usize) -> Result<usize, usize> {
+    let mut j = start;
+    if b.get(j) == Some(&b'-') {
+        j += 1;
+    }
+    match b.get(j) {
+        Some(b'0') => j += 1,
+        Some(b'1'..=b'9') => j = digits(b, j + 1),
+        _ => return Err(j),
+    }
+    if b.get(j) == Some(&b'.') {
+        let after = digits(b, j + 1);
+        if after == j + 1 {
+            return Err(after);
+        }
+        j = after;
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        j += 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let after = digits(b, j);
+        if after == j {
+            return Err(after);
+        }
+        j = after;
+    }
+    Ok(j)
 }
 
 #[cfg(test)]

@@ -190,63 +190,18 @@ fn ends_scalar(b: &[u8], j: usize) -> bool {
     }
 }
 
-/// The end of the run of ASCII digits from `j`, eight bytes at a time.
-#[inline(always)]
-fn digits(b: &[u8], mut j: usize) -> usize {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(j..).and_then(|rest| rest.first_chunk::<8>()) {
-        let x = u64::from_le_bytes(*chunk);
-        // Per byte, without carries between bytes: bit 7 of `low + 0x50`
-        // is set from '0' up, bit 7 of `low + 0x46` from ':' up.
-        let low = x & !HIGH;
-        let not_digit = (x | !(low + 0x5050_5050_5050_5050) | (low + 0x4646_4646_4646_4646)) & HIGH;
-        if not_digit != 0 {
-            return j + (not_digit.trailing_zeros() / 8) as usize;
-        }
-        j += 8;
-    }
-    while matches!(b.get(j), Some(b'0'..=b'9')) {
-        j += 1;
-    }
-    j
-}
-
 /// Whether a valid number or literal starts at `j` and ends where the run
 /// of non-delimiters does.
 #[inline(always)]
-fn scalar(b: &[u8], mut j: usize) -> bool {
+fn scalar(b: &[u8], j: usize) -> bool {
     match b.get(j) {
         None => return false,
         Some(b't') => return b.get(j..j + 4) == Some(b"true") && ends_scalar(b, j + 4),
         Some(b'f') => return b.get(j..j + 5) == Some(b"false") && ends_scalar(b, j + 5),
         Some(b'n') => return b.get(j..j + 4) == Some(b"null") && ends_scalar(b, j + 4),
-        Some(b'-') => j += 1,
         Some(_) => {}
     }
-    match b.get(j) {
-        Some(b'0') => j += 1,
-        Some(b'1'..=b'9') => j = digits(b, j + 1),
-        _ => return false,
-    }
-    if b.get(j) == Some(&b'.') {
-        let after = digits(b, j + 1);
-        if after == j + 1 {
-            return false;
-        }
-        j = after;
-    }
-    if matches!(b.get(j), Some(b'e' | b'E')) {
-        j += 1;
-        if matches!(b.get(j), Some(b'+' | b'-')) {
-            j += 1;
-        }
-        let after = digits(b, j);
-        if after == j {
-            return false;
-        }
-        j = after;
-    }
-    ends_scalar(b, j)
+    super::scan::number_end(b, j).is_ok_and(|end| ends_scalar(b, end))
 }
 
 fn hex4(b: &[u8], at: usize) -> Option<u32> {
