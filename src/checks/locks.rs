@@ -48,7 +48,7 @@ impl Check for LockCheck {
 
 fn check_glob(root: &Path, spec: &LockSpec, local: Option<&str>, seen: &mut HashSet<String>, out: &mut Findings) {
     let glob_id = Kind::Lock.id(&spec.glob);
-    let matches = match walk::matches(root, &spec.glob, Path::new(STATE_DIR)) {
+    let matches = match walk::matches(root, spec.glob.as_str(), |p| spec.glob.is_match(p), Path::new(STATE_DIR)) {
         Ok(m) => m,
         Err(e) => {
             let message = format!("cannot look for locks: {e:#}");

@@ -26,7 +26,7 @@ pub use provided::{unready, Unready};
 
 use crate::db;
 use crate::finding::{Findings, Kind, Severity};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Pattern};
 
 /// Which command-line filter a check belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +123,9 @@ impl Selection {
     /// typo such as `dir:date`): an argument error, since a launcher would
     /// otherwise start the app on a run that checked nothing.
     pub fn unmatched<'a>(&'a self, manifest: &Manifest) -> Vec<&'a str> {
+        if self.only.is_empty() {
+            return Vec::new(); // nothing to match: the `.env` is not read for it
+        }
         let declared = declared_ids(manifest);
         self.only.iter().map(String::as_str).filter(|value| !declared.iter().any(|d| d.may_match(value))).collect()
     }
@@ -132,7 +135,7 @@ impl Selection {
 /// pattern their per-file IDs follow.
 struct DeclaredId {
     id: String,
-    files: Option<globset::GlobMatcher>,
+    files: Option<Pattern>,
 }
 
 impl DeclaredId {
@@ -167,8 +170,7 @@ fn declared_ids(manifest: &Manifest) -> Vec<DeclaredId> {
     ids.extend(manifest.heartbeats.iter().map(|h| plain(Kind::Heartbeat.id(h.path.display()))));
     ids.extend(manifest.pidfiles.iter().map(|p| plain(Kind::Pidfile.id(p.path.display()))));
     for lock in &manifest.locks {
-        let files = globset::GlobBuilder::new(&lock.glob).literal_separator(true).build().ok();
-        ids.push(DeclaredId { id: Kind::Lock.id(&lock.glob), files: files.map(|g| g.compile_matcher()) });
+        ids.push(DeclaredId { id: Kind::Lock.id(&lock.glob), files: Some(lock.glob.clone()) });
     }
     ids.extend(manifest.prunes.iter().map(|p| plain(Kind::Prune.id(&p.glob))));
     ids.extend(manifest.commands.iter().map(|c| plain(Kind::Command.id(&c.name))));

@@ -56,8 +56,11 @@ pub fn expects_mount(root: &Path, dir: &DirSpec) -> bool {
 pub fn dir_state(root: &Path, dir: &DirSpec) -> Option<Unready> {
     let abs = root.join(&dir.path);
     let unready = |why: &str| Some(Unready { path: dir.path.clone(), why: why.to_string() });
-    let link = fs::symlink_metadata(&abs).ok()?.file_type().is_symlink();
-    match fs::metadata(&abs) {
+    let own = fs::symlink_metadata(&abs).ok()?;
+    let link = own.file_type().is_symlink();
+    // Only a symlink needs a second look, at what it points to.
+    let meta = if link { fs::metadata(&abs) } else { Ok(own) };
+    match meta {
         Err(e) if e.kind() == ErrorKind::NotFound && link => {
             return unready("is a symlink to a folder that does not exist (yet)")
         }

@@ -46,7 +46,7 @@ impl Check for PruneCheck {
 fn check_rule(root: &Path, spec: &PruneSpec, now: SystemTime, out: &mut Findings) {
     let id = Kind::Prune.id(&spec.glob);
     let severity = severity(spec.severity, Severity::Warning);
-    let found = match walk::matches(root, &spec.glob, Path::new(STATE_DIR)) {
+    let found = match walk::matches(root, spec.glob.as_str(), |p| spec.glob.is_match(p), Path::new(STATE_DIR)) {
         Ok(found) => found,
         Err(e) => {
             out.push(Finding::new(id, Area::Runtime, severity, format!("cannot look for files: {e:#}")));
@@ -195,7 +195,12 @@ mod tests {
     }
 
     fn spec(keep_last: u32) -> PruneSpec {
-        PruneSpec { glob: "*.log".into(), older_than: 7 * DAY, keep_last, severity: None }
+        PruneSpec {
+            glob: crate::manifest::Pattern::compile("*.log".into()).unwrap(),
+            older_than: 7 * DAY,
+            keep_last,
+            severity: None,
+        }
     }
 
     fn names(c: &[Candidate]) -> Vec<String> {

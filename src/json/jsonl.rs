@@ -321,7 +321,22 @@ fn classify_part(bytes: &[u8]) -> io::Result<Part<'_>> {
 /// Reads `reader` to its end, the lines of each chunk classified on all
 /// available cores while the next chunk is read, and hands each classified
 /// part to `visit` in order with the number of lines before it.
-fn for_each_part<R: Read + Send>(reader: R, visit: impl FnMut(&Part, u64) -> io::Result<()>) -> io::Result<Summary> {
+fn for_each_part<R: Read + Send>(
+    mut reader: R,
+    mut visit: impl FnMut(&Part, u64) -> io::Result<()>,
+) -> io::Result<Summary> {
+    // Most files fit in one chunk: those are classified without starting
+    // a reader thread (a validate runs on every start of the app).
+    let mut first = Vec::new();
+    (&mut reader).take(CHUNK as u64).read_to_end(&mut first)?;
+    if first.len() < CHUNK {
+        let mut summary = Summary::default();
+        if !first.is_empty() {
+            visit_region(&first, &mut summary, &mut visit)?;
+        }
+        return Ok(summary);
+    }
+    let reader = io::Cursor::new(first).chain(reader);
     let (regions, incoming) = mpsc::sync_channel(1);
     let (recycle, spare) = mpsc::channel();
     std::thread::scope(|scope| {
@@ -356,7 +371,8 @@ fn visit_region(
     summary: &mut Summary,
     visit: &mut impl FnMut(&Part, u64) -> io::Result<()>,
 ) -> io::Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(MAX_THREADS).min(region.len() / MIN_PER_THREAD).max(1);
     let pieces = split_at_newlines(region, threads);
     let parts: Vec<io::Result<Part>> = std::thread::scope(|scope| {
         let handles: Vec<_> = pieces[1..].iter().map(|&piece| scope.spawn(move || classify_part(piece))).collect();
@@ -442,6 +458,10 @@ pub fn check<R: Read + Send>(reader: R) -> io::Result<Summary> {
 
 /// At most this many threads validate one chunk.
 const MAX_THREADS: usize = 4;
+
+/// A thread gets at least this many bytes: below, starting it costs more
+/// than it saves.
+const MIN_PER_THREAD: usize = 256 * 1024;
 
 /// Buffers of `CHUNK` bytes the parallel reader uses: one being read, one
 /// waiting, one being classified.

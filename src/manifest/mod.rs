@@ -99,10 +99,38 @@ pub struct HeartbeatSpec {
     pub severity: Option<Severity>,
 }
 
+/// A relative, `/`-separated glob of the manifest, checked and compiled
+/// once: `*` and `?` do not cross `/`, `**` does.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    text: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl Pattern {
+    pub fn compile(text: String) -> Result<Pattern, globset::Error> {
+        let matcher = globset::GlobBuilder::new(&text).literal_separator(true).build()?.compile_matcher();
+        Ok(Pattern { text, matcher })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_match(&self, path: impl AsRef<Path>) -> bool {
+        self.matcher.is_match(path)
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 #[derive(Debug)]
 pub struct LockSpec {
-    /// Relative glob, `/`-separated.
-    pub glob: String,
+    pub glob: Pattern,
     pub stale_after: Duration,
     pub severity: Option<Severity>,
 }
@@ -201,7 +229,7 @@ pub struct DiskSpec {
 
 #[derive(Debug)]
 pub struct PruneSpec {
-    pub glob: String,
+    pub glob: Pattern,
     pub older_than: Duration,
     pub keep_last: u32,
     pub severity: Option<Severity>,

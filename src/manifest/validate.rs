@@ -194,15 +194,14 @@ fn refuse_globs_over_declared_paths(v: &mut Validator, m: &Manifest) -> Result<(
     }
     let rules = m.locks.iter().map(|l| ("lock", &l.glob)).chain(m.prunes.iter().map(|p| ("prune", &p.glob)));
     for (table, glob) in rules {
-        let Ok(matcher) = globset::GlobBuilder::new(glob).literal_separator(true).build() else { continue };
-        let matcher = matcher.compile_matcher();
-        if let Some((path, what)) = protected.iter().find(|(p, _)| matcher.is_match(p)) {
+        if let Some((path, what)) = protected.iter().find(|(p, _)| glob.is_match(p)) {
             return Err(v.error_at(
                 "glob",
-                glob,
+                glob.as_str(),
                 format!(
-                    "`glob` = {glob:?} of a [[{table}]] can match `{}`, {what}, and would remove it; \
+                    "`glob` = {:?} of a [[{table}]] can match `{}`, {what}, and would remove it; \
                      narrow the pattern (e.g. \"state/*.lock\")",
+                    glob.as_str(),
                     path.display()
                 ),
             ));

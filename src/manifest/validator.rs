@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::locate::{find_key, find_value, line_col, line_text};
-use super::ManifestError;
+use super::{ManifestError, Pattern};
 use crate::fsutil;
 
 pub(super) fn with_snippet(file: &Path, source: &str, line: usize, col: usize, message: String) -> ManifestError {
@@ -109,7 +109,7 @@ impl Validator<'_> {
         Ok(path)
     }
 
-    pub(super) fn glob(&mut self, key: &str, value: &str) -> Result<String, ManifestError> {
+    pub(super) fn glob(&mut self, key: &str, value: &str) -> Result<Pattern, ManifestError> {
         self.note(key, value);
         self.relative(key, value)?;
         let prefix = literal_prefix(value);
@@ -122,10 +122,8 @@ impl Validator<'_> {
                 ));
             }
         }
-        if let Err(e) = globset::Glob::new(value) {
-            return Err(self.error_at(key, value, format!("`{key}` = {value:?} is not a valid glob: {}", e.kind())));
-        }
-        Ok(value.trim_start_matches("./").to_string())
+        Pattern::compile(value.trim_start_matches("./").to_string())
+            .map_err(|e| self.error_at(key, value, format!("`{key}` = {value:?} is not a valid glob: {}", e.kind())))
     }
 
     pub(super) fn duration(&mut self, key: &str, value: &str) -> Result<Duration, ManifestError> {

@@ -8,8 +8,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use globset::GlobBuilder;
 use walkdir::WalkDir;
 
 use crate::fsutil;
@@ -22,16 +20,17 @@ pub struct Match {
     pub meta: fs::Metadata,
 }
 
-/// Every regular file under `root` whose relative path matches `glob`, in
-/// path order. `*` and `?` do not cross `/`; `**` does. Unreadable folders
-/// are skipped, and so is `private` (relative to the root): the tool's own
-/// folder. An `Err` means the glob's folder leads out of the root.
-pub fn matches(root: &Path, glob: &str, private: &Path) -> anyhow::Result<Vec<Match>> {
-    let matcher = GlobBuilder::new(glob)
-        .literal_separator(true)
-        .build()
-        .with_context(|| format!("{glob:?} is not a valid glob"))?
-        .compile_matcher();
+/// Every regular file under `root` whose relative path `is_match`es, in
+/// path order; `glob` is the pattern's text, which says where to walk.
+/// Unreadable folders are skipped, and so is `private` (relative to the
+/// root): the tool's own folder. An `Err` means the glob's folder leads out
+/// of the root.
+pub fn matches(
+    root: &Path,
+    glob: &str,
+    is_match: impl Fn(&Path) -> bool,
+    private: &Path,
+) -> anyhow::Result<Vec<Match>> {
     let (prefix, depth) = split(glob);
     if prefix.starts_with(private) {
         return Ok(Vec::new());
@@ -55,7 +54,7 @@ pub fn matches(root: &Path, glob: &str, private: &Path) -> anyhow::Result<Vec<Ma
             continue;
         }
         let Ok(rel) = entry.path().strip_prefix(root) else { continue };
-        if matcher.is_match(rel) {
+        if is_match(rel) {
             if let Ok(meta) = entry.metadata() {
                 found.push(Match { rel: rel.to_path_buf(), meta });
             }
@@ -80,8 +79,14 @@ fn split(glob: &str) -> (PathBuf, Option<usize>) {
 mod tests {
     use super::*;
 
+    fn matcher(glob: &str) -> impl Fn(&Path) -> bool {
+        let glob = globset::GlobBuilder::new(glob).literal_separator(true).build().unwrap().compile_matcher();
+        move |p| glob.is_match(p)
+    }
+
     fn names(root: &Path, glob: &str) -> Vec<String> {
-        matches(root, glob, Path::new(".preflight")).unwrap().into_iter().map(|m| m.rel.display().to_string()).collect()
+        let found = matches(root, glob, matcher(glob), Path::new(".preflight")).unwrap();
+        found.into_iter().map(|m| m.rel.display().to_string()).collect()
     }
 
     fn touch(root: &Path, rel: &str) {
@@ -126,7 +131,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         touch(outside.path(), "x.log");
         std::os::unix::fs::symlink(outside.path(), root.path().join("logs")).unwrap();
-        assert!(matches(root.path(), "logs/*.log", Path::new(".preflight")).is_err());
+        assert!(matches(root.path(), "logs/*.log", matcher("logs/*.log"), Path::new(".preflight")).is_err());
     }
 
     #[test]

@@ -82,7 +82,10 @@ pub fn squeeze(text: &str) -> String {
                 (text[i + 2..].find("*/").map_or(bytes.len(), |p| i + 4 + p), true)
             }
             b if b.is_ascii_whitespace() => (i + 1, true),
-            _ => (i + text[i..].chars().next().map_or(1, char::len_utf8), false),
+            // A run of plain bytes is copied in one go; no special byte is
+            // inside a multi-byte UTF-8 character, so the run ends on a
+            // character boundary.
+            _ => (i + 1 + bytes[i + 1..].iter().position(|&b| is_special(b)).unwrap_or(bytes.len() - i - 1), false),
         };
         if blank {
             space = true;
@@ -96,6 +99,11 @@ pub fn squeeze(text: &str) -> String {
         i = next;
     }
     out
+}
+
+/// Bytes that may start a quote, a comment or a blank.
+fn is_special(b: u8) -> bool {
+    matches!(b, b'"' | b'\'' | b'`' | b'[' | b'-' | b'/') || b.is_ascii_whitespace()
 }
 
 /// Index just past the closing quote; a doubled quote is an escaped one.

@@ -22,7 +22,8 @@ use super::coldef::squeeze;
 /// The live table names when the live schema is exactly the DDL's
 /// statements, else `None`.
 pub fn converged(conn: &Connection, ddl: &str) -> rusqlite::Result<Option<Vec<String>>> {
-    let Some(mut wanted) = split(ddl).and_then(|s| s.iter().map(|s| canonical(s)).collect::<Option<Vec<_>>>()) else {
+    let Some(mut wanted) = split(ddl).and_then(|s| s.iter().map(|s| canonical_squeezed(s)).collect::<Option<Vec<_>>>())
+    else {
         return Ok(None);
     };
     let mut stmt = conn.prepare(
@@ -44,8 +45,8 @@ pub fn converged(conn: &Connection, ddl: &str) -> rusqlite::Result<Option<Vec<St
     Ok((wanted == live).then_some(tables))
 }
 
-/// The DDL's statements, split where SQLite says a statement is complete.
-/// `None` when the text does not end with a complete statement.
+/// The DDL's statements, squeezed, split where SQLite says a statement is
+/// complete. `None` when the text does not end with a complete statement.
 fn split(ddl: &str) -> Option<Vec<String>> {
     let mut statements = Vec::new();
     let mut start = 0;
@@ -76,7 +77,11 @@ fn is_complete(sql: &str) -> Option<bool> {
 /// The form SQLite stores a CREATE statement in, or `None` for anything
 /// that is not a CREATE of a `main` object.
 fn canonical(statement: &str) -> Option<String> {
-    let text = squeeze(statement);
+    canonical_squeezed(&squeeze(statement))
+}
+
+/// `canonical` of a statement `squeeze` has already been through.
+fn canonical_squeezed(text: &str) -> Option<String> {
     let text = text.trim_end_matches(';').trim_end();
     let mut words = text.splitn(8, ' ').collect::<Vec<_>>();
     let is = |w: Option<&&str>, k: &str| w.is_some_and(|w| w.eq_ignore_ascii_case(k));

@@ -38,7 +38,8 @@ pub enum Live {
     Unusable(String),
     /// A crash left work for SQLite's own recovery; not read any further.
     Interrupted(Interruption),
-    /// A healthy database, open read-only.
+    /// A healthy database, open read-only inside a read transaction that
+    /// lasts until the connection is dropped.
     Ready(Connection),
 }
 
@@ -161,13 +162,13 @@ fn open_checked(
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(uri(path, mode), flags).map_err(unusable)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unusable)?;
-    // One read transaction for every check: in rollback mode no writer
-    // can commit while it lasts, so the file length read below and the
-    // pages SQLite reads belong to the same state.
+    // One read transaction for every check and for the whole inspection
+    // after it, ended when the connection is dropped: in rollback mode no
+    // writer can commit while it lasts, so the file length read below, the
+    // schema and the data checks all see the same state, and SQLite does
+    // not take its locks and re-read the header for every query.
     conn.execute_batch("BEGIN").map_err(unusable)?;
-    let checked = check(&conn, path, depth, whole_file, cache);
-    let _ = conn.execute_batch("COMMIT");
-    checked.map(|()| conn)
+    check(&conn, path, depth, whole_file, cache).map(|()| conn)
 }
 
 fn check(conn: &Connection, path: &Path, depth: Depth, whole_file: bool, cache: &HealthCache) -> Result<(), Refusal> {

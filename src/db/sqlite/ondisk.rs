@@ -249,19 +249,25 @@ pub fn read_prefix(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// connection that is checking the file at that moment, or of any other
 /// connection of this process (SQLite keeps its descriptors open for the
 /// same reason). One per file, so the set stays as small as the files seen.
-static KEPT: Mutex<Vec<Arc<File>>> = Mutex::new(Vec::new());
+/// A file's (device, inode) when it was opened.
+type FileId = (u64, u64);
+
+static KEPT: Mutex<Vec<(FileId, Arc<File>)>> = Mutex::new(Vec::new());
 
 fn kept_open(path: &Path) -> io::Result<Arc<File>> {
     let meta = std::fs::metadata(path)?;
+    let id = (meta.dev(), meta.ino());
     let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-    // A removed file's descriptor guards nobody's lock any more.
-    kept.retain(|f| f.metadata().is_ok_and(|m| m.nlink() > 0));
-    let same = |f: &&Arc<File>| f.metadata().is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()));
-    if let Some(file) = kept.iter().find(same) {
-        return Ok(file.clone());
+    if let Some(at) = kept.iter().position(|(kept, _)| *kept == id) {
+        // A removed file's descriptor guards nobody's lock any more, and
+        // its inode number may since have gone to the file at `path`.
+        if kept[at].1.metadata().is_ok_and(|m| m.nlink() > 0) {
+            return Ok(kept[at].1.clone());
+        }
+        kept.swap_remove(at);
     }
     let file = Arc::new(File::open(path)?);
-    kept.push(file.clone());
+    kept.push((id, file.clone()));
     Ok(file)
 }
 

@@ -130,8 +130,11 @@ pub fn simulate(conn: &Connection, live: &Schema, claims: &mut [RenameClaim]) ->
         }
     }
     let mappings = mappings(live, claims);
-    // In memory: validate leaves no file behind.
-    conn.execute_batch("PRAGMA temp_store=MEMORY")?;
+    // In memory: validate leaves no file behind. SQLite changes it only
+    // outside a transaction: the inspection's read transaction ends here
+    // and the rest of it reads in a new one.
+    let reading = !conn.is_autocommit();
+    conn.execute_batch(if reading { "COMMIT; PRAGMA temp_store=MEMORY; BEGIN" } else { "PRAGMA temp_store=MEMORY" })?;
     for m in mappings {
         let list: Vec<String> = m.columns.iter().map(|(l, n)| format!("{} AS {}", quote(l), quote(n))).collect();
         conn.execute_batch(&format!(
