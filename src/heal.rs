@@ -73,13 +73,17 @@ pub fn heal_only(
     let (_lock, before) = match lock::acquire_existing(&manifest.root, LOCK_WAIT)? {
         Some(lock) => (lock, checks::run_all(manifest, &applying, selection)?),
         None => {
-            let first = checks::run_all(manifest, options, selection)?;
+            let first = checks::run_all(manifest, &applying, selection)?;
             if !wanted(&first) {
                 return Ok(unchanged(first));
             }
-            let lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
-            // Another heal may have finished while this one waited: look again.
-            (lock, checks::run_all(manifest, &applying, selection)?)
+            match lock::acquire_noting_first(&manifest.root, LOCK_WAIT)? {
+                // No heal came in between: the first look stands (a large
+                // file is not read and hashed a second time).
+                (lock, true) => (lock, first),
+                // Another heal may have finished while this one waited: look again.
+                (lock, false) => (lock, checks::run_all(manifest, &applying, selection)?),
+            }
         }
     };
     if !wanted(&before) {

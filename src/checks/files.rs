@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::access::{self, Denied, Need, Who};
+use super::json_integrity::Verdict;
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
 use crate::fsutil;
@@ -109,15 +110,16 @@ fn content_finding(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severit
     }
     // The strict scanner finds damage (and proposes the salvage) before
     // any allocation: a corrupt file is never parsed into a `Value`.
-    if let Some(finding) = super::json_integrity::damaged(spec, bytes, seen, critical) {
-        return Some(finding);
-    }
+    let top_keys = match super::json_integrity::judge(spec, bytes, seen, critical) {
+        Verdict::Damaged(finding) => return Some(finding),
+        Verdict::Valid { top_keys } => top_keys,
+    };
     let Some(Value::Object(default)) = &spec.default else {
         return None;
     };
     // The common case, every key present, is settled without building a
     // `Value` (which takes about 15 times the file's size in memory).
-    if super::json_integrity::has_keys(bytes, default) {
+    if top_keys.is_some_and(|keys| default.keys().all(|k| keys.contains(k))) {
         return None;
     }
     let value: Option<Value> = serde_json::from_slice(bytes).ok();

@@ -5,7 +5,7 @@
 //! own ID, `file:<path>`; schema violations on `file:<path>:schema`, so
 //! `--only file:<path>:schema` selects just the invariants.
 
-use std::io::{Read as _, Write};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -20,14 +20,25 @@ use crate::manifest::{FileFormat, FileSpec};
 use crate::safety::precondition::Seen;
 use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
 
-/// The finding for a JSON file that the strict scanner finds damaged,
-/// with its salvage fix; `None` when the document is valid. It runs before
-/// any parse into a `Value`, so a corrupt file costs one pass over its
-/// bytes and no allocation per value.
-pub fn damaged(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -> Option<Finding> {
-    let Outcome::Damaged(mut salvage) = salvage::salvage(bytes) else {
-        return None;
-    };
+/// What one pass of the strict scanner says about a JSON file.
+pub enum Verdict {
+    /// Damaged: the finding, with its salvage fix when one is safe.
+    Damaged(Finding),
+    /// Valid; the keys of its top level when that is an object.
+    Valid { top_keys: Option<Vec<String>> },
+}
+
+/// Judges a JSON file with the strict scanner. It runs before any parse
+/// into a `Value`, so a corrupt file costs one pass over its bytes and no
+/// allocation per value, and a valid one is not scanned again for its keys.
+pub fn judge(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -> Verdict {
+    match salvage::salvage(bytes) {
+        Outcome::Valid { top_keys } => Verdict::Valid { top_keys },
+        Outcome::Damaged(salvage) => Verdict::Damaged(damaged(spec, bytes, seen, critical, salvage)),
+    }
+}
+
+fn damaged(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity, mut salvage: Salvage) -> Finding {
     let id = Kind::JsonIntegrity.id(spec.path.display());
     let (line, column) = line_column(bytes, salvage.damage_offset);
     let mut message = format!(
@@ -35,33 +46,27 @@ pub fn damaged(spec: &FileSpec, bytes: &[u8], seen: &Seen, critical: Severity) -
         salvage.problem.describe(),
         salvage::show_pointer(&salvage.pointer)
     );
-    let default = spec.default.clone();
-    if !salvage.merge_default(default.as_ref()) {
+    let default = spec.default.as_ref();
+    if !salvage.merge_default(default) {
         message.push_str(&format!(
             "; what can be salvaged is {}, but the default is {}: it may belong to another program, so it is left alone",
             kind_name(salvage.top_kind),
-            default.as_ref().map_or("absent", value_kind)
+            default.map_or("absent", value_kind)
         ));
-        return Some(Finding::new(id, Area::Fs, critical, message));
+        return Finding::new(id, Area::Fs, critical, message);
     }
     if !spec.salvage {
         // A partial document can be worse than none for some programs.
         message.push_str("; salvage = false: it is not rewritten; restore it from a backup");
-        return Some(Finding::new(id, Area::Fs, critical, message));
+        return Finding::new(id, Area::Fs, critical, message);
     }
     message.push_str(&format!("; {}", salvage.effect()));
-    let op = SalvageOp { path: spec.path.clone(), default, plan: salvage, seen: seen.clone().with_hash(bytes) };
-    Some(Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
+    let op = SalvageOp { path: spec.path.clone(), plan: salvage, seen: seen.clone().with_hash(bytes) };
+    Finding::new(id, Area::Fs, critical, message).with_fix(Fix::new(
         "salvage the valid prefix",
         Phase::Files,
         vec![Op::Custom(Box::new(op))],
-    )))
-}
-
-/// Whether `bytes` is a valid JSON object holding every key of `default`,
-/// decided by the scanner alone (no `Value` is built).
-pub fn has_keys(bytes: &[u8], default: &serde_json::Map<String, Value>) -> bool {
-    salvage::object_keys(bytes).is_some_and(|keys| default.keys().all(|k| keys.contains(k)))
+    ))
 }
 
 /// The top-level keys of a valid JSON object, at any nesting depth;
@@ -95,12 +100,11 @@ fn kind_name(kind: Option<JsonKind>) -> &'static str {
 }
 
 /// Quarantines the original byte for byte, then writes the salvaged and
-/// merged document atomically. The salvage is computed again from the
-/// quarantined copy, so what is written derives from exactly what is kept.
+/// merged document atomically, streamed from the quarantined copy, which
+/// holds exactly the bytes (same SHA-256) the salvage was planned on.
 struct SalvageOp {
     path: PathBuf,
-    default: Option<Value>,
-    /// The salvage as the check saw it, for the plan.
+    /// The salvage the check planned, default members merged in.
     plan: Salvage,
     /// The file the check read: the salvage goes ahead only on it.
     seen: Seen,
@@ -118,23 +122,16 @@ impl CustomOp for SalvageOp {
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
         // `None`: this run kept the original already, and the file is
         // unchanged since; it is read where it is.
+        // The quarantine compared the copy's hash with the check's: these
+        // are the very bytes the plan was made on, so they are not scanned
+        // again, only streamed.
+        anyhow::ensure!(self.seen.sha256.is_some(), "no hash of the checked content; the file is left alone");
         let copy = ctx.quarantine_checked(&self.path, &self.seen)?.unwrap_or_else(|| self.path.clone());
-        let mut bytes = Vec::new();
-        let mut file = ctx.read(&copy)?.with_context(|| format!("{} is gone", copy.display()))?;
-        file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", copy.display()))?;
-        let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
-            return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
-        };
-        if !salvage.merge_default(self.default.as_ref()) {
-            anyhow::bail!("the salvaged top level is not an object; the file is left alone");
-        }
-        let mut writer = ctx.writer(&self.path)?;
-        writer.write_all(&bytes[salvage.head.clone()])?;
-        writer.write_all(&salvage.tail)?;
-        writer.write_all(b"\n")?;
-        let staged = writer.stage().with_context(|| format!("cannot write {}", self.path.display()))?;
-        ctx.commit_staged(&self.path, staged, &self.seen)?;
-        Ok(format!("{}; original kept at {}", salvage.summary(), copy.display()))
+        let file = ctx.read(&copy)?.with_context(|| format!("{} is gone", copy.display()))?;
+        let head = self.plan.head.start as u64..self.plan.head.end as u64;
+        let tail = [self.plan.tail.as_slice(), b"\n"].concat();
+        ctx.commit_spliced(&self.path, &self.seen, &file, head, &tail)?;
+        Ok(format!("{}; original kept at {}", self.plan.summary(), copy.display()))
     }
 }
 
@@ -206,7 +203,7 @@ fn read_json(root: &Path, rel: &Path) -> Read {
     }
     match serde_json::from_slice(&bytes) {
         Ok(value) => Read::Value(value),
-        Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid) => Read::TooDeep,
+        Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid { .. }) => Read::TooDeep,
         Err(_) => Read::Unusable,
     }
 }

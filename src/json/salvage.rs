@@ -26,8 +26,9 @@ use super::scan::{self, Kind, Problem, Scan};
 /// What salvage concluded about a document.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The document is valid JSON: nothing to do.
-    Valid,
+    /// The document is valid JSON: nothing to do. The keys of its top
+    /// level when that is an object, found by the same pass.
+    Valid { top_keys: Option<Vec<String>> },
     /// It is damaged; here is what can be kept.
     Damaged(Salvage),
 }
@@ -67,7 +68,7 @@ pub fn salvage(input: &[u8]) -> Outcome {
     let (damage_offset, problem) = match scan.damage {
         Some(damage) => (damage.offset, damage.problem),
         None if bom => (0, Problem::ByteOrderMark),
-        None => return Outcome::Valid,
+        None => return Outcome::Valid { top_keys: valid_object_keys(input, &scan) },
     };
     let (head, tail) = match scan.commit {
         Some(commit) => (scan.start..commit, closers(&scan)),
@@ -98,11 +99,11 @@ pub fn salvage(input: &[u8]) -> Outcome {
 /// found without building a `Value` (one pass, no allocation per value);
 /// `None` for anything else.
 pub fn object_keys(input: &[u8]) -> Option<Vec<String>> {
-    let scan = scan::scan(input);
-    if scan.damage.is_some() || scan.start > 0 {
-        return None;
-    }
-    if first_non_ws(input) != Some(b'{') {
+    valid_object_keys(input, &scan::scan(input))
+}
+
+fn valid_object_keys(input: &[u8], scan: &Scan) -> Option<Vec<String>> {
+    if scan.damage.is_some() || scan.start > 0 || first_non_ws(input) != Some(b'{') {
         return None;
     }
     Some(scan.top_keys.iter().map(|range| decode_key(input, range)).collect())

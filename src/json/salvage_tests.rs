@@ -8,7 +8,7 @@ use super::*;
 fn damaged(input: &[u8]) -> Salvage {
     match salvage(input) {
         Outcome::Damaged(s) => s,
-        Outcome::Valid => panic!("{:?} should be damaged", String::from_utf8_lossy(input)),
+        Outcome::Valid { .. } => panic!("{:?} should be damaged", String::from_utf8_lossy(input)),
     }
 }
 
@@ -19,7 +19,11 @@ fn salvaged_text(input: &str) -> String {
 
 #[test]
 fn a_valid_document_is_left_alone() {
-    assert!(matches!(salvage(b" {\"a\": [1, 2]}\n"), Outcome::Valid));
+    match salvage(b" {\"a\": [1, 2]}\n") {
+        Outcome::Valid { top_keys } => assert_eq!(top_keys, Some(vec!["a".to_string()])),
+        Outcome::Damaged(s) => panic!("valid input called damaged: {s:?}"),
+    }
+    assert!(matches!(salvage(b"[1, 2]"), Outcome::Valid { top_keys: None }));
 }
 
 #[test]
@@ -310,7 +314,7 @@ fn exhaustive_truncation_never_invents_and_never_loses_a_complete_value() {
                 let context = format!("cut {cut} + {suffix:?} of {doc:?}");
                 let strict = serde_json::from_slice::<Value>(&input);
                 let s = match salvage(&input) {
-                    Outcome::Valid => {
+                    Outcome::Valid { .. } => {
                         assert!(strict.is_ok(), "{context}: called valid");
                         continue;
                     }

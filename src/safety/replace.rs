@@ -2,15 +2,20 @@
 //! (`Seen`), never while another process has it open for writing, with its
 //! undo written ahead and the last look taken just before the rename.
 
+use std::fs::File;
+use std::io::Write;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
 
 use super::apply::ApplyCtx;
 use super::atomic::Staged;
 use super::journal::{sha256_of, After};
-use super::precondition::{Seen, Skip};
+use super::precondition::{hex, Seen, Skip};
 use super::writers;
 
 /// How long heal waits for other writers to close a file before it gives
@@ -58,6 +63,39 @@ impl ApplyCtx<'_> {
         self.write_ahead(rel, after)?;
         seen.verify(staged.dir().stat(staged.name())?.as_ref())?;
         staged.commit().with_context(|| format!("cannot replace {}", rel.display()))
+    }
+
+    /// Replaces `rel`, the file `seen` describes, with bytes `head` of
+    /// `source` followed by `tail`: streamed and hashed as it is written,
+    /// so a large file is not held in memory nor read back for its hash.
+    pub fn commit_spliced(
+        &mut self,
+        rel: &Path,
+        seen: &Seen,
+        source: &File,
+        head: Range<u64>,
+        tail: &[u8],
+    ) -> anyhow::Result<()> {
+        let mut writer = self.writer(rel)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = head.start;
+        while at < head.end {
+            let want = (head.end - at).min(buf.len() as u64) as usize;
+            let n = match source.read_at(&mut buf[..want], at) {
+                Ok(0) => anyhow::bail!("{} ended before byte {}", rel.display(), head.end),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read the copy of {}", rel.display())),
+            };
+            hasher.update(&buf[..n]);
+            writer.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        hasher.update(tail);
+        writer.write_all(tail)?;
+        let staged = writer.stage().with_context(|| format!("cannot write {}", rel.display()))?;
+        self.commit_checked(rel, staged, seen, After::File(hex(&hasher.finalize())))
     }
 
     /// `commit_checked` for a replacement written in a stream: the state
