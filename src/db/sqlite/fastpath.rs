@@ -83,30 +83,30 @@ fn canonical(statement: &str) -> Option<String> {
 /// `canonical` of a statement `squeeze` has already been through.
 fn canonical_squeezed(text: &str) -> Option<String> {
     let text = text.trim_end_matches(';').trim_end();
-    let mut words = text.splitn(8, ' ').collect::<Vec<_>>();
-    let is = |w: Option<&&str>, k: &str| w.is_some_and(|w| w.eq_ignore_ascii_case(k));
-    if !is(words.first(), "CREATE") {
-        return None;
-    }
-    let mut head = vec!["CREATE"];
-    let mut at = 1;
+    let mut rest = keyword(text, "CREATE")?;
+    let mut out = String::with_capacity(text.len());
+    out.push_str("CREATE");
     for modifier in ["UNIQUE", "VIRTUAL"] {
-        if is(words.get(at), modifier) {
-            head.push(modifier);
-            at += 1;
+        if let Some(after) = keyword(rest, modifier) {
+            out.push(' ');
+            out.push_str(modifier);
+            rest = after;
         }
     }
-    let kind = ["TABLE", "INDEX", "VIEW", "TRIGGER"].into_iter().find(|k| is(words.get(at), k))?;
-    head.push(kind);
-    at += 1;
-    if is(words.get(at), "IF") && is(words.get(at + 1), "NOT") && is(words.get(at + 2), "EXISTS") {
-        at += 3;
-    }
-    let rest = words.split_off(at.min(words.len()));
-    if rest.is_empty() {
-        return None;
-    }
-    Some(format!("{} {}", head.join(" "), rest.join(" ")))
+    let (kind, after) = ["TABLE", "INDEX", "VIEW", "TRIGGER"].into_iter().find_map(|k| Some((k, keyword(rest, k)?)))?;
+    out.push(' ');
+    out.push_str(kind);
+    rest = ["IF", "NOT", "EXISTS"].into_iter().try_fold(after, keyword).unwrap_or(after);
+    out.push(' ');
+    out.push_str(rest);
+    Some(out)
+}
+
+/// What follows `word` (any case) and one space at the start of `text`;
+/// `None` when `text` does not start so or nothing follows.
+fn keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let (first, rest) = text.split_once(' ')?;
+    (first.eq_ignore_ascii_case(word) && !rest.is_empty()).then_some(rest)
 }
 
 #[cfg(test)]
