@@ -18,7 +18,7 @@ use crate::json::scan::Kind as JsonKind;
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
 use crate::safety::precondition::Seen;
-use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase, Task};
 
 /// The finding for a JSON file that the strict scanner finds damaged,
 /// with its salvage fix; `None` when the document is valid. It runs before
@@ -116,24 +116,54 @@ impl CustomOp for SalvageOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
+        // Four passes over the file's bytes: the copy kept, the read, the
+        // salvage, the write (the hash of what was written is not counted).
+        let size = self.seen.size.max(1);
+        let task = ctx.progress().task(&format!("salvage {}", self.path.display()), Some(4 * size));
+        let result = self.run(ctx, task.as_ref(), size);
+        task.finish();
+        result
+    }
+}
+
+/// Read and written at a time, so that the progress moves.
+const PIECE: usize = 8 << 20;
+
+impl SalvageOp {
+    fn run(&self, ctx: &mut ApplyCtx, task: &dyn Task, size: u64) -> anyhow::Result<String> {
         // `None`: this run kept the original already, and the file is
         // unchanged since; it is read where it is.
-        let copy = ctx.quarantine_checked(&self.path, &self.seen)?.unwrap_or_else(|| self.path.clone());
-        let mut bytes = Vec::new();
+        let copy = ctx.quarantine_checked(&self.path, &self.seen, task)?.unwrap_or_else(|| self.path.clone());
+        task.advance(size);
+        let mut bytes = Vec::with_capacity(usize::try_from(self.seen.size).unwrap_or_default());
         let mut file = ctx.read(&copy)?.with_context(|| format!("{} is gone", copy.display()))?;
-        file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", copy.display()))?;
+        while (&mut file)
+            .take(PIECE as u64)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", copy.display()))?
+            > 0
+        {
+            task.advance(size + (bytes.len() as u64).min(size));
+        }
         let Outcome::Damaged(mut salvage) = salvage::salvage(&bytes) else {
             return Ok("the file is valid now; left as it is (a copy stays in quarantine)".into());
         };
+        task.advance(3 * size);
         if !salvage.merge_default(self.default.as_ref()) {
             anyhow::bail!("the salvaged top level is not an object; the file is left alone");
         }
         let mut writer = ctx.writer(&self.path)?;
-        writer.write_all(&bytes[salvage.head.clone()])?;
+        let mut written = 0;
+        for piece in bytes[salvage.head.clone()].chunks(PIECE) {
+            writer.write_all(piece)?;
+            written += piece.len() as u64;
+            task.advance(3 * size + written.min(size));
+        }
         writer.write_all(&salvage.tail)?;
         writer.write_all(b"\n")?;
         let staged = writer.stage().with_context(|| format!("cannot write {}", self.path.display()))?;
         ctx.commit_staged(&self.path, staged, &self.seen)?;
+        task.advance(4 * size);
         Ok(format!("{}; original kept at {}", salvage.summary(), copy.display()))
     }
 }
@@ -208,5 +238,33 @@ fn read_json(root: &Path, rel: &Path) -> Read {
         Ok(value) => Read::Value(value),
         Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid) => Read::TooDeep,
         Err(_) => Read::Unusable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safety::progress::recording::Recording;
+
+    #[test]
+    fn a_salvage_reports_its_passes_over_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("positions.json");
+        let rows: Vec<String> = (0..200_000).map(|i| format!("{{\"id\": {i}, \"side\": \"long\"}}")).collect();
+        let bytes = format!("{{\"open\": [{}, {{\"id\": 12", rows.join(", ")).into_bytes();
+        std::fs::write(&path, &bytes).unwrap();
+        let Outcome::Damaged(plan) = salvage::salvage(&bytes) else { panic!("damaged") };
+        let seen = Seen::of(&std::fs::metadata(&path).unwrap()).with_hash(&bytes);
+        let default = Some(serde_json::json!({"open": []}));
+        let op = SalvageOp { path: "positions.json".into(), default, plan, seen };
+        let progress = Recording::default();
+        let mut ctx = ApplyCtx::new(root.path(), "r").with_progress(&progress);
+        op.apply(&mut ctx).unwrap();
+        let size = bytes.len() as u64;
+        // About 6 MB: read and written in pieces of `PIECE`.
+        assert_eq!(progress.assert_task("salvage positions.json", 4), Some(4 * size));
+        assert_eq!(progress.advances("salvage").last(), Some(&(4 * size)));
+        let written = std::fs::read(&path).unwrap();
+        assert!(serde_json::from_slice::<Value>(&written).is_ok(), "the salvage is valid JSON");
     }
 }

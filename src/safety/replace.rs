@@ -11,6 +11,7 @@ use super::apply::ApplyCtx;
 use super::atomic::Staged;
 use super::journal::{sha256_of, After};
 use super::precondition::{Seen, Skip};
+use super::progress::Task;
 use super::writers;
 
 /// How long heal waits for other writers to close a file before it gives
@@ -21,8 +22,9 @@ impl ApplyCtx<'_> {
     /// Quarantines the original of `rel` if it is still the file `seen`
     /// describes (same file, size and time; with a hash, the same bytes),
     /// else `Skip::Changed`. Returns the copy (relative to the root), or
-    /// `None` when this run already kept the original.
-    pub fn quarantine_checked(&mut self, rel: &Path, seen: &Seen) -> anyhow::Result<Option<PathBuf>> {
+    /// `None` when this run already kept the original. `task` is told the
+    /// bytes copied.
+    pub fn quarantine_checked(&mut self, rel: &Path, seen: &Seen, task: &dyn Task) -> anyhow::Result<Option<PathBuf>> {
         self.journal.touch(self.root(), rel);
         let source = match self.read(rel) {
             Ok(Some(file)) => file,
@@ -40,7 +42,7 @@ impl ApplyCtx<'_> {
             }
             return Ok(None);
         }
-        let (copy, hash) = self.copy_whole(rel, &source)?;
+        let (copy, hash) = self.copy_whole(rel, &source, task)?;
         if differs(&hash) {
             self.remove_private(&copy);
             return Err(Skip::Changed("its content differs".into()).into());
