@@ -13,7 +13,7 @@ use crate::manifest::Manifest;
 use crate::runtime::account::Account;
 use crate::safety::confined::Root;
 use crate::safety::lock::{self, LOCK_WAIT};
-use crate::safety::{atomic, history, precondition, retention, ApplyCtx, Outcome};
+use crate::safety::{atomic, history, precondition, retention, ApplyCtx, Outcome, Progress};
 
 /// What happened to one planned fix.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,9 +54,14 @@ pub fn plan(findings: &Findings) -> Vec<&Finding> {
 /// A converged root is never written to: the lock (which creates
 /// `.preflight/`) is taken only once something is known to need a fix, or
 /// when the lock file already exists, in which case validation runs once,
-/// under the lock.
-pub fn heal(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<HealResult> {
-    heal_only(manifest, options, selection, &|_| true)
+/// under the lock. Long fixes report how far they are to `progress`.
+pub fn heal(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    selection: &Selection,
+    progress: &dyn Progress,
+) -> anyhow::Result<HealResult> {
+    heal_only(manifest, options, selection, &|_| true, progress)
 }
 
 /// `heal`, applying only the fixes of findings `allow` accepts (`watch`
@@ -66,6 +71,7 @@ pub fn heal_only(
     options: &CheckOptions,
     selection: &Selection,
     allow: &dyn Fn(&Finding) -> bool,
+    progress: &dyn Progress,
 ) -> anyhow::Result<HealResult> {
     let wanted = |findings: &Findings| plan(findings).into_iter().any(allow);
     // The fixes of these passes may be applied: they fingerprint what they read.
@@ -91,7 +97,7 @@ pub fn heal_only(
     }
     sweep_interrupted_writes(manifest)?;
     let run_id = new_run_id();
-    let actions = apply_plan(manifest, &before, &run_id, allow)?;
+    let actions = apply_plan(manifest, &before, &run_id, allow, progress)?;
     let mut after = checks::run_all(manifest, options, selection)?;
     // A fix that just failed is not offered again as if it could work.
     for failed in actions.iter().filter(|a| a.outcome == Outcome::Failed) {
@@ -115,8 +121,9 @@ pub fn apply_plan(
     findings: &Findings,
     run_id: &str,
     allow: &dyn Fn(&Finding) -> bool,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Vec<ActionRecord>> {
-    let mut ctx = ApplyCtx::new(&manifest.root, run_id);
+    let mut ctx = ApplyCtx::new(&manifest.root, run_id).with_progress(progress);
     let owner = app_owner(manifest)?;
     let mut actions = Vec::new();
     let mut entries = Vec::new();

@@ -6,6 +6,7 @@
 //! `--only file:<path>:schema` selects just the invariants.
 
 use std::io::Read as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -18,7 +19,7 @@ use crate::json::scan::Kind as JsonKind;
 use crate::json::schema::{Schema, Violations};
 use crate::manifest::{FileFormat, FileSpec};
 use crate::safety::precondition::Seen;
-use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase};
+use crate::safety::{ApplyCtx, CustomOp, Fix, Op, Phase, Task};
 
 /// What one pass of the strict scanner says about a JSON file.
 pub enum Verdict {
@@ -120,17 +121,31 @@ impl CustomOp for SalvageOp {
     }
 
     fn apply(&self, ctx: &mut ApplyCtx) -> anyhow::Result<String> {
+        // Two passes over the bytes: the copy kept, then the salvaged
+        // prefix written from it.
+        let head = self.plan.head.start as u64..self.plan.head.end as u64;
+        let total = self.seen.size + (head.end - head.start);
+        let task = ctx.progress().task(&format!("salvage {}", self.path.display()), Some(total.max(1)));
+        let result = self.run(ctx, task.as_ref(), head);
+        task.finish();
+        result
+    }
+}
+
+impl SalvageOp {
+    fn run(&self, ctx: &mut ApplyCtx, task: &dyn Task, head: Range<u64>) -> anyhow::Result<String> {
         // `None`: this run kept the original already, and the file is
         // unchanged since; it is read where it is.
         // The quarantine compared the copy's hash with the check's: these
         // are the very bytes the plan was made on, so they are not scanned
         // again, only streamed.
         anyhow::ensure!(self.seen.sha256.is_some(), "no hash of the checked content; the file is left alone");
-        let copy = ctx.quarantine_checked(&self.path, &self.seen)?.unwrap_or_else(|| self.path.clone());
+        let copy = ctx.quarantine_checked(&self.path, &self.seen, task)?.unwrap_or_else(|| self.path.clone());
+        task.advance(self.seen.size);
         let file = ctx.read(&copy)?.with_context(|| format!("{} is gone", copy.display()))?;
-        let head = self.plan.head.start as u64..self.plan.head.end as u64;
         let tail = [self.plan.tail.as_slice(), b"\n"].concat();
-        ctx.commit_spliced(&self.path, &self.seen, &file, head, &tail)?;
+        let written = |n: u64| task.advance(self.seen.size + n);
+        ctx.commit_spliced(&self.path, &self.seen, &file, head, &tail, &written)?;
         Ok(format!("{}; original kept at {}", self.plan.summary(), copy.display()))
     }
 }
@@ -205,5 +220,33 @@ fn read_json(root: &Path, rel: &Path) -> Read {
         Ok(value) => Read::Value(value),
         Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid { .. }) => Read::TooDeep,
         Err(_) => Read::Unusable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safety::progress::recording::Recording;
+
+    #[test]
+    fn a_salvage_reports_its_passes_over_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("positions.json");
+        let rows: Vec<String> = (0..200_000).map(|i| format!("{{\"id\": {i}, \"side\": \"long\"}}")).collect();
+        let bytes = format!("{{\"open\": [{}, {{\"id\": 12", rows.join(", ")).into_bytes();
+        std::fs::write(&path, &bytes).unwrap();
+        let Outcome::Damaged(mut plan) = salvage::salvage(&bytes) else { panic!("damaged") };
+        assert!(plan.merge_default(Some(&serde_json::json!({"open": []}))));
+        let seen = Seen::of(&std::fs::metadata(&path).unwrap()).with_hash(&bytes);
+        let total = bytes.len() as u64 + plan.head.len() as u64;
+        let op = SalvageOp { path: "positions.json".into(), plan, seen };
+        let progress = Recording::default();
+        let mut ctx = ApplyCtx::new(root.path(), "r").with_progress(&progress);
+        op.apply(&mut ctx).unwrap();
+        // About 6 MB, copied and then written in 1 MiB blocks.
+        assert_eq!(progress.assert_task("salvage positions.json", 4), Some(total));
+        assert_eq!(progress.advances("salvage").last(), Some(&total));
+        let written = std::fs::read(&path).unwrap();
+        assert!(serde_json::from_slice::<Value>(&written).is_ok(), "the salvage is valid JSON");
     }
 }

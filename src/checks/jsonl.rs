@@ -195,3 +195,28 @@ impl Lines for Repair {
         self.bad_lines.get_ref().sync_all()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safety::progress::recording::Recording;
+
+    #[test]
+    fn a_repair_reports_the_bytes_it_has_read_chunk_by_chunk() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("events.jsonl");
+        let mut text: String = (0..400_000).map(|i| format!("{{\"seq\":{i},\"pad\":\"xxxxxxxx\"}}\n")).collect();
+        text.push_str("{\"torn\":");
+        fs::write(&path, &text).unwrap();
+        let size = text.len() as u64;
+        let op =
+            RepairOp { path: "events.jsonl".into(), bad: 1, lines: 400_001, seen: Seen::prefix(&path, size).unwrap() };
+        let progress = Recording::default();
+        let mut ctx = ApplyCtx::new(root.path(), "r").with_progress(&progress);
+        op.apply(&mut ctx).unwrap();
+        // About 11 MiB, read 4 MiB at a time.
+        assert_eq!(progress.assert_task("rewrite events.jsonl", 3), Some(size));
+        assert_eq!(progress.advances("rewrite").last(), Some(&size), "every byte read was reported");
+        assert_eq!(fs::read(&path).unwrap().len() as u64, size - 8, "the torn line went to the quarantine");
+    }
+}

@@ -5,7 +5,7 @@ use anyhow::Context;
 use preflight::report::Report;
 use preflight::{checks, heal};
 
-use super::{emit, load_manifest, options, report_format, selection};
+use super::{emit, load_manifest, options, progress, report_format, selection};
 use crate::cli::Cli;
 
 pub fn heal(cli: &Cli, dry_run: bool, allow_rebuild: bool) -> anyhow::Result<u8> {
@@ -16,6 +16,6 @@ pub fn heal(cli: &Cli, dry_run: bool, allow_rebuild: bool) -> anyhow::Result<u8>
         let findings = checks::run_all(&manifest, &options, &selection)?;
         return emit(&Report::dry_run(&findings, cli.strict), report_format(cli), &mut out);
     }
-    let result = heal::heal(&manifest, &options, &selection).context("heal stopped")?;
+    let result = heal::heal(&manifest, &options, &selection, progress(cli).as_ref()).context("heal stopped")?;
     emit(&Report::heal(&result, cli.strict), report_format(cli), &mut out)
 }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use preflight::checks::{CheckOptions, Selection};
 use preflight::manifest::{self, Manifest};
 use preflight::report::{self, Report};
+use preflight::safety::Progress;
 
 use crate::cli::{Cli, Format};
 
@@ -82,6 +83,12 @@ pub fn report_format(cli: &Cli) -> report::Format {
         Format::Json => report::Format::Json,
         Format::Junit => report::Format::Junit,
     }
+}
+
+/// Where long fixes report how far they are: bars on stderr for a human
+/// on a terminal, nothing for machines and logs.
+pub fn progress(cli: &Cli) -> Box<dyn Progress> {
+    report::progress::for_stderr(report_format(cli), report::progress::DELAY)
 }
 
 /// Prints the report and returns its exit code; a closed pipe is not an error.

@@ -16,7 +16,7 @@ use preflight::finding::Severity;
 use preflight::heal::{self, HealResult};
 use preflight::report::Report;
 
-use super::{emit, load_manifest, options, report_format, selection, ArgumentError};
+use super::{emit, load_manifest, options, progress, report_format, selection, ArgumentError};
 use crate::cli::Cli;
 
 /// `--retry-timeout` and `--sleep`.
@@ -91,7 +91,9 @@ fn attempt(cli: &Cli) -> anyhow::Result<Attempt> {
     let (options, selection) = (options(cli, false), selection(cli, &manifest)?);
     let unready = checks::unready(&manifest);
     if unready.is_empty() {
-        return Ok(Attempt::Healed(heal::heal(&manifest, &options, &selection).context("heal stopped")?));
+        return Ok(Attempt::Healed(
+            heal::heal(&manifest, &options, &selection, progress(cli).as_ref()).context("heal stopped")?,
+        ));
     }
     let findings = checks::run_all(&manifest, &options, &selection)?;
     Ok(Attempt::Waiting(unready, HealResult { before: findings, actions: Vec::new(), after: None, run_id: None }))

@@ -21,7 +21,7 @@ use preflight::report::Report;
 use preflight::safety::history;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use super::{emit, options, report_format, selection};
+use super::{emit, options, progress, report_format, selection};
 use crate::cli::{Cli, Format};
 
 /// The window the breaker counts heals in.
@@ -116,7 +116,9 @@ fn cycle(
         let r = recent.get(&f.id);
         !breaker.tripped(r) && !breaker.cooling(r, now)
     };
-    let mut result = heal::heal_only(manifest, &options(cli, false), &selection(cli, manifest)?, &allow)?;
+    let progress = progress(cli);
+    let mut result =
+        heal::heal_only(manifest, &options(cli, false), &selection(cli, manifest)?, &allow, progress.as_ref())?;
     let held = held_back(&result.before, &recent, breaker, now);
     result.actions.extend(held);
     let findings = match result.after.as_mut() {

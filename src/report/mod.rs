@@ -1,10 +1,12 @@
 //! Reports: the only code that prints. A `Report` gathers what a command
-//! found and did; one renderer per format turns it into text.
+//! found and did; one renderer per format turns it into text. `progress`
+//! draws the bars of long work on stderr while it runs.
 
 pub mod history;
 mod human;
 mod json;
 mod junit;
+pub mod progress;
 pub mod rollback;
 
 use std::io::{self, Write};

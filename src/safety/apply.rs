@@ -23,6 +23,7 @@ use super::fix::Op;
 use super::journal::{After, Changes, Journal, ModeChange, OwnerChange, Undo};
 use super::layout::{self, Area};
 use super::precondition::{self, Expect, Skip};
+use super::progress::{Progress, Silent, Task};
 use crate::fsutil;
 
 /// What an operation may use while it runs. Custom operations must go
@@ -44,6 +45,8 @@ pub struct ApplyCtx<'a> {
     /// A database action's statements and its engine's undo record, for
     /// the history (drained after each action).
     database: (Vec<String>, Option<serde_json::Value>),
+    /// Where long operations report how far they are.
+    progress: &'a dyn Progress,
 }
 
 /// A copy kept in the run's quarantine.
@@ -66,7 +69,20 @@ impl<'a> ApplyCtx<'a> {
             journal: Journal::default(),
             ahead: Ahead::default(),
             database: Default::default(),
+            progress: &Silent,
         }
+    }
+
+    /// Long operations (a rebuild, a backup, a log rewrite, a salvage)
+    /// report to `progress` instead of to nobody.
+    pub fn with_progress(mut self, progress: &'a dyn Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The sink long operations report to.
+    pub fn progress(&self) -> &'a dyn Progress {
+        self.progress
     }
 
     /// Starts an action of a heal run: from now on, what undoes each act
@@ -236,7 +252,7 @@ impl<'a> ApplyCtx<'a> {
             Err(e) => return Err(e.context(format!("{} is left alone", rel.display()))),
         };
         let meta = source.metadata()?;
-        let (copy, hash) = self.copy_whole(rel, &source)?;
+        let (copy, hash) = self.copy_whole(rel, &source, &Silent)?;
         self.keep(rel, &copy, &meta, hash);
         let mut file = self.read(&copy)?.with_context(|| format!("{} is gone", copy.display()))?;
         file.rewind()?;
@@ -245,10 +261,16 @@ impl<'a> ApplyCtx<'a> {
 
     /// A verified private copy of everything `source` holds; a copy cut
     /// short is removed. Returns its path and the hash of its bytes.
-    pub(super) fn copy_whole(&mut self, rel: &Path, source: &File) -> anyhow::Result<(PathBuf, String)> {
+    /// `task` is told the bytes copied.
+    pub(super) fn copy_whole(
+        &mut self,
+        rel: &Path,
+        source: &File,
+        task: &dyn Task,
+    ) -> anyhow::Result<(PathBuf, String)> {
         let (file, path) = self.new_private_file(Area::Quarantine, rel)?;
         let mut copy = Copy::new(file, None);
-        match copy.copy_from(source, 0).and_then(|_| copy.seal()) {
+        match copy.copy_from(source, 0, task).and_then(|_| copy.seal()) {
             Ok(hash) => Ok((path, hash)),
             Err(e) => {
                 self.remove_private(&path);
@@ -369,7 +391,7 @@ impl<'a> ApplyCtx<'a> {
                 })
             }
             Expect::Unchanged(seen) => {
-                self.quarantine_checked(rel, seen)?;
+                self.quarantine_checked(rel, seen, &Silent)?;
                 let staged = stage(self)?;
                 self.commit_checked(rel, staged, seen, after)
             }

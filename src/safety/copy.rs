@@ -10,6 +10,7 @@ use std::os::unix::fs::FileExt;
 use sha2::{Digest, Sha256};
 
 use super::precondition::hex;
+use super::progress::Task;
 
 const BLOCK: usize = 1 << 20;
 
@@ -60,8 +61,9 @@ impl Copy {
         Ok(())
     }
 
-    /// Copies `source` from byte `from` to its end; returns the bytes copied.
-    pub fn copy_from(&mut self, source: &File, from: u64) -> io::Result<u64> {
+    /// Copies `source` from byte `from` to its end, telling `task` the
+    /// bytes copied; returns them.
+    pub fn copy_from(&mut self, source: &File, from: u64, task: &dyn Task) -> io::Result<u64> {
         let mut buf = vec![0u8; BLOCK];
         let mut at = from;
         loop {
@@ -73,6 +75,7 @@ impl Copy {
             };
             self.extend(&buf[..n])?;
             at += n as u64;
+            task.advance(at - from);
         }
     }
 
@@ -104,7 +107,7 @@ mod tests {
         copy.extend(b"ab").unwrap();
         assert_eq!(copy.prefix_sha256(), None, "not the whole prefix yet");
         let mut copy = Copy::new(fs::File::create(dir.path().join("c")).unwrap(), Some(4));
-        assert_eq!(copy.copy_from(&fs::File::open(&source).unwrap(), 0).unwrap(), 8);
+        assert_eq!(copy.copy_from(&fs::File::open(&source).unwrap(), 0, &crate::safety::Silent).unwrap(), 8);
         assert_eq!(copy.prefix_sha256(), Some(hex(&Sha256::digest(b"abc\n")).as_str()));
         copy.extend(b"ghi\n").unwrap();
         assert_eq!(copy.seal().unwrap(), hex(&Sha256::digest(b"abc\ndef\nghi\n")));

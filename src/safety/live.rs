@@ -31,6 +31,7 @@ use super::copy::Copy;
 use super::journal::After;
 use super::layout::Area;
 use super::precondition::{hex, Seen, Skip};
+use super::progress::Task;
 use super::replace::HOLD_WAIT;
 use super::writers;
 
@@ -65,6 +66,8 @@ struct Old<'a> {
     file: &'a fs::File,
     copy: Copy,
     tail: Vec<u8>,
+    /// Told the bytes read and rewritten so far, chunk by chunk.
+    task: &'a dyn Task,
 }
 
 impl Old<'_> {
@@ -78,6 +81,9 @@ impl Old<'_> {
         }
         let mut buf = vec![0u8; CHUNK.min((size - from) as usize)];
         while self.copy.len() < size {
+            if self.copy.len() > from {
+                self.task.advance(self.copy.len()); // the chunks before are rewritten
+            }
             let n = match self.file.read_at(&mut buf, self.copy.len()) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -100,6 +106,9 @@ impl Old<'_> {
                 self.tail.clear();
             }
             self.tail.extend_from_slice(rest);
+        }
+        if self.copy.len() > from {
+            self.task.advance(self.copy.len());
         }
         Ok(self.copy.len() - from)
     }
@@ -151,8 +160,11 @@ impl ApplyCtx<'_> {
         }
         writers::wait_until_closed(seen.dev, seen.ino, HOLD_WAIT).map_err(Skip::HeldOpen)?;
         let (copy_file, copy_path) = self.new_private_file(Area::Quarantine, rel)?;
-        let mut old = Old { file: &file, copy: Copy::new(copy_file, Some(seen.size)), tail: Vec::new() };
+        let task = self.progress().task(&format!("rewrite {}", rel.display()), Some(meta.len()));
+        let mut old =
+            Old { file: &file, copy: Copy::new(copy_file, Some(seen.size)), tail: Vec::new(), task: task.as_ref() };
         let result = self.rewrite_from(rel, seen, &meta, &copy_path, &mut old, lines);
+        task.finish();
         if result.is_err() && !self.quarantined.contains(rel) {
             // Not kept (the rewrite stopped before the swap): not a copy of anything.
             self.remove_private(&copy_path);

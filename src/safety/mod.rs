@@ -5,8 +5,9 @@
 //! (`atomic`), the handle-based file operations that keep every change
 //! beneath the root (`confined`), what a run changed and how to undo it
 //! (`journal`, `ahead`, `history`, `rollback`), one heal at a time
-//! (`lock`), and the layout of the private folder (`layout`). It knows no
-//! check and no orchestrator.
+//! (`lock`), the layout of the private folder (`layout`), and the sink long
+//! work reports its progress to (`progress`). It knows no check and no
+//! orchestrator.
 
 mod ahead;
 pub mod apply;
@@ -21,6 +22,7 @@ pub mod live;
 pub mod lock;
 mod pathser;
 pub mod precondition;
+pub mod progress;
 mod remove;
 mod replace;
 pub mod retention;
@@ -31,4 +33,5 @@ pub use apply::ApplyCtx;
 pub use fix::{CustomOp, Fix, Op, Phase};
 pub use history::Outcome;
 pub use layout::STATE_DIR;
+pub use progress::{Progress, Silent, Task};
 pub use remove::RemoveIfUnchanged;

@@ -16,6 +16,7 @@ use super::apply::ApplyCtx;
 use super::atomic::Staged;
 use super::journal::{sha256_of, After};
 use super::precondition::{hex, Seen, Skip};
+use super::progress::Task;
 use super::writers;
 
 /// How long heal waits for other writers to close a file before it gives
@@ -26,8 +27,9 @@ impl ApplyCtx<'_> {
     /// Quarantines the original of `rel` if it is still the file `seen`
     /// describes (same file, size and time; with a hash, the same bytes),
     /// else `Skip::Changed`. Returns the copy (relative to the root), or
-    /// `None` when this run already kept the original.
-    pub fn quarantine_checked(&mut self, rel: &Path, seen: &Seen) -> anyhow::Result<Option<PathBuf>> {
+    /// `None` when this run already kept the original. `task` is told the
+    /// bytes copied.
+    pub fn quarantine_checked(&mut self, rel: &Path, seen: &Seen, task: &dyn Task) -> anyhow::Result<Option<PathBuf>> {
         self.journal.touch(self.root(), rel);
         let source = match self.read(rel) {
             Ok(Some(file)) => file,
@@ -45,7 +47,7 @@ impl ApplyCtx<'_> {
             }
             return Ok(None);
         }
-        let (copy, hash) = self.copy_whole(rel, &source)?;
+        let (copy, hash) = self.copy_whole(rel, &source, task)?;
         if differs(&hash) {
             self.remove_private(&copy);
             return Err(Skip::Changed("its content differs".into()).into());
@@ -68,6 +70,7 @@ impl ApplyCtx<'_> {
     /// Replaces `rel`, the file `seen` describes, with bytes `head` of
     /// `source` followed by `tail`: streamed and hashed as it is written,
     /// so a large file is not held in memory nor read back for its hash.
+    /// `written` is told the bytes of `head` written so far.
     pub fn commit_spliced(
         &mut self,
         rel: &Path,
@@ -75,6 +78,7 @@ impl ApplyCtx<'_> {
         source: &File,
         head: Range<u64>,
         tail: &[u8],
+        written: &dyn Fn(u64),
     ) -> anyhow::Result<()> {
         let mut writer = self.writer(rel)?;
         let mut hasher = Sha256::new();
@@ -91,6 +95,7 @@ impl ApplyCtx<'_> {
             hasher.update(&buf[..n]);
             writer.write_all(&buf[..n])?;
             at += n as u64;
+            written(at - head.start);
         }
         hasher.update(tail);
         writer.write_all(tail)?;

@@ -24,6 +24,7 @@ mod parsers_never_panic;
 mod postgres;
 mod postgres_cli;
 mod postgres_online;
+mod progress;
 mod race;
 mod recovery;
 mod runtime;

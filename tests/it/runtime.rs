@@ -12,7 +12,7 @@ use preflight::checks::{run_all, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
 use preflight::heal::{self, HealResult};
 use preflight::manifest::{self, Manifest};
-use preflight::safety::{history, Outcome};
+use preflight::safety::{history, Outcome, Silent};
 
 /// A temporary root; manifests are given as TOML bodies after `version = 1`.
 struct Root {
@@ -63,7 +63,7 @@ impl Root {
     }
 
     fn heal(&self, body: &str) -> HealResult {
-        heal::heal(&self.manifest(body), &CheckOptions::default(), &Selection::default()).unwrap()
+        heal::heal(&self.manifest(body), &CheckOptions::default(), &Selection::default(), &Silent).unwrap()
     }
 }
 

@@ -132,7 +132,8 @@ fn a_plan_applied_after_its_folder_became_a_link_out_writes_nothing_outside() {
     assert!(findings.problems.iter().any(|f| f.id == "file:logs/positions.json" && f.fixable()));
     std::fs::remove_dir(t.join("logs")).unwrap();
     symlink(outside.path(), t.join("logs")).unwrap();
-    let actions = preflight::heal::apply_plan(&manifest, &findings, "run-1", &|_| true).unwrap();
+    let actions =
+        preflight::heal::apply_plan(&manifest, &findings, "run-1", &|_| true, &preflight::safety::Silent).unwrap();
     let refused = actions.iter().find(|a| a.id == "file:logs/positions.json").expect("the action ran");
     assert_eq!(refused.outcome, preflight::safety::Outcome::Failed, "{}", refused.detail);
     assert!(support::snapshot(outside.path(), false).is_empty(), "something was written outside the root");

@@ -13,7 +13,7 @@ use preflight::checks::{self, CheckOptions, Selection};
 use preflight::finding::{Findings, Severity};
 use preflight::heal::{self, HealResult};
 use preflight::manifest::{self, Manifest};
-use preflight::safety::Outcome;
+use preflight::safety::{Outcome, Silent};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
@@ -79,7 +79,7 @@ impl App {
     fn heal_with(&self, allow_rebuild: bool, only: &[&str]) -> HealResult {
         let options = CheckOptions { allow_rebuild, ..Default::default() };
         let selection = Selection { only: only.iter().map(|s| s.to_string()).collect(), ..Default::default() };
-        heal::heal(&self.manifest(), &options, &selection).unwrap()
+        heal::heal(&self.manifest(), &options, &selection, &Silent).unwrap()
     }
 
     fn heal(&self, allow_rebuild: bool) -> HealResult {
@@ -486,7 +486,7 @@ fn the_example_schemas_create_four_databases_that_converge() {
         manifest.push_str(&format!("[[database]]\npath = \"{db}\"\nschema = \"schemas/{schema}.sql\"\n"));
     }
     let m = manifest::load_str(Path::new("preflight.toml"), &manifest, root.path()).unwrap();
-    let result = heal::heal(&m, &CheckOptions::default(), &Selection::default()).unwrap();
+    let result = heal::heal(&m, &CheckOptions::default(), &Selection::default(), &Silent).unwrap();
     assert_eq!(result.actions.len(), 4);
     assert_all_done(&result);
     assert!(result.current().problems.is_empty(), "{:?}", result.current().problems);

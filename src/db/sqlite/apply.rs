@@ -21,9 +21,13 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::budget;
 use super::live::{describe_error, has_sqlite_header, HealthCache, BUSY_TIMEOUT};
+use super::meter::{self, RowMeter};
 use super::plan::{Step, StepKind};
 use super::units::{self, Guard, Unit, UnitKind};
-use crate::safety::{ApplyCtx, CustomOp};
+use crate::safety::{ApplyCtx, CustomOp, Task};
+
+/// Pages the online backup copies per step, between two progress reports.
+const BACKUP_STEP: std::ffi::c_int = 1024;
 
 /// What became of one step: `None` when it was not planned any more.
 type StepOutcome = Option<Result<String, String>>;
@@ -69,6 +73,16 @@ pub fn operations(
     let tx =
         Arc::new(Transaction { db, schema_version, steps, holders, outcome: Mutex::new(None), cache: cache.clone() });
     tokens.into_iter().map(|t| t.map(|(step, token)| StepOp { tx: tx.clone(), step, token })).collect()
+}
+
+/// The open database and what is installed on it.
+#[derive(Clone, Copy)]
+struct Connected<'c> {
+    conn: &'c Connection,
+    /// Refuses statements that escape a data fix's transaction.
+    guard: &'c Guard,
+    /// Counts the rows a rebuild copies.
+    meter: &'c RowMeter,
 }
 
 /// Where the run's backup is, once taken.
@@ -132,6 +146,7 @@ impl Transaction {
         // A data fix may not reach another file (ATTACH, VACUUM INTO).
         conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         let guard = Guard::install(&mut conn)?;
+        let meter = RowMeter::install(&mut conn)?;
         let wants_backup = planned.iter().any(|&s| self.steps[s].needs_backup());
         let mut expected = self.schema_version;
         let mut backup: Option<Backup> = None;
@@ -143,7 +158,8 @@ impl Transaction {
                 continue;
             }
             let take_backup = wants_backup && backup.is_none();
-            match self.run_unit(ctx, &conn, &guard, &unit, &mut expected, take_backup, &mut backup) {
+            let conn = Connected { conn: &conn, guard: &guard, meter: &meter };
+            match self.run_unit(ctx, conn, &unit, &mut expected, take_backup, &mut backup) {
                 Ok(outcomes) => results.extend(outcomes),
                 Err(e) => {
                     // Locked, changed by someone else, no room for the backup: no later unit runs either.
@@ -193,12 +209,10 @@ impl Transaction {
     }
 
     /// Runs one unit in its own transaction.
-    #[allow(clippy::too_many_arguments)]
     fn run_unit(
         &self,
         ctx: &mut ApplyCtx,
-        conn: &Connection,
-        guard: &Guard,
+        Connected { conn, guard, meter }: Connected,
         unit: &Unit,
         expected: &mut i64,
         take_backup: bool,
@@ -227,6 +241,7 @@ impl Transaction {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e);
         }
+        let mut rebuilding: Option<Box<dyn Task>> = None;
         let mut outcomes: Vec<Result<String, String>> = match unit.kind {
             UnitKind::Schema => match units::run_schema(conn, &self.steps, unit) {
                 Ok(outcomes) => outcomes,
@@ -241,7 +256,14 @@ impl Transaction {
                             let what = format!("the rebuild of table {table}");
                             budget::ensure(dir, need, &what).map_err(|e| format!("{e:#}"))
                         })
-                        .and_then(|()| units::run_rebuild(conn, table, sql)),
+                        .and_then(|()| {
+                            // Told the rows copied; it ends once the rebuild committed.
+                            let label = format!("rebuild table {table} in {db}");
+                            meter.arm(ctx.progress().task(&label, meter::estimated_rows(conn, table)));
+                            let copied = units::run_rebuild(conn, table, sql);
+                            rebuilding = meter.disarm();
+                            copied
+                        }),
                     StepKind::DataFix { check, fix } => units::run_data_fix(conn, guard, check, fix),
                     StepKind::Schema(_) => Err("not a rebuild".into()),
                 }]
@@ -268,6 +290,9 @@ impl Transaction {
             let why = format!("COMMIT failed: {}", describe_error(&e));
             outcomes = vec![Err(why); unit.steps.len()];
         }
+        if let Some(task) = rebuilding {
+            task.finish();
+        }
         // Unknown, the next unit cannot tell its own change from someone else's: it stops.
         *expected = conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap_or(i64::MIN);
         Ok(unit.steps.iter().copied().zip(outcomes).collect())
@@ -286,19 +311,26 @@ fn backup_into(ctx: &mut ApplyCtx, path: &Path, db: &Path) -> anyhow::Result<Pat
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let source = Connection::open_with_flags(path, flags)?;
         source.busy_timeout(BUSY_TIMEOUT)?;
+        let pages: i64 = source.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let mut copy =
             Connection::open(&target).with_context(|| format!("cannot create backup {}", target.display()))?;
+        let task = ctx.progress().task(&format!("back up {}", db.display()), u64::try_from(pages).ok());
         {
             let backup = Backup::new(&source, &mut copy)?;
             loop {
-                match backup.step(-1).with_context(|| format!("backup of {} failed", db.display()))? {
+                match backup.step(BACKUP_STEP).with_context(|| format!("backup of {} failed", db.display()))? {
                     StepResult::Done => break,
-                    StepResult::More => continue,
+                    StepResult::More => {
+                        let done = backup.progress();
+                        task.advance(u64::try_from(done.pagecount - done.remaining).unwrap_or_default());
+                    }
                     _ => bail!("backup of {}: the database is busy", db.display()),
                 }
             }
         }
         drop(copy);
+        task.advance(u64::try_from(pages).unwrap_or_default());
+        task.finish();
         // `kept` is the private (0600) file the context created, which SQLite
         // filled by path: made durable through that handle.
         kept.sync_all()?;
@@ -368,5 +400,50 @@ impl CustomOp for StepOp {
             Some(Err(e)) => Err(anyhow!(e)),
             None => Err(anyhow!("the step was not planned when {} was changed", self.tx.db_name())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{inspect, Options};
+    use crate::manifest::DatabaseSpec;
+    use crate::safety::progress::recording::Recording;
+    use crate::safety::ApplyCtx;
+
+    #[test]
+    fn a_rebuild_reports_its_backup_and_its_copy_as_they_go() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("s.sql"), "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);").unwrap();
+        let rows = 100_000;
+        rusqlite::Connection::open(root.path().join("a.db"))
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                 INSERT INTO t SELECT i, hex(randomblob(40)) FROM n;"
+            ))
+            .unwrap();
+        let spec = DatabaseSpec {
+            path: "a.db".into(),
+            schema: "s.sql".into(),
+            create: true,
+            convergence: Default::default(),
+            checks: Vec::new(),
+            integrity: Default::default(),
+            severity: None,
+        };
+        let options = Options { allow_rebuild: true, deep: false };
+        let inspection = inspect(root.path(), &spec, options, &Default::default()).unwrap();
+        let repair = inspection.claims.into_iter().find_map(|c| c.repair).expect("a rebuild is planned");
+        assert!(repair.label.starts_with("rebuild table"), "{}", repair.label);
+        let progress = Recording::default();
+        let mut ctx = ApplyCtx::new(root.path(), "r").with_progress(&progress);
+        let detail = repair.op.apply(&mut ctx).unwrap();
+        assert!(detail.contains(&format!("{rows} rows copied")), "{detail}");
+        // About 10 MB in 4 KiB pages: several steps of `BACKUP_STEP` pages.
+        let pages = progress.assert_task("back up a.db", 3).expect("the page count");
+        assert_eq!(progress.advances("back up").last(), Some(&pages), "the last update is the whole database");
+        assert_eq!(progress.assert_task("rebuild table t in a.db", 6), Some(rows));
+        assert_eq!(progress.advances("rebuild").last(), Some(&rows), "every row copied was counted");
     }
 }

@@ -31,6 +31,7 @@ mod fuzzing;
 mod integrity;
 mod introspect;
 mod live;
+mod meter;
 mod objects;
 mod ondisk;
 mod plan;
