@@ -127,6 +127,9 @@ fn open_once(path: &Path, sidecars: &Sidecars, reading: Reading, cache: &HealthC
     match open_checked(path, mode, depth, whole_file, cache) {
         Ok(conn) => Live::Ready(conn),
         Err(Refusal::HotJournal) => Live::Interrupted(Interruption::Journal),
+        Err(Refusal::StaleWalIndex) => {
+            Live::Interrupted(Interruption::Wal { bytes: sidecars.wal.map_or(0, |w| w.len) })
+        }
         Err(Refusal::Unusable(message)) => Live::Unusable(message),
     }
 }
@@ -148,6 +151,10 @@ enum Mode {
 
 enum Refusal {
     HotJournal,
+    /// The WAL index (`-shm`) is one a read-only reader cannot use: a
+    /// writer was killed while changing it. The next read-write open
+    /// rebuilds it from the log.
+    StaleWalIndex,
     Unusable(String),
 }
 
@@ -168,16 +175,28 @@ fn open_checked(
     // schema and the data checks all see the same state, and SQLite does
     // not take its locks and re-read the header for every query.
     conn.execute_batch("BEGIN").map_err(unusable)?;
+    if let Err(e) = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)) {
+        return Err(first_read_refusal(&e, mode));
+    }
     check(&conn, path, depth, whole_file, cache).map(|()| conn)
 }
 
-fn check(conn: &Connection, path: &Path, depth: Depth, whole_file: bool, cache: &HealthCache) -> Result<(), Refusal> {
-    if let Err(e) = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)) {
-        if e.sqlite_extended_error_code() == Some(rusqlite::ffi::SQLITE_READONLY_ROLLBACK) {
-            return Err(Refusal::HotJournal);
+/// Why the first read of a database failed: an interruption SQLite itself
+/// recovers from at the next read-write open, or a database not usable.
+fn first_read_refusal(e: &rusqlite::Error, mode: Mode) -> Refusal {
+    use rusqlite::ffi::{
+        SQLITE_PROTOCOL, SQLITE_READONLY_CANTINIT, SQLITE_READONLY_RECOVERY, SQLITE_READONLY_ROLLBACK,
+    };
+    match e.sqlite_extended_error_code() {
+        Some(SQLITE_READONLY_ROLLBACK) => Refusal::HotJournal,
+        Some(SQLITE_PROTOCOL | SQLITE_READONLY_RECOVERY | SQLITE_READONLY_CANTINIT) if mode == Mode::ReadOnlyShm => {
+            Refusal::StaleWalIndex
         }
-        return Err(Refusal::Unusable(describe_error(&e)));
+        _ => Refusal::Unusable(describe_error(e)),
     }
+}
+
+fn check(conn: &Connection, path: &Path, depth: Depth, whole_file: bool, cache: &HealthCache) -> Result<(), Refusal> {
     if whole_file {
         let now = (Header::read(path), std::fs::metadata(path));
         if let (Ok(Some(header)), Ok(meta)) = now {
