@@ -94,8 +94,11 @@ pub struct Denied {
 /// says, or `None`. `declared_dirs` are reported on their own: a folder
 /// above `rel` that is one of them is named, not fixed, here.
 pub fn check(root: &Path, rel: &Path, need: Need, who: &Who, declared_dirs: &[PathBuf]) -> Option<Denied> {
+    // Most paths looked at here do not exist (a database's journal files):
+    // one stat settles those. Nothing it says is used unless the path is
+    // then found to stay inside the root.
+    let meta = fs::metadata(root.join(rel)).ok()?;
     let abs = fsutil::resolve(root, rel).ok()?;
-    let meta = fs::metadata(&abs).ok()?;
     if let Some(denied) = unreachable(root, &abs, who, declared_dirs) {
         return Some(denied);
     }
