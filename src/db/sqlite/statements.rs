@@ -216,25 +216,41 @@ impl Recorder {
 /// The statements of `sql`, each with the line its first word is on.
 pub fn split(sql: &str) -> Vec<Statement> {
     let mut statements = Vec::new();
+    let mut lines = Lines { sql, at: 0, line: 1 };
     let mut start = 0;
     for (i, _) in sql.match_indices(';') {
         if is_complete(&sql[start..=i]) {
-            push(sql, start, i + 1, &mut statements);
+            push(start, i + 1, &mut lines, &mut statements);
             start = i + 1;
         }
     }
-    push(sql, start, sql.len(), &mut statements);
+    push(start, sql.len(), &mut lines, &mut statements);
     statements
 }
 
-fn push(sql: &str, start: usize, end: usize, out: &mut Vec<Statement>) {
-    let text = &sql[start..end];
+/// Line numbers of offsets met in increasing order, counted once: a DDL
+/// of thousands of statements is not re-read from its start for each.
+struct Lines<'a> {
+    sql: &'a str,
+    at: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn of(&mut self, offset: usize) -> usize {
+        self.line += memchr::memchr_iter(b'\n', &self.sql.as_bytes()[self.at..offset]).count();
+        self.at = offset;
+        self.line
+    }
+}
+
+fn push(start: usize, end: usize, lines: &mut Lines, out: &mut Vec<Statement>) {
+    let text = &lines.sql[start..end];
     let squeezed = squeeze(text);
     if squeezed.trim_matches(|c: char| c == ';' || c.is_whitespace()).is_empty() {
         return;
     }
-    let first = start + significant_start(text);
-    let line = 1 + sql[..first].bytes().filter(|&b| b == b'\n').count();
+    let line = lines.of(start + significant_start(text));
     out.push(Statement { line, text: text.trim().to_string() });
 }
 
