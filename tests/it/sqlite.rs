@@ -588,6 +588,7 @@ fn a_schema_changed_after_the_check_is_not_touched() {
     let finding = heal::plan(&findings)[0];
     let err = ctx.apply(&finding.fix.as_ref().unwrap().ops[0]).unwrap_err();
     assert!(format!("{err:#}").contains("changed since it was checked"), "{err:#}");
+    assert!(preflight::safety::precondition::is_skip(&err), "reported as skipped, not failed: {err:#}");
     let columns: i64 = Connection::open(app.db())
         .unwrap()
         .query_row("SELECT count(*) FROM pragma_table_info('t')", [], |r| r.get(0))

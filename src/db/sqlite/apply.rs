@@ -24,13 +24,23 @@ use super::live::{describe_error, has_sqlite_header, HealthCache, BUSY_TIMEOUT};
 use super::meter::{self, RowMeter};
 use super::plan::{Step, StepKind};
 use super::units::{self, Guard, Unit, UnitKind};
+use crate::safety::precondition::Skip;
 use crate::safety::{ApplyCtx, CustomOp, Task};
 
 /// Pages the online backup copies per step, between two progress reports.
 const BACKUP_STEP: std::ffi::c_int = 1024;
 
 /// What became of one step: `None` when it was not planned any more.
-type StepOutcome = Option<Result<String, String>>;
+type StepOutcome = Option<Result<String, NotDone>>;
+
+/// Why a planned step did not take effect.
+#[derive(Debug, Clone)]
+enum NotDone {
+    Failed(String),
+    /// The database is no longer what the check saw: left alone, a later
+    /// heal plans again.
+    Skipped(String),
+}
 
 /// One database's steps and the findings that hold them.
 pub struct Transaction {
@@ -117,14 +127,14 @@ impl Transaction {
             Err(e) => {
                 let message = format!("{e:#}; nothing in {} was changed", self.db_name());
                 for step in planned {
-                    outcome[step] = Some(Err(message.clone()));
+                    outcome[step] = Some(Err(NotDone::Failed(message.clone())));
                 }
             }
         }
         outcome
     }
 
-    fn execute(&self, ctx: &mut ApplyCtx, planned: &[usize]) -> anyhow::Result<Vec<(usize, Result<String, String>)>> {
+    fn execute(&self, ctx: &mut ApplyCtx, planned: &[usize]) -> anyhow::Result<Vec<(usize, Result<String, NotDone>)>> {
         let path = ctx.resolve(&self.db)?;
         // SQLite changes the file in place, by path: it must be a regular
         // file with a single link (another may lead outside the root)...
@@ -150,8 +160,8 @@ impl Transaction {
         let wants_backup = planned.iter().any(|&s| self.steps[s].needs_backup());
         let mut expected = self.schema_version;
         let mut backup: Option<Backup> = None;
-        let mut results: Vec<(usize, Result<String, String>)> = Vec::new();
-        let mut stopped: Option<String> = None;
+        let mut results: Vec<(usize, Result<String, NotDone>)> = Vec::new();
+        let mut stopped: Option<NotDone> = None;
         for unit in units::schedule(&self.steps, planned) {
             if let Some(why) = &stopped {
                 results.extend(unit.steps.iter().map(|&s| (s, Err(why.clone()))));
@@ -160,10 +170,13 @@ impl Transaction {
             let take_backup = wants_backup && backup.is_none();
             let conn = Connected { conn: &conn, guard: &guard, meter: &meter };
             match self.run_unit(ctx, conn, &unit, &mut expected, take_backup, &mut backup) {
-                Ok(outcomes) => results.extend(outcomes),
+                Ok(outcomes) => results.extend(outcomes.into_iter().map(|(s, o)| (s, o.map_err(NotDone::Failed)))),
                 Err(e) => {
                     // Locked, changed by someone else, no room for the backup: no later unit runs either.
-                    let why = format!("{e:#}");
+                    let why = match e.downcast_ref::<Skip>() {
+                        Some(Skip::Changed(why)) => NotDone::Skipped(why.clone()),
+                        _ => NotDone::Failed(format!("{e:#}")),
+                    };
                     results.extend(unit.steps.iter().map(|&s| (s, Err(why.clone()))));
                     stopped = Some(why);
                 }
@@ -201,7 +214,7 @@ impl Transaction {
             false => format!("; nothing in {} was changed", self.db_name()),
         };
         for (_, outcome) in results.iter_mut() {
-            if let Err(e) = outcome {
+            if let Err(NotDone::Failed(e)) = outcome {
                 e.push_str(&suffix);
             }
         }
@@ -226,7 +239,8 @@ impl Transaction {
         let ready = (|| -> anyhow::Result<()> {
             let now: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
             if now != *expected {
-                bail!("the schema of {db} changed since it was checked; run heal again");
+                let why = format!("the schema of {db} changed since it was checked: version {now}, {expected} then");
+                return Err(Skip::Changed(why).into());
             }
             if take_backup {
                 let need = budget::database_bytes(conn)?;
@@ -397,7 +411,8 @@ impl CustomOp for StepOp {
         match result {
             Some(Ok(detail)) if self.leads() => Ok(detail),
             Some(Ok(_)) => Ok("done in the same step as the finding above".to_string()),
-            Some(Err(e)) => Err(anyhow!(e)),
+            Some(Err(NotDone::Failed(e))) => Err(anyhow!(e)),
+            Some(Err(NotDone::Skipped(why))) => Err(Skip::Changed(why).into()),
             None => Err(anyhow!("the step was not planned when {} was changed", self.tx.db_name())),
         }
     }
