@@ -114,9 +114,10 @@ impl Selection {
         self.only.is_empty() || self.only.iter().any(|o| o.starts_with(prefix) || prefix.starts_with(o.as_str()))
     }
 
-    /// An ID is selected when it equals an `--only` value or starts with it.
+    /// An ID is selected when it equals an `--only` value or starts with
+    /// it, or when it is about the whole entry a narrower value lies in.
     pub fn includes_id(&self, id: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|p| id.starts_with(p.as_str()))
+        self.only.is_empty() || self.only.iter().any(|p| id.starts_with(p.as_str()) || encloses(id, p))
     }
 
     /// The `--only` values that can match nothing the manifest declares (a
@@ -129,6 +130,15 @@ impl Selection {
         let declared = declared_ids(manifest);
         self.only.iter().map(String::as_str).filter(|value| !declared.iter().any(|d| d.may_match(value))).collect()
     }
+}
+
+/// Whether finding `id` is about the whole entry that `only` lies in: the
+/// entry itself (`db:app.db` for `db:app.db:table:t`: nothing in a missing
+/// database can be fixed) or what must happen before anything in it can
+/// be read (its crash recovery, `db:app.db:recovery`).
+fn encloses(id: &str, only: &str) -> bool {
+    let entry = id.strip_suffix(":recovery").unwrap_or(id);
+    only.strip_prefix(entry).is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// The ID a manifest entry's findings start with, and for lock globs the
@@ -214,6 +224,19 @@ mod tests {
         assert!(only(&["d"]).may_select("db:") && only(&["d"]).may_select("disk"));
         assert!(only(&["disk"]).may_select("disk"));
         assert!(!only(&["file:a", "env:B"]).may_select("db:"));
+    }
+
+    #[test]
+    fn a_narrow_only_selects_what_its_whole_entry_needs_first() {
+        let table = only(&["db:app/data.db:table:t"]);
+        assert!(table.includes_id("db:app/data.db:table:t:column:b"));
+        assert!(table.includes_id("db:app/data.db"), "a missing or unusable database");
+        assert!(table.includes_id("db:app/data.db:recovery"), "its crash recovery");
+        assert!(!table.includes_id("db:app/data.db:table:u"));
+        assert!(!table.includes_id("db:app/data.db2"));
+        assert!(!table.includes_id("db:app/other.db:recovery"));
+        assert!(!table.includes_id("db:app"));
+        assert!(only(&["dir:data:access"]).includes_id("dir:data"));
     }
 
     #[test]

@@ -193,6 +193,18 @@ fn heal_recovers_a_hot_journal_under_its_lock_and_reports_the_action() {
     assert_eq!(second.json()["actions"].as_array().map(Vec::len), Some(0), "{}", second.stdout);
 }
 
+#[test]
+fn heal_only_a_table_of_a_crashed_database_recovers_it_first() {
+    let t = crashed_root("DELETE");
+    let heal = t.run(&["heal", "--only", "db:data/app.db:table:events", "--format", "json"]);
+    assert_eq!(heal.code, 0, "{}", heal.all_output());
+    let report = heal.json();
+    let action = &report["actions"][0];
+    assert_eq!(action["id"], "db:data/app.db:recovery", "the recovery is selected with the table: {report:#}");
+    assert_eq!(action["outcome"], "done", "{report:#}");
+    assert_eq!(rows(&t.join("data/app.db")), (BEFORE, COMMITTED, 0, true));
+}
+
 /// A WAL database closed cleanly has no `-wal` or `-shm`: validate and the
 /// dry run must not create them (a read-only open would), whatever they
 /// find and however deep they look.
