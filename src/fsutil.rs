@@ -135,8 +135,15 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// The process umask, read without changing it for longer than an instant.
+/// The process umask, read without changing it where the kernel shows it.
 pub fn umask() -> u32 {
+    // Read where the kernel shows it (Linux 4.7+): swapping it, the
+    // fallback, would race with another thread creating a file.
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let shown = status.lines().find_map(|line| line.strip_prefix("Umask:"));
+    if let Some(mask) = shown.and_then(|value| u32::from_str_radix(value.trim(), 8).ok()) {
+        return mask;
+    }
     // SAFETY: umask only swaps an integer in the process; it is set back at once.
     unsafe {
         let old = libc::umask(0o022);
