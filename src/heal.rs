@@ -79,16 +79,20 @@ pub fn heal_only(
     let (_lock, before) = match lock::acquire_existing(&manifest.root, LOCK_WAIT)? {
         Some(lock) => (lock, checks::run_all(manifest, &applying, selection)?),
         None => {
+            let history = history::mark(&manifest.root);
             let first = checks::run_all(manifest, &applying, selection)?;
             if !wanted(&first) {
                 return Ok(unchanged(first));
             }
-            match lock::acquire_noting_first(&manifest.root, LOCK_WAIT)? {
-                // No heal came in between: the first look stands (a large
-                // file is not read and hashed a second time).
-                (lock, true) => (lock, first),
-                // Another heal may have finished while this one waited: look again.
-                (lock, false) => (lock, checks::run_all(manifest, &applying, selection)?),
+            let lock = lock::acquire(&manifest.root, LOCK_WAIT)?;
+            if history::mark(&manifest.root) == history {
+                // No run changed anything since the first look: it stands
+                // (a large file is not read and hashed twice), and each fix
+                // still checks its file again before it writes.
+                (lock, first)
+            } else {
+                // Another heal finished while this one waited: look again.
+                (lock, checks::run_all(manifest, &applying, selection)?)
             }
         }
     };

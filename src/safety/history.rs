@@ -116,6 +116,16 @@ impl Entry {
     }
 }
 
+/// The history file's identity, size and time, `None` while there is none.
+/// Every run that changes something appends to it before it lets the heal
+/// lock go: the same mark at two moments means no run changed anything in
+/// between.
+pub fn mark(root: &Path) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path(root)).ok()?;
+    Some((meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()))
+}
+
 pub fn path(root: &Path) -> PathBuf {
     root.join(layout::history_file())
 }

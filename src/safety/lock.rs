@@ -24,29 +24,15 @@ pub struct HealLock {
 /// `.preflight` must be a real folder beneath the root and the lock a
 /// regular file: a symlink, a FIFO or a device there is refused at once.
 pub fn acquire(root: &Path, wait: Duration) -> anyhow::Result<HealLock> {
-    acquire_noting_first(root, wait).map(|(lock, _)| lock)
-}
-
-/// `acquire`, also saying whether this call created the lock file. Every
-/// heal leaves the file behind, so when it is new no heal has held the
-/// lock since a look at the root found none: what that look found is still
-/// this run's to act on (each fix checks its file again before it writes).
-pub fn acquire_noting_first(root: &Path, wait: Duration) -> anyhow::Result<(HealLock, bool)> {
     let path = root.join(layout::lock_file());
     let dir = Root::open(root)?
         .create_dir_all(Path::new(layout::STATE_DIR), 0o700, &mut Vec::new())
         .with_context(|| format!("cannot create {}", layout::STATE_DIR))?;
-    let name = OsStr::new(layout::LOCK);
-    let (file, first) = match dir.create_new(name, 0o600) {
-        Ok(file) => (file, true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let file = dir.open_in_place(name, OFlags::RDWR, Some(0o600));
-            (file.with_context(|| format!("cannot open {}", path.display()))?, false)
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
-    };
+    let file = dir
+        .open_in_place(OsStr::new(layout::LOCK), OFlags::RDWR, Some(0o600))
+        .with_context(|| format!("cannot open {}", path.display()))?;
     check_history(&dir)?;
-    wait_for(file, &path, wait).map(|lock| (lock, first))
+    wait_for(file, &path, wait)
 }
 
 /// Takes the lock when `.preflight/lock` already exists; `None` otherwise,
