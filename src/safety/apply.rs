@@ -509,7 +509,17 @@ impl<'a> ApplyCtx<'a> {
         self.journal.touch(self.root, rel);
         self.write_ahead(rel, After::Folder)?;
         let (dir, name) = self.parent(rel, true)?;
-        dir.mkdir(&name, mode).with_context(|| format!("cannot create directory {}", rel.display()))?;
+        let created = dir.mkdir(&name, mode).with_context(|| format!("cannot create directory {}", rel.display()))?;
+        if !created {
+            if !self.journal.absent_at_first_touch(rel) {
+                // Someone else made it since the check saw nothing there.
+                return Err(Skip::Changed("a folder was created there".into()).into());
+            }
+            // This run made it already, as the parent of another: it gets its own mode now.
+            if let Some(mode) = mode {
+                self.handle()?.chmod(rel, mode).with_context(|| format!("cannot chmod {}", rel.display()))?;
+            }
+        }
         dir.sync()?;
         Ok(match mode {
             Some(m) => format!("created with mode {m:04o}"),

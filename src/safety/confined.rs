@@ -339,7 +339,8 @@ impl Dir {
     }
 
     /// Creates the folder `name` with exactly `mode` (not narrowed by the
-    /// umask). Returns whether it was created; an existing folder is fine.
+    /// umask). Returns whether it was created; an existing folder is fine,
+    /// and left with the mode it has: it is not this call's.
     pub fn mkdir(&self, name: &OsStr, mode: Option<u32>) -> io::Result<bool> {
         let created = match rfs::mkdirat(&self.fd, one(name)?, Mode::from_raw_mode(mode.unwrap_or(0o777))) {
             Ok(()) => true,
@@ -347,7 +348,7 @@ impl Dir {
             Err(e) => return Err(with_path(e.into(), &format!("cannot create {}", self.shown(name).display()))),
         };
         let dir = self.open_dir(name)?;
-        if let Some(mode) = mode {
+        if let Some(mode) = mode.filter(|_| created) {
             rfs::fchmod(&dir.fd, Mode::from_raw_mode(mode))?;
         }
         Ok(created)

@@ -207,6 +207,12 @@ impl Journal {
         }
     }
 
+    /// Whether `rel` was absent when this run first touched it: a path
+    /// there now was made by the run (as the parent of another, say).
+    pub fn absent_at_first_touch(&self, rel: &Path) -> bool {
+        self.seen.borrow().get(rel) == Some(&false)
+    }
+
     /// Notes that the original of `rel` (with metadata `meta`) was copied
     /// to `saved`, a copy whose own hash is `saved_sha256`.
     pub fn kept(&self, rel: &Path, saved: &Path, meta: &fs::Metadata, saved_sha256: String) {

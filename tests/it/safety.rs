@@ -155,3 +155,40 @@ fn a_symlink_swapped_in_after_validation_is_refused_at_heal() {
     assert_eq!(run.code, 1, "{}", run.all_output());
     assert!(support::snapshot(outside.path(), false).is_empty(), "something was written outside the root");
 }
+
+#[test]
+fn a_folder_made_by_someone_else_after_the_check_is_skipped_and_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let text = "version = 1\n[[dir]]\npath = \"data\"\nmode = \"0700\"\n";
+    let t = TestDir::with_manifest(text);
+    let manifest = preflight::manifest::load_str(std::path::Path::new("preflight.toml"), text, t.path()).unwrap();
+    let options = preflight::checks::CheckOptions::default();
+    let findings = preflight::checks::run_all(&manifest, &options, &preflight::checks::Selection::default()).unwrap();
+    let fix = findings.problems.iter().find(|f| f.id == "dir:data").and_then(|f| f.fix.as_ref()).expect("a fix");
+    // The application makes the folder, its own way, between check and heal.
+    std::fs::create_dir(t.join("data")).unwrap();
+    std::fs::set_permissions(t.join("data"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut ctx = preflight::safety::ApplyCtx::new(t.path(), "run");
+    let err = ctx.apply(&fix.ops[0]).unwrap_err();
+    assert!(preflight::safety::precondition::is_skip(&err), "{err:#}");
+    assert!(format!("{err:#}").contains("a folder was created there"), "{err:#}");
+    assert_eq!(std::fs::metadata(t.join("data")).unwrap().permissions().mode() & 0o777, 0o755);
+}
+
+#[test]
+fn a_declared_folder_made_earlier_in_the_run_as_a_parent_gets_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestDir::with_manifest(
+        "version = 1\n[[dir]]\npath = \"data/a/b\"\n[[dir]]\npath = \"data\"\nmode = \"0700\"\n",
+    );
+    let heal = t.run(&["heal", "--format", "json"]);
+    assert_eq!(heal.code, 0, "{}", heal.all_output());
+    let outcomes: Vec<String> = heal.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} {}", a["id"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes, ["dir:data/a/b done", "dir:data done"], "{}", heal.stdout);
+    assert_eq!(std::fs::metadata(t.join("data")).unwrap().permissions().mode() & 0o777, 0o700);
+}
