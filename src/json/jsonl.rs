@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::sync::mpsc;
 
+pub use super::scan::Status;
 use super::scan::Validator;
 #[cfg(target_arch = "x86_64")]
 use super::simd;
@@ -28,14 +29,6 @@ const CHUNK: usize = 4 << 20;
 
 /// How many bad line numbers a summary keeps for messages.
 pub const SHOWN: usize = 5;
-
-/// What one line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Valid,
-    Blank,
-    Bad,
-}
 
 /// One line as the reader hands it out.
 #[derive(Debug)]

@@ -19,6 +19,15 @@
 
 use std::ops::Range;
 
+/// What one line of a JSONL file is, to the strict scanner and the SIMD
+/// classifier alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Valid,
+    Blank,
+    Bad,
+}
+
 /// Which container a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

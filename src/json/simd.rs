@@ -31,7 +31,7 @@
 use std::arch::x86_64::*;
 use std::io;
 
-use super::jsonl::Status;
+use super::scan::Status;
 
 /// Whether this CPU runs the vectorised classifier.
 pub fn available() -> bool {
