@@ -7,9 +7,9 @@
 use super::catalog::{Column, Quoter, Schema, Table};
 use super::ddl;
 use super::desired::Desired;
-use super::plan::{Stage, Step, StepKind, Stmt, Undo};
-use super::{diff_objects, Config, Difference, Severity};
-use crate::db::ignore::Ignore;
+use super::out::Out;
+use super::plan::{undo_plain, Stage, Step, StepKind, Stmt, Undo};
+use super::{diff_objects, Config, Severity};
 
 /// Questions the comparison asks the server while it plans.
 pub trait Probe {
@@ -18,56 +18,6 @@ pub trait Probe {
     fn add_column_rewrites(&mut self, definition: &str) -> Result<bool, String>;
     /// Does the live table hold at least one row?
     fn has_rows(&mut self, table: &str) -> Result<bool, String>;
-}
-
-/// Differences, passes and steps, as they are found.
-pub struct Out<'a> {
-    pub base: String,
-    pub q: &'a Quoter,
-    pub allow_rebuild: bool,
-    ignore: Ignore,
-    pub passed: Vec<String>,
-    pub differences: Vec<Difference>,
-    pub steps: Vec<Step>,
-}
-
-impl Out<'_> {
-    /// Drift the deployment expects (`ignore`): not reported. Declared
-    /// objects are compared whatever `ignore` says.
-    pub fn ignored(&self, name: &str) -> bool {
-        self.ignore.name(name)
-    }
-
-    pub fn ignored_column(&self, table: &str, column: &str) -> bool {
-        self.ignore.column(table, column)
-    }
-
-    /// An index or constraint: by its own name, or by its table's.
-    pub fn ignored_object(&self, name: &str, table: &str) -> bool {
-        self.ignore.object(name, table)
-    }
-
-    pub fn id(&self, kind: &str, name: &str) -> String {
-        format!("{}:{kind}:{name}", self.base)
-    }
-
-    pub fn add(&mut self, id: String, severity: Severity, message: impl Into<String>, step: Option<Step>) {
-        let step = step.map(|s| {
-            self.steps.push(s);
-            self.steps.len() - 1
-        });
-        self.differences.push(Difference { id, severity, message: message.into(), step });
-    }
-
-    /// Drift: in the live namespace, not in the DDL. Reported, never dropped.
-    pub fn drift(&mut self, id: String, what: &str) {
-        self.add(
-            id,
-            Severity::Warning,
-            format!("{what} is not in the schema file (kept; add it there or to `ignore`)"),
-            None,
-        );
-    }
 }
 
 /// Compares `live` (renames already planned on it) with `desired`.
@@ -79,15 +29,7 @@ pub fn compare<'a>(
     q: &'a Quoter,
     probe: &mut dyn Probe,
 ) -> Result<Out<'a>, String> {
-    let mut out = Out {
-        base: config.id_base.clone(),
-        q,
-        allow_rebuild: config.allow_rebuild,
-        ignore: Ignore::new(&config.ignore),
-        passed: Vec::new(),
-        differences: Vec::new(),
-        steps: Vec::new(),
-    };
+    let mut out = Out::new(config, q);
     renames(&mut out, live, &desired.schema, config);
     diff_objects::extensions(&mut out, live_extensions, &desired.extensions);
     diff_objects::enums(&mut out, &live.enums, &desired.schema.enums);
@@ -434,9 +376,4 @@ fn constraints(out: &mut Out, table: &str, have: &Table, want: &Table, desired: 
             out.drift(id, &format!("constraint {}", k.definition));
         }
     }
-}
-
-/// An undo that is always safe (renames, defaults, constraints).
-pub fn undo_plain(sql: Vec<String>) -> Undo {
-    Undo { lock: None, guard: None, guard_fails: String::new(), sql, concurrent: false }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::catalog::{literal, Index, Schema};
 use super::ddl;
-use super::diff::{undo_plain, Out};
-use super::plan::{Stage, Step, StepKind, Stmt, Undo};
+use super::out::Out;
+use super::plan::{undo_plain, Stage, Step, StepKind, Stmt, Undo};
 use super::Severity;
 
 pub fn extensions(out: &mut Out, live: &[String], desired: &[String]) {

@@ -17,8 +17,8 @@ use postgres::{Client, IsolationLevel, Transaction};
 use super::catalog::{self, Quoter};
 use super::connect::{connect, describe};
 use super::desired::{self, scratch_name};
-use super::diff::{self, undo_plain, Probe};
-use super::plan::{Stage, Step, StepKind, Stmt};
+use super::diff::{self, Probe};
+use super::plan::{undo_plain, Stage, Step, StepKind, Stmt};
 use super::url::Secret;
 use super::{datacheck, marker, Config, Difference, Error, Report};
 

@@ -33,6 +33,7 @@ mod dump;
 pub mod history;
 mod inspect;
 mod marker;
+mod out;
 pub mod plan;
 mod split;
 mod undo;

@@ -196,6 +196,11 @@ pub fn script(
     lines
 }
 
+/// An undo that is always safe (renames, defaults, constraints).
+pub fn undo_plain(sql: Vec<String>) -> Undo {
+    Undo { lock: None, guard: None, guard_fails: String::new(), sql, concurrent: false }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
