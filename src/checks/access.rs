@@ -151,7 +151,8 @@ fn repair(rel: &Path, meta: &Metadata, need: Need, account: &Account) -> Option<
     let running_as_root = fsutil::current_uid() == 0;
     let mode = fsutil::mode_of(meta);
     let with_bits = mode | access.owner_bits();
-    let chmod = Op::SetMode { path: rel.to_path_buf(), mode: with_bits };
+    let of = Some((meta.dev(), meta.ino()));
+    let chmod = Op::SetMode { path: rel.to_path_buf(), mode: with_bits, of };
     if meta.uid() == account.uid {
         // The owner's bits are the owner's to set (and root's).
         let may = running_as_root || meta.uid() == fsutil::current_uid();
@@ -160,7 +161,7 @@ fn repair(rel: &Path, meta: &Metadata, need: Need, account: &Account) -> Option<
     if !running_as_root {
         return None;
     }
-    let chown = Op::SetOwner { path: rel.to_path_buf(), uid: account.uid, gid: account.gid };
+    let chown = Op::SetOwner { path: rel.to_path_buf(), uid: account.uid, gid: account.gid, of };
     let mut ops = vec![chown];
     let mut action = format!("chown {}:{}", account.uid, account.gid);
     if with_bits != mode {

@@ -452,9 +452,11 @@ impl<'a> ApplyCtx<'a> {
                 self.write_file(path, contents, *mode, expect)?;
                 Ok(format!("wrote {} bytes", contents.len()))
             }
-            Op::SetMode { path, mode } => {
+            Op::SetMode { path, mode, of } => {
                 self.journal.touch(self.root, path);
-                if let Some(stat) = self.handle()?.stat(path).ok().flatten() {
+                let now = self.handle()?.stat(path).ok().flatten();
+                still_the_one(now.as_ref(), *of)?;
+                if let Some(stat) = now {
                     let change = ModeChange { path: path.clone(), from: stat.st_mode & 0o7777, to: *mode };
                     self.ahead.record(self.root, self.run_id, Undo { modes: vec![change], ..Undo::default() })?;
                 }
@@ -463,9 +465,11 @@ impl<'a> ApplyCtx<'a> {
                 self.journal.mode_changed(path, before, *mode);
                 Ok(format!("mode {mode:04o}"))
             }
-            Op::SetOwner { path, uid, gid } => {
+            Op::SetOwner { path, uid, gid, of } => {
                 self.journal.touch(self.root, path);
-                if let Some(stat) = self.handle()?.stat(path).ok().flatten() {
+                let now = self.handle()?.stat(path).ok().flatten();
+                still_the_one(now.as_ref(), *of)?;
+                if let Some(stat) = now {
                     let change = OwnerChange {
                         path: path.clone(),
                         from_uid: stat.st_uid,
@@ -525,6 +529,19 @@ impl<'a> ApplyCtx<'a> {
             Some(m) => format!("created with mode {m:04o}"),
             None => "created".into(),
         })
+    }
+}
+
+/// Fails with `Skip::Changed` unless `now` is the file or folder the check
+/// saw (`of`, its device and inode; `None`: nothing to compare).
+fn still_the_one(now: Option<&rustix::fs::Stat>, of: Option<(u64, u64)>) -> Result<(), Skip> {
+    match (of, now) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(Skip::Changed("removed".into())),
+        (Some(of), Some(now)) if (now.st_dev, now.st_ino) != of => {
+            Err(Skip::Changed("replaced by another file".into()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -49,10 +49,13 @@ pub enum Op {
     /// check saw (`expect`). An existing original is copied to the run's
     /// quarantine first. `secret` contents are never described.
     WriteFile { path: PathBuf, contents: Vec<u8>, mode: Option<u32>, secret: bool, expect: Expect },
-    /// Change permission bits.
-    SetMode { path: PathBuf, mode: u32 },
-    /// Change the owner and group (heal as root, for the `[app] user`).
-    SetOwner { path: PathBuf, uid: u32, gid: u32 },
+    /// Change permission bits of the file or folder the check saw: `of`
+    /// is its (device, inode); `None` only for rollback, which checks the
+    /// path its own way.
+    SetMode { path: PathBuf, mode: u32, of: Option<(u64, u64)> },
+    /// Change the owner and group (heal as root, for the `[app] user`), of
+    /// what the check saw, as for `SetMode`.
+    SetOwner { path: PathBuf, uid: u32, gid: u32, of: Option<(u64, u64)> },
     /// Remove a file; with `quarantine`, a copy is kept first.
     RemoveFile { path: PathBuf, quarantine: bool },
     /// Set a file's modification time to now, creating it empty if missing.
@@ -91,8 +94,8 @@ impl Op {
                 }
                 vec![line]
             }
-            Op::SetMode { path, mode } => vec![format!("chmod {:04o} {}", mode, path.display())],
-            Op::SetOwner { path, uid, gid } => vec![format!("chown {uid}:{gid} {}", path.display())],
+            Op::SetMode { path, mode, .. } => vec![format!("chmod {:04o} {}", mode, path.display())],
+            Op::SetOwner { path, uid, gid, .. } => vec![format!("chown {uid}:{gid} {}", path.display())],
             Op::RemoveFile { path, quarantine } => vec![if *quarantine {
                 format!("remove {} (copy kept in quarantine)", path.display())
             } else {

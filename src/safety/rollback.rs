@@ -388,11 +388,11 @@ impl Step {
                 Ok((format!("restore {shown}"), format!("from {}", original.saved.display())))
             }
             Step::SetMode { path, from, .. } => {
-                ctx.apply(&super::Op::SetMode { path: path.clone(), mode: *from })?;
+                ctx.apply(&super::Op::SetMode { path: path.clone(), mode: *from, of: None })?;
                 Ok((format!("chmod {from:04o} {shown}"), "the mode before the run".into()))
             }
             Step::SetOwner { path, from: (uid, gid), .. } => {
-                ctx.apply(&super::Op::SetOwner { path: path.clone(), uid: *uid, gid: *gid })?;
+                ctx.apply(&super::Op::SetOwner { path: path.clone(), uid: *uid, gid: *gid, of: None })?;
                 Ok((format!("chown {uid}:{gid} {shown}"), "the owner before the run".into()))
             }
             Step::RemoveFile { path, .. } => {

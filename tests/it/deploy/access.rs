@@ -196,3 +196,32 @@ fn an_unknown_app_user_is_critical() {
     }
     let _ = fs::Permissions::from_mode(0o755);
 }
+
+/// The check saw one file; the application replaced it (a new inode at the
+/// same path) before heal ran the fix: the new file is not given away.
+#[test]
+fn a_file_replaced_after_the_check_keeps_its_owner_and_mode() {
+    if !root_or_skip() {
+        return;
+    }
+    let text = manifest(Some("nobody"));
+    let t = reachable(&text);
+    t.mkdir("data").chmod("data", 0o777).write("data/state.json", "{\"items\": []}");
+    t.chmod("data/state.json", 0o644);
+    let manifest = preflight::manifest::load_str(std::path::Path::new("preflight.toml"), &text, t.path()).unwrap();
+    let options = preflight::checks::CheckOptions::default();
+    let findings = preflight::checks::run_all(&manifest, &options, &preflight::checks::Selection::default()).unwrap();
+    let finding =
+        findings.problems.iter().find(|f| f.id.starts_with("file:data/state.json")).expect("an access finding");
+    let fix = finding.fix.as_ref().expect("a fix as root");
+    // The application saves its state by rename: another file, same path.
+    t.write("data/state.json.new", "{\"items\": [1]}");
+    fs::rename(t.join("data/state.json.new"), t.join("data/state.json")).unwrap();
+    t.chmod("data/state.json", 0o600);
+    let mut ctx = preflight::safety::ApplyCtx::new(t.path(), "run");
+    let err = ctx.apply(&fix.ops[0]).unwrap_err();
+    assert!(preflight::safety::precondition::is_skip(&err), "{err:#}");
+    assert!(format!("{err:#}").contains("replaced by another file"), "{err:#}");
+    assert_eq!(owner(&t, "data/state.json"), (0, 0), "the new file keeps its owner");
+    assert_eq!(fs::metadata(t.join("data/state.json")).unwrap().permissions().mode() & 0o777, 0o600);
+}
