@@ -203,7 +203,7 @@ fn classify_each<F>(region: &[u8], validator: &mut Validator, emit: &mut F) -> i
 where
     F: FnMut(usize, usize, bool, Status) -> io::Result<()>,
 {
-    let utf8 = std::str::from_utf8(region).is_ok();
+    let utf8 = simdutf8::basic::from_utf8(region).is_ok();
     let mut pos = 0;
     for newline in memchr::memchr_iter(b'\n', region) {
         emit(pos, newline, true, classify(validator, &region[pos..newline], utf8))?;
@@ -225,7 +225,9 @@ where
     let mut pos = 0;
     while pos < region.len() {
         let rest = &region[pos..];
-        let (lines_end, bad_at) = match std::str::from_utf8(rest) {
+        // simdutf8: the same answer as std's, several times faster on a
+        // region that is all valid (the common case).
+        let (lines_end, bad_at) = match simdutf8::compat::from_utf8(rest) {
             Ok(_) => (region.len(), None),
             Err(e) => {
                 let bad = pos + e.valid_up_to();
