@@ -455,7 +455,7 @@ impl<'a> ApplyCtx<'a> {
             Op::SetMode { path, mode, of } => {
                 self.journal.touch(self.root, path);
                 let now = self.handle()?.stat(path).ok().flatten();
-                still_the_one(now.as_ref(), *of)?;
+                precondition::verify_identity(now.as_ref(), *of)?;
                 if let Some(stat) = now {
                     let change = ModeChange { path: path.clone(), from: stat.st_mode & 0o7777, to: *mode };
                     self.ahead.record(self.root, self.run_id, Undo { modes: vec![change], ..Undo::default() })?;
@@ -468,7 +468,7 @@ impl<'a> ApplyCtx<'a> {
             Op::SetOwner { path, uid, gid, of } => {
                 self.journal.touch(self.root, path);
                 let now = self.handle()?.stat(path).ok().flatten();
-                still_the_one(now.as_ref(), *of)?;
+                precondition::verify_identity(now.as_ref(), *of)?;
                 if let Some(stat) = now {
                     let change = OwnerChange {
                         path: path.clone(),
@@ -529,19 +529,6 @@ impl<'a> ApplyCtx<'a> {
             Some(m) => format!("created with mode {m:04o}"),
             None => "created".into(),
         })
-    }
-}
-
-/// Fails with `Skip::Changed` unless `now` is the file or folder the check
-/// saw (`of`, its device and inode; `None`: nothing to compare).
-fn still_the_one(now: Option<&rustix::fs::Stat>, of: Option<(u64, u64)>) -> Result<(), Skip> {
-    match (of, now) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(Skip::Changed("removed".into())),
-        (Some(of), Some(now)) if (now.st_dev, now.st_ino) != of => {
-            Err(Skip::Changed("replaced by another file".into()))
-        }
-        _ => Ok(()),
     }
 }
 

@@ -161,6 +161,19 @@ impl Seen {
     }
 }
 
+/// Fails with `Skip::Changed` unless `now` (a path's status, `None` when
+/// nothing is there) is the file or folder the check saw: `of`, its device
+/// and inode. A change of metadata only (chmod, chown) needs no more;
+/// `None` compares nothing.
+pub fn verify_identity(now: Option<&Stat>, of: Option<(u64, u64)>) -> Result<(), Skip> {
+    let Some(of) = of else { return Ok(()) };
+    let Some(now) = now else { return Err(Skip::Changed("removed".into())) };
+    match (now.st_dev, now.st_ino) == of {
+        true => Ok(()),
+        false => Err(Skip::Changed("replaced by another file".into())),
+    }
+}
+
 /// SHA-256 (hex) of some bytes.
 pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
