@@ -157,9 +157,13 @@ pub fn append_lines(root: &Path, entries: &[Entry], durable: bool) -> anyhow::Re
     }
     // Reached through handles, like any path: a symlinked `.preflight` or
     // history is refused, never appended through.
-    let mut out = state_dir(root)?
-        .open_in_place(OsStr::new(layout::HISTORY), OFlags::WRONLY | OFlags::APPEND, Some(0o600))
-        .with_context(|| format!("cannot write {}", file.display()))?;
+    let opened = state_dir(root)?.open_in_place(OsStr::new(layout::HISTORY), OFlags::WRONLY | OFlags::APPEND, None);
+    let mut out = match opened {
+        // The first lines create the file whole (written aside, renamed):
+        // a kill never leaves a history that exists with nothing in it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return replace(root, &text),
+        opened => opened.with_context(|| format!("cannot write {}", file.display()))?,
+    };
     out.write_all(text.as_bytes())?;
     if durable {
         out.sync_data()?;
