@@ -3,8 +3,8 @@
 //! a few chunks plus the longest line, whatever the file's size. Lines are
 //! checked by the strict scanner, or on x86-64 with AVX2 by the vectorised
 //! classifier (`simd`, same grammar, tested against the scanner line by
-//! line); the whole-file check and the repair classify each chunk on all
-//! cores while the next chunk is read.
+//! line); the whole-file check and the repair run on all cores, each core
+//! reading and classifying chunks of its own (`pipeline`).
 //!
 //! Line rules: a line is the bytes before `\n`; a `\r` before it is JSON
 //! whitespace, so CRLF files validate as they are. Blank (whitespace-only)
@@ -17,8 +17,8 @@
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
-use std::sync::mpsc;
 
+use super::pipeline::{self, read_some};
 pub use super::scan::Status;
 use super::scan::Validator;
 #[cfg(target_arch = "x86_64")]
@@ -265,20 +265,6 @@ pub fn for_each_line<R: Read>(reader: R, mut visit: impl FnMut(&Line) -> io::Res
     Ok(summary)
 }
 
-/// Fills as much of `buf` as the reader gives before its end.
-fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut total = 0;
-    while total < buf.len() {
-        match reader.read(&mut buf[total..]) {
-            Ok(0) => break,
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(total)
-}
-
 /// A bad line inside one part of a region.
 struct BadLine {
     /// Line number counted from 1 at the start of the part.
@@ -321,7 +307,7 @@ fn for_each_part<R: Read + Send>(
     mut visit: impl FnMut(&Part, u64) -> io::Result<()>,
 ) -> io::Result<Summary> {
     // Most files fit in one chunk: those are classified without starting
-    // a reader thread (a validate runs on every start of the app).
+    // the pipeline's threads (a validate runs on every start of the app).
     let mut first = Vec::new();
     (&mut reader).take(CHUNK as u64).read_to_end(&mut first)?;
     if first.len() < CHUNK {
@@ -332,31 +318,22 @@ fn for_each_part<R: Read + Send>(
         return Ok(summary);
     }
     let reader = io::Cursor::new(first).chain(reader);
-    let (regions, incoming) = mpsc::sync_channel(1);
-    let (recycle, spare) = mpsc::channel();
-    std::thread::scope(|scope| {
-        scope.spawn(move || read_ahead(reader, regions, spare));
-        // Owns the channel ends: returning early drops them, which stops
-        // the reader instead of leaving it blocked.
-        classify_regions(incoming, recycle, visit)
-    })
+    let mut summary = Summary::default();
+    let work = |bytes: &[u8]| classify_part(bytes).map(|part| (part.summary, part.bad));
+    pipeline::run(reader, PIPELINE_CHUNK, threads(), work, |bytes, (part_summary, bad)| {
+        let part = Part { bytes, summary: part_summary, bad };
+        let before = summary.lines;
+        visit(&part, before)?;
+        summary.append(part.summary, before);
+        Ok(())
+    })?;
+    Ok(summary)
 }
 
-/// Classifies the regions `read_ahead` sends, each on all cores, and
-/// sends their buffers back.
-fn classify_regions(
-    incoming: mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
-    recycle: mpsc::Sender<Vec<u8>>,
-    mut visit: impl FnMut(&Part, u64) -> io::Result<()>,
-) -> io::Result<Summary> {
-    let mut summary = Summary::default();
-    for region in incoming {
-        let (buf, len) = region?;
-        visit_region(&buf[..len], &mut summary, &mut visit)?;
-        // The reader may have stopped already: the buffer is then dropped.
-        let _ = recycle.send(buf);
-    }
-    Ok(summary)
+/// The threads that classify: one per core, at most `MAX_THREADS`.
+fn threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(MAX_THREADS)
 }
 
 /// Classifies one region of whole lines on all cores and hands its parts
@@ -366,8 +343,7 @@ fn visit_region(
     summary: &mut Summary,
     visit: &mut impl FnMut(&Part, u64) -> io::Result<()>,
 ) -> io::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(MAX_THREADS).min(region.len() / MIN_PER_THREAD).max(1);
+    let threads = threads().min(region.len() / MIN_PER_THREAD).max(1);
     let pieces = split_at_newlines(region, threads);
     let parts: Vec<io::Result<Part>> = std::thread::scope(|scope| {
         let handles: Vec<_> = pieces[1..].iter().map(|&piece| scope.spawn(move || classify_part(piece))).collect();
@@ -384,67 +360,6 @@ fn visit_region(
     Ok(())
 }
 
-/// Reads `reader` into regions of whole lines (the last may end without
-/// `\n`), each sent with its length in a buffer of its own, so that one
-/// region is read while the one before is classified. At most `IN_FLIGHT`
-/// buffers exist; they come back through `spare`. Stops at the end, at an
-/// error (sent on), or when the receiving side is gone.
-fn read_ahead<R: Read>(
-    mut reader: R,
-    regions: mpsc::SyncSender<io::Result<(Vec<u8>, usize)>>,
-    spare: mpsc::Receiver<Vec<u8>>,
-) {
-    let mut carry = Vec::new();
-    let mut allocated = 0;
-    loop {
-        let mut buf = match spare.try_recv() {
-            Ok(buf) => buf,
-            Err(_) if allocated < IN_FLIGHT => {
-                allocated += 1;
-                vec![0u8; CHUNK]
-            }
-            Err(_) => match spare.recv() {
-                Ok(buf) => buf,
-                Err(_) => return,
-            },
-        };
-        if buf.len() < carry.len() + CHUNK {
-            buf.resize(carry.len() + CHUNK, 0);
-        }
-        buf[..carry.len()].copy_from_slice(&carry);
-        let mut filled = carry.len();
-        let (end, done) = loop {
-            if filled == buf.len() {
-                // One line longer than the buffer: grow to hold it.
-                buf.resize(buf.len() * 2, 0);
-            }
-            let read = match read_some(&mut reader, &mut buf[filled..]) {
-                Ok(read) => read,
-                Err(e) => {
-                    let _ = regions.send(Err(e));
-                    return;
-                }
-            };
-            filled += read;
-            // `read_some` stops short only at the end of the stream.
-            if filled < buf.len() {
-                break (filled, true);
-            }
-            if let Some(last) = memchr::memrchr(b'\n', &buf[..filled]) {
-                break (last + 1, false);
-            }
-        };
-        carry.clear();
-        carry.extend_from_slice(&buf[end..filled]);
-        if end > 0 && regions.send(Ok((buf, end))).is_err() {
-            return;
-        }
-        if done {
-            return;
-        }
-    }
-}
-
 /// Validates a whole stream on all cores. Same result as `for_each_line`
 /// with no visitor.
 pub fn check<R: Read + Send>(reader: R) -> io::Result<Summary> {
@@ -458,9 +373,11 @@ const MAX_THREADS: usize = 4;
 /// than it saves.
 const MIN_PER_THREAD: usize = 256 * 1024;
 
-/// Buffers of `CHUNK` bytes the parallel reader uses: one being read, one
-/// waiting, one being classified.
-const IN_FLIGHT: usize = 3;
+/// Bytes a pipeline worker reads and classifies at a time: small enough
+/// that the copy the read makes is still in the core's cache (L2) when the
+/// classifier reads it. Measured on 256 MiB of short lines, 2 cores: 128 KiB
+/// 132 ms, 512 KiB 108-115 ms, 1 MiB 107-115 ms, 4 MiB 122 ms.
+const PIPELINE_CHUNK: usize = 512 * 1024;
 
 /// `region` cut into up to `n` pieces, each ending just after a `\n`
 /// (the last piece ends where the region does).
