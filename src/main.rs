@@ -1,32 +1,80 @@
 //! The `preflight` binary: parse arguments, run the command, print the
 //! report, exit with the launcher contract's code.
+//!
+//! It starts at the C `main`, not through std's runtime start-up: that
+//! start-up reads and parses /proc/self/maps to place the main thread's
+//! stack-overflow guard, a tenth of what `preflight --version` costs, paid
+//! on every start of the application. What else it does and matters here
+//! is done by `start` (see there); a stack overflow is then a plain SIGSEGV
+//! instead of a message and SIGABRT.
+#![cfg_attr(not(test), no_main)]
+// The entry point below is left out of test builds, which have their own.
+#![cfg_attr(test, allow(dead_code))]
 
 mod cli;
 mod commands;
 
 use std::io;
-use std::process::ExitCode;
 
 use clap::Parser;
 
 use cli::{Cli, Command, Format};
 use preflight::report;
 
-fn main() -> ExitCode {
+/// The process's entry point, called by the C runtime with the arguments
+/// std has already captured (`std::env::args_os` works as usual).
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    start();
+    // A panic is reported by the panic hook, as under std's start-up, and
+    // ends the process with std's code for it.
+    let code = std::panic::catch_unwind(preflight_main).map_or(101, |code| code);
+    // std's start-up flushed stdout at exit; a report may end without `\n`.
+    let _ = io::Write::flush(&mut io::stdout());
+    code.into()
+}
+
+/// What std's start-up did that this program relies on:
+/// - descriptors 0, 1 and 2 are open (on `/dev/null` if they were closed),
+///   so that no file preflight opens becomes stdout and takes its report;
+/// - SIGPIPE is ignored, so that a reader gone away is an `EPIPE` error
+///   (a launcher's `| head`) and not a silent death mid-heal; std's
+///   `Command` still gives children the default disposition.
+///
+/// And one of its own: SIGXFSZ is ignored (`ignore_file_size_signal`).
+fn start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
+    // SAFETY: `fds` is a valid array of three pollfds for the whole call.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    for fd in fds.iter().filter(|fd| polled >= 0 && fd.revents & libc::POLLNVAL != 0) {
+        // SAFETY: a C string literal; the lowest free descriptor is `fd.fd`,
+        // since the ones below it are open.
+        if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } != fd.fd {
+            std::process::abort();
+        }
+    }
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     ignore_file_size_signal();
+}
+
+fn preflight_main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap exits 2 on bad arguments, which a launcher would read as "go".
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+            return if e.use_stderr() { 1 } else { 0 };
         }
     };
     cli.color.choice().write_global();
     let command = command_name(&cli.command);
     match run(&cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             let message = format!("{e:#}");
             let _ = match cli.format {
@@ -34,7 +82,7 @@ fn main() -> ExitCode {
                 Format::Junit => report::junit_error(command, &message, &mut anstream::stdout()),
                 Format::Human => report::human_error(&message, &mut anstream::stderr()),
             };
-            ExitCode::from(1)
+            1
         }
     }
 }

@@ -194,10 +194,8 @@ fn read_env(root: &Path, rel: &Path) -> Result<EnvFile, ReadError> {
     if !meta.is_file() {
         return Err(ReadError::Other(format!("{} is not a regular file", rel.display())));
     }
-    let mut bytes = Vec::new();
-    fsutil::open_regular(&path)
-        .and_then(|mut file| file.read_to_end(&mut bytes))
-        .map_err(|e| ReadError::Other(format!("cannot read {}: {e}", rel.display())))?;
+    let bytes =
+        fsutil::read_regular(&path).map_err(|e| ReadError::Other(format!("cannot read {}: {e}", rel.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         ReadError::Other(format!("{} is not valid UTF-8 (line {line})", rel.display()))

@@ -5,7 +5,6 @@
 //! own ID, `file:<path>`; schema violations on `file:<path>:schema`, so
 //! `--only file:<path>:schema` selects just the invariants.
 
-use std::io::Read as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -211,11 +210,7 @@ enum Read {
 fn read_json(root: &Path, rel: &Path) -> Read {
     let Ok(path) = crate::fsutil::resolve(root, rel) else { return Read::Unusable };
     // A FIFO or device in its place is refused at once, never waited on.
-    let Ok(mut file) = crate::fsutil::open_regular(&path) else { return Read::Unusable };
-    let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).is_err() {
-        return Read::Unusable;
-    }
+    let Ok(bytes) = crate::fsutil::read_regular(&path) else { return Read::Unusable };
     match serde_json::from_slice(&bytes) {
         Ok(value) => Read::Value(value),
         Err(_) if matches!(salvage::salvage(&bytes), Outcome::Valid { .. }) => Read::TooDeep,

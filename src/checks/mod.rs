@@ -195,9 +195,9 @@ pub fn run_all(manifest: &Manifest, options: &CheckOptions, selection: &Selectio
     let ctx = CheckCtx { manifest, root: &manifest.root, options };
     let mut out = Findings::default();
     let selected = |c: &&&dyn Check| selection.includes_scope(c.scope()) && selection.may_select(c.kind().prefix());
-    for check in REGISTRY.iter().filter(selected) {
-        check.run(&ctx, &mut out)?;
-    }
+    crate::fsutil::remembering_folders(|| {
+        REGISTRY.iter().filter(selected).try_for_each(|check| check.run(&ctx, &mut out))
+    })?;
     provided::hold_back(manifest, &mut out);
     out.retain_ids(|id| selection.includes_id(id));
     Ok(out)

@@ -58,10 +58,8 @@ impl Schema {
     /// Reads and compiles the schema at `rel` under `root`.
     pub fn load(root: &Path, rel: &Path) -> anyhow::Result<Schema> {
         let path = crate::fsutil::resolve(root, rel)?;
-        let mut text = Vec::new();
         // A FIFO or device in its place is refused at once, never waited on.
-        crate::fsutil::open_regular(&path)
-            .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut text))
+        let text = crate::fsutil::read_regular(&path)
             .with_context(|| format!("cannot read the JSON Schema {}", rel.display()))?;
         let value: Value = serde_json::from_slice(&text)
             .with_context(|| format!("the JSON Schema {} is not valid JSON", rel.display()))?;

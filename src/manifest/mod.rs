@@ -267,7 +267,7 @@ pub fn load(path: &Path, root: Option<&Path>) -> Result<Manifest, ManifestError>
         },
     };
     let raw = validate::parse(path, &source)?;
-    validate::validate(path, &source, raw, &root)
+    crate::fsutil::remembering_folders(|| validate::validate(path, &source, raw, &root))
 }
 
 /// Parses a manifest from text, for tests and fuzzing; `name` decides the

@@ -31,3 +31,4 @@ mod runtime;
 mod safety;
 mod sqlite;
 mod sqlite_heal;
+mod start;

@@ -41,12 +41,8 @@ impl Desired {
 /// The text of the DDL file `rel` (relative to `root`).
 pub fn read(root: &Path, rel: &Path) -> anyhow::Result<String> {
     let path = crate::fsutil::resolve(root, rel)?;
-    let mut text = String::new();
     // A FIFO or device in its place is refused at once, never waited on.
-    crate::fsutil::open_regular(&path)
-        .and_then(|mut file| std::io::Read::read_to_string(&mut file, &mut text))
-        .with_context(|| format!("cannot read schema file {}", rel.display()))?;
-    Ok(text)
+    crate::fsutil::read_regular_text(&path).with_context(|| format!("cannot read schema file {}", rel.display()))
 }
 
 /// Loads the DDL text read from `rel` into a fresh in-memory database.
