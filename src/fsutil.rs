@@ -4,7 +4,6 @@
 //! permission bits, the process's identity.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -52,7 +51,9 @@ pub fn volumes(root: &Path) -> Vec<PathBuf> {
 thread_local! {
     /// Folders `confine` found to be real folders, not symlinks, in the
     /// current `remembering_folders` scope of this thread.
-    static PLAIN_FOLDERS: RefCell<Option<HashSet<PathBuf>>> = const { RefCell::new(None) };
+    /// A handful of folders: a list compared byte for byte is cheaper than
+    /// hashing paths component by component.
+    static PLAIN_FOLDERS: RefCell<Option<Vec<PathBuf>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with `confine` remembering the real folders it meets, so that
@@ -62,24 +63,27 @@ thread_local! {
 /// symlink during the pass is then seen only by the writes, which go
 /// through `safety::confined` and resolve every path again.
 pub fn remembering_folders<T>(f: impl FnOnce() -> T) -> T {
-    struct Scope(Option<HashSet<PathBuf>>);
+    struct Scope(Option<Vec<PathBuf>>);
     impl Drop for Scope {
         fn drop(&mut self) {
             PLAIN_FOLDERS.with(|folders| *folders.borrow_mut() = self.0.take());
         }
     }
-    let _scope = Scope(PLAIN_FOLDERS.with(|folders| folders.borrow_mut().replace(HashSet::new())));
+    let _scope = Scope(PLAIN_FOLDERS.with(|folders| folders.borrow_mut().replace(Vec::new())));
     f()
 }
 
 fn known_plain_folder(path: &Path) -> bool {
-    PLAIN_FOLDERS.with(|folders| folders.borrow().as_ref().is_some_and(|set| set.contains(path)))
+    let bytes = path.as_os_str().as_encoded_bytes();
+    PLAIN_FOLDERS.with(|folders| {
+        folders.borrow().as_ref().is_some_and(|list| list.iter().any(|p| p.as_os_str().as_encoded_bytes() == bytes))
+    })
 }
 
 fn remember_plain_folder(path: &Path) {
     PLAIN_FOLDERS.with(|folders| {
-        if let Some(set) = folders.borrow_mut().as_mut() {
-            set.insert(path.to_path_buf());
+        if let Some(list) = folders.borrow_mut().as_mut() {
+            list.push(path.to_path_buf());
         }
     });
 }
@@ -95,10 +99,8 @@ pub fn confine(root: &Path, rel: &Path) -> Result<(), Escape> {
     // Where the rest of the path must stay: the root, or a volume's target.
     let mut boundary: Option<PathBuf> = None;
     let mut current = root.to_path_buf();
-    let mut shown = PathBuf::new();
-    for component in rel.components() {
+    for (depth, component) in rel.components().enumerate() {
         current.push(component);
-        shown.push(component);
         if known_plain_folder(&current) {
             continue;
         }
@@ -119,6 +121,8 @@ pub fn confine(root: &Path, rel: &Path) -> Result<(), Escape> {
         }
         let canonical_root = canonical_root.as_deref().unwrap_or(root);
         let target = current.canonicalize();
+        // The path as far as here, as the manifest writes it.
+        let shown: PathBuf = rel.components().take(depth + 1).collect();
         if volumes.contains(&shown) {
             match target {
                 Ok(target) if !target.starts_with(canonical_root) => boundary = Some(target),

@@ -16,7 +16,7 @@ mod commands;
 
 use std::io;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command, Format};
 use preflight::report;
@@ -61,8 +61,20 @@ fn start() {
     ignore_file_size_signal();
 }
 
+/// `Cli::try_parse`, without freeing clap's command tree piece by piece
+/// afterwards (more instructions than the parse itself): the process ends
+/// soon and the memory goes with it.
+fn parse_arguments() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command)));
+    std::mem::forget(command);
+    parsed
+}
+
 fn preflight_main() -> u8 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_arguments() {
         Ok(cli) => cli,
         Err(e) => {
             // clap exits 2 on bad arguments, which a launcher would read as "go".

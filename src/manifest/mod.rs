@@ -99,18 +99,41 @@ pub struct HeartbeatSpec {
     pub severity: Option<Severity>,
 }
 
-/// A relative, `/`-separated glob of the manifest, checked and compiled
-/// once: `*` and `?` do not cross `/`, `**` does.
+/// A relative, `/`-separated glob of the manifest, checked once: `*` and
+/// `?` do not cross `/`, `**` does. Its matcher (a regex) is built on the
+/// first path that has the glob's literal start and end (`state/`, `.lock`
+/// in `state/*.lock`): building it costs more than the rest of a validate
+/// of a small manifest spends on globs, and most paths are told apart by
+/// those literals alone.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     text: String,
-    matcher: globset::GlobMatcher,
+    glob: globset::Glob,
+    /// Text every match starts with, and text every match ends with.
+    prefix: String,
+    suffix: String,
+    matcher: std::sync::OnceLock<globset::GlobMatcher>,
 }
+
+/// Bytes with a meaning of their own in a glob; literal text is what lies
+/// outside them.
+const GLOB_SPECIAL: &[char] = &['*', '?', '[', ']', '{', '}', '\\'];
 
 impl Pattern {
     pub fn compile(text: String) -> Result<Pattern, globset::Error> {
-        let matcher = globset::GlobBuilder::new(&text).literal_separator(true).build()?.compile_matcher();
-        Ok(Pattern { text, matcher })
+        let glob = globset::GlobBuilder::new(&text).literal_separator(true).build()?;
+        let mut prefix = &text[..text.find(GLOB_SPECIAL).unwrap_or(text.len())];
+        let mut suffix = match text.rfind(GLOB_SPECIAL) {
+            Some(at) => &text[at + 1..],
+            None => "", // no wildcard: the prefix is the whole text
+        };
+        if text.contains("**") {
+            // `a/**/b` matches `a/b`, and `**/b` matches `b`: the `/` next
+            // to a `**` may not be there.
+            (prefix, suffix) = (prefix.trim_end_matches('/'), suffix.trim_start_matches('/'));
+        }
+        let (prefix, suffix) = (prefix.to_string(), suffix.to_string());
+        Ok(Pattern { text, glob, prefix, suffix, matcher: std::sync::OnceLock::new() })
     }
 
     pub fn as_str(&self) -> &str {
@@ -118,7 +141,103 @@ impl Pattern {
     }
 
     pub fn is_match(&self, path: impl AsRef<Path>) -> bool {
-        self.matcher.is_match(path)
+        let path = path.as_ref();
+        let bytes = path.as_os_str().as_encoded_bytes();
+        let (prefix, suffix) = (self.prefix.as_bytes(), self.suffix.as_bytes());
+        if !bytes.starts_with(prefix) || !bytes.ends_with(suffix) {
+            return false;
+        }
+        self.matcher.get_or_init(|| self.glob.compile_matcher()).is_match(path)
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::Pattern;
+
+    #[test]
+    fn the_literal_filter_never_changes_what_a_glob_matches() {
+        let globs = [
+            "state/*.lock",
+            "logs/*.log",
+            "*.log",
+            "**/*.tmp",
+            "a/**/b",
+            "run/x?.pid",
+            "data/[ab]*.db",
+            "x/{a,b}.json",
+            "exact/name.lock",
+            "a\\*b",
+            "cache/**",
+            "*",
+            "**",
+            "logs/app-*-old.log",
+            "**/b",
+            "a/**",
+            "x/**/y/*.z",
+        ];
+        let paths = [
+            "state/a.lock",
+            "state/sub/a.lock",
+            "state/.lock",
+            "state/a.lockx",
+            "logs/a.log",
+            "logs/x/a.log",
+            "a.log",
+            "x/y/z.tmp",
+            "z.tmp",
+            "a/b",
+            "a/x/y/b",
+            "run/x1.pid",
+            "run/x12.pid",
+            "data/a1.db",
+            "data/c1.db",
+            "x/a.json",
+            "x/c.json",
+            "exact/name.lock",
+            "exact/name.lockx",
+            "a*b",
+            "axb",
+            "cache/x/y",
+            "cache",
+            "logs/app-1-old.log",
+            "logs/app--old.log",
+            "logs/app-old.log",
+            "",
+            "state",
+            "b",
+            "a",
+            "x/y/q.z",
+            "x/y/y/q.z",
+        ];
+        for glob in globs {
+            let pattern = Pattern::compile(glob.to_string()).unwrap();
+            let reference = globset::GlobBuilder::new(glob).literal_separator(true).build().unwrap().compile_matcher();
+            for path in paths {
+                assert_eq!(pattern.is_match(path), reference.is_match(path), "{glob} on {path:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_literal_filter_agrees_with_globset_on_random_globs(
+            glob in "(a|b|/|\\*|\\*\\*|\\?|\\.|\\[ab\\]|\\{a,b/\\}){0,7}",
+            path in "(a|b|/|\\.){0,7}",
+        ) {
+            let Ok(reference) = globset::GlobBuilder::new(&glob).literal_separator(true).build() else { return Ok(()) };
+            let pattern = Pattern::compile(glob.clone()).unwrap();
+            proptest::prop_assert_eq!(pattern.is_match(&path), reference.compile_matcher().is_match(&path), "{} on {:?}", glob, path);
+        }
+    }
+
+    #[test]
+    fn a_path_without_the_literals_never_builds_the_matcher() {
+        let pattern = Pattern::compile("state/*.lock".into()).unwrap();
+        assert!(!pattern.is_match("state/VERSION") && !pattern.is_match("logs/a.lock"));
+        assert!(pattern.matcher.get().is_none());
+        assert!(pattern.is_match("state/a.lock"));
+        assert!(pattern.matcher.get().is_some());
     }
 }
 
