@@ -233,6 +233,22 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_in_a_chunk_is_an_error_not_a_hang() {
+        let input: Vec<u8> = (0..10_000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+        let result = run(
+            input.as_slice(),
+            100,
+            2,
+            |bytes| {
+                assert!(!bytes.starts_with(b"5000\n") && memchr::memmem::find(bytes, b"\n5000\n").is_none());
+                Ok(())
+            },
+            |_, ()| Ok(()),
+        );
+        assert_eq!(result.unwrap_err().to_string(), "a chunk's check panicked");
+    }
+
+    #[test]
     fn an_empty_stream_visits_nothing() {
         assert!(chunks(b"", 64, 2).is_empty());
     }
