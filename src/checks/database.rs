@@ -26,11 +26,11 @@ impl Check for DatabaseCheck {
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
         let options = db::sqlite::Options { allow_rebuild: ctx.options.allow_rebuild, deep: ctx.options.deep };
-        let who = Who::of(ctx.manifest);
+        let who = ctx.who();
         for spec in &ctx.manifest.databases {
             let inspection = db::sqlite::inspect(ctx.root, spec, options, &ctx.options.cache.sqlite)?;
             record(inspection, out);
-            usable(ctx, spec, &who, out);
+            usable(ctx, spec, who, out);
         }
         let options = db::postgres::claims::Options { allow_rebuild: ctx.options.allow_rebuild };
         for spec in &ctx.manifest.postgres {

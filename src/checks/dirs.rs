@@ -26,17 +26,17 @@ impl Check for DirCheck {
     }
 
     fn run(&self, ctx: &CheckCtx, out: &mut Findings) -> anyhow::Result<()> {
-        let who = Who::of(ctx.manifest);
+        let who = ctx.who();
         let declared: Vec<PathBuf> = ctx.manifest.dirs.iter().map(|d| d.path.clone()).collect();
         for dir in &ctx.manifest.dirs {
-            match inspect(ctx, dir) {
+            let (finding, provided) = inspect(ctx, dir);
+            match finding {
                 Some(finding) => out.push(finding),
                 None => out.pass(id(dir), Area::Fs),
             }
             // A dir that is there (its mode may be wider than declared).
-            let present = fs::metadata(ctx.root.join(&dir.path)).is_ok_and(|m| m.is_dir());
-            if present && super::provided::dir_state(ctx.root, dir).is_none() {
-                usable(ctx, dir, &who, &declared, out);
+            if provided {
+                usable(ctx, dir, who, &declared, out);
             }
         }
         Ok(())
@@ -67,9 +67,11 @@ fn id(dir: &DirSpec) -> String {
     Kind::Dir.id(dir.path.display())
 }
 
-fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {
+/// The dir's finding, if any, and whether it is there as a folder the
+/// deployment has provided (then its access is checked too).
+fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> (Option<Finding>, bool) {
     let critical = severity(dir.severity, Severity::Critical);
-    let problem = |sev, message: String| Some(Finding::new(id(dir), Area::Fs, sev, message));
+    let problem = |sev, message: String| (Some(Finding::new(id(dir), Area::Fs, sev, message)), false);
     let path = match fsutil::resolve(ctx.root, &dir.path) {
         Ok(p) => p,
         Err(e) => return problem(critical, format!("{e}; it is left alone")),
@@ -90,7 +92,7 @@ fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {
                 Phase::Dirs,
                 vec![Op::CreateDir { path: dir.path.clone(), mode: dir.mode }],
             );
-            return problem(critical, "directory is missing".into()).map(|f| f.with_fix(fix));
+            return (Some(Finding::new(id(dir), Area::Fs, critical, "directory is missing").with_fix(fix)), false);
         }
         Err(e) => return problem(critical, format!("cannot inspect the directory: {e}")),
     };
@@ -100,11 +102,12 @@ fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> Option<Finding> {
     if let Some(unready) = super::provided::dir_state(ctx.root, dir) {
         return problem(critical, format!("{}; nothing is written beneath it until then", unready.why));
     }
-    let declared = dir.mode?;
+    let Some(declared) = dir.mode else { return (None, true) };
     let actual = fsutil::mode_of(&meta);
     let extra = actual & !declared & 0o777;
-    (extra != 0).then(|| {
+    let wider = (extra != 0).then(|| {
         let message = format!("mode {actual:04o} is wider than the declared {declared:04o}; run `chmod {declared:04o}` if that is not deliberate");
         Finding::new(id(dir), Area::Fs, severity(dir.severity, Severity::Warning), message)
-    })
+    });
+    (wider, true)
 }

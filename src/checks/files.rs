@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use super::access::{self, Denied, Need, Who};
+use super::access::{self, Denied, Need};
 use super::json_integrity::Verdict;
 use super::{severity, Check, CheckCtx, Scope};
 use crate::finding::{Area, Finding, Findings, Kind, Severity};
@@ -245,8 +245,8 @@ fn reserialize(actual: &Map<String, Value>, additions: &[(&String, &Value)]) -> 
 fn writable(ctx: &CheckCtx, spec: &FileSpec, critical: Severity, out: &mut Findings) {
     let id = format!("{}:mode", id(spec));
     let declared: Vec<PathBuf> = ctx.manifest.dirs.iter().map(|d| d.path.clone()).collect();
-    let denied = match Who::of(ctx.manifest) {
-        Ok(who) => access::check(ctx.root, &spec.path, Need::File, &who, &declared),
+    let denied = match ctx.who() {
+        Ok(who) => access::check(ctx.root, &spec.path, Need::File, who, &declared),
         Err(why) => Some(Denied { message: format!("access cannot be checked: {why}"), fix: None }),
     };
     match denied {

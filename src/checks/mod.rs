@@ -61,6 +61,15 @@ pub struct CheckCtx<'a> {
     pub manifest: &'a Manifest,
     pub root: &'a Path,
     pub options: &'a CheckOptions,
+    /// The account whose access is checked, looked up once per pass.
+    who: std::sync::OnceLock<Result<access::Who, String>>,
+}
+
+impl CheckCtx<'_> {
+    /// `access::Who::of` the manifest, the same for every check of a pass.
+    pub fn who(&self) -> &Result<access::Who, String> {
+        self.who.get_or_init(|| access::Who::of(self.manifest))
+    }
 }
 
 /// One kind of check.
@@ -192,7 +201,7 @@ fn declared_ids(manifest: &Manifest) -> Vec<DeclaredId> {
 
 /// Runs every selected check against the disk.
 pub fn run_all(manifest: &Manifest, options: &CheckOptions, selection: &Selection) -> anyhow::Result<Findings> {
-    let ctx = CheckCtx { manifest, root: &manifest.root, options };
+    let ctx = CheckCtx { manifest, root: &manifest.root, options, who: std::sync::OnceLock::new() };
     let mut out = Findings::default();
     let selected = |c: &&&dyn Check| selection.includes_scope(c.scope()) && selection.may_select(c.kind().prefix());
     crate::fsutil::remembering_folders(|| {
