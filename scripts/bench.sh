@@ -5,7 +5,10 @@
 #   scripts/bench.sh [example]  start-up cost of `validate` on the shipped
 #                               example, next to a hand-written Python
 #                               validator making the same checks
-#                               (scripts/baseline_validate.py, a baseline)
+#                               (scripts/baseline_validate.py, a baseline),
+#                               then interleaved with --version and
+#                               /usr/bin/true (bench-startup.sh; set
+#                               BASELINE_BIN to add an older binary)
 #   scripts/bench.sh json       JSONL check vs jq and Python, JSONL repair,
 #                               salvage of a truncated JSON (bench-json.sh)
 #   scripts/bench.sh sqlite     bench-sqlite.sh (SQLITE_MIB, default 1024)
@@ -73,6 +76,8 @@ bench_example() {
   jq -r '.results as $r |
     "-- Python baseline / preflight: \($r[4].mean / $r[0].mean | . * 10 | round / 10)x with the command check, \($r[5].mean / $r[1].mean | . * 10 | round / 10)x without",
     "-- issue: validate of the example <= 3 ms median; preflight without commands: median \($r[1].median * 1000 | . * 100 | round / 100) ms, mean \($r[1].mean * 1000 | . * 100 | round / 100) ms"' "$work/all.json"
+  echo
+  scripts/bench-startup.sh
 }
 
 target=${1:-example}
