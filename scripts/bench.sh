@@ -11,7 +11,7 @@
 #                               BASELINE_BIN to add an older binary)
 #   scripts/bench.sh json       JSONL check vs jq and Python, JSONL repair,
 #                               salvage of a truncated JSON (bench-json.sh)
-#   scripts/bench.sh sqlite     bench-sqlite.sh (SQLITE_MIB, default 1024)
+#   scripts/bench.sh sqlite     bench-sqlite.sh (SQLITE_ROWS, default 6000000: 0.9 GB)
 #   scripts/bench.sh runtime    bench-runtime.sh
 #   scripts/bench.sh ops        bench-ops.sh
 #   scripts/bench.sh all        all of the above, then bench-postgres.sh if present
@@ -84,7 +84,7 @@ target=${1:-example}
 case "$target" in
   example) need_tools; bench_example ;;
   json) need_tools; scripts/bench-json.sh ;;
-  sqlite) need_tools; scripts/bench-sqlite.sh "${SQLITE_MIB:-1024}" ;;
+  sqlite) need_tools; scripts/bench-sqlite.sh "${SQLITE_ROWS:-6000000}" ;;
   runtime) need_tools; scripts/bench-runtime.sh ;;
   ops) need_tools; scripts/bench-ops.sh ;;
   all)
@@ -94,7 +94,7 @@ case "$target" in
     echo
     scripts/bench-json.sh
     echo
-    scripts/bench-sqlite.sh "${SQLITE_MIB:-1024}"
+    scripts/bench-sqlite.sh "${SQLITE_ROWS:-6000000}"
     echo
     scripts/bench-runtime.sh
     echo
