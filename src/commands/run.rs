@@ -44,7 +44,18 @@ pub fn run(cli: &Cli, retry: Retry, cmd: &[OsString]) -> anyhow::Result<u8> {
         return Ok(1);
     }
     let _ = err.flush();
-    let error = std::process::Command::new(program).args(&cmd[1..]).exec();
+    let mut command = std::process::Command::new(program);
+    command.args(&cmd[1..]);
+    // preflight ignores SIGXFSZ for its own writes (see main.rs); an
+    // ignored signal survives exec, and the app must get the default.
+    // SAFETY: signal() is async-signal-safe and touches no memory.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            Ok(())
+        })
+    };
+    let error = command.exec();
     Err(error).with_context(|| format!("cannot start {}", program.to_string_lossy()))
 }
 

@@ -70,7 +70,7 @@ mod run {
     }
 
     #[test]
-    fn the_app_gets_sigpipe_with_its_default_action() {
+    fn the_app_gets_sigpipe_and_sigxfsz_with_their_default_actions() {
         // Rust ignores SIGPIPE in its own processes; an ignored signal
         // would survive the exec and change how the app reacts to pipes.
         let t = TestDir::with_manifest("version = 1\n");
@@ -78,6 +78,9 @@ mod run {
         assert_eq!(run.code, 0, "{}", run.all_output());
         let mask = u64::from_str_radix(run.stdout.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
         assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{}", run.stdout);
+        // preflight ignores SIGXFSZ for its own writes; the app gets the
+        // default too (killed over `ulimit -f`, as it would be without us).
+        assert_eq!(mask & (1 << (libc::SIGXFSZ - 1)), 0, "{}", run.stdout);
     }
 
     #[test]
