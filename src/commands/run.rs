@@ -45,17 +45,7 @@ pub fn run(cli: &Cli, retry: Retry, cmd: &[OsString]) -> anyhow::Result<u8> {
     }
     let _ = err.flush();
     let mut command = std::process::Command::new(program);
-    command.args(&cmd[1..]);
-    // preflight ignores SIGXFSZ for its own writes (see main.rs); an
-    // ignored signal survives exec, and the app must get the default.
-    // SAFETY: signal() is async-signal-safe and touches no memory.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-            Ok(())
-        })
-    };
-    let error = command.exec();
+    let error = preflight::runtime::exec::default_signals(command.args(&cmd[1..])).exec();
     Err(error).with_context(|| format!("cannot start {}", program.to_string_lossy()))
 }
 

@@ -90,6 +90,20 @@ pub enum ExecError {
     Spawn { program: String, source: io::Error },
 }
 
+/// Gives the program `command` starts the default disposition of SIGXFSZ:
+/// preflight ignores it for its own writes (see main.rs), and an ignored
+/// signal survives exec. (std already does the same for SIGPIPE.)
+pub fn default_signals(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal() is async-signal-safe and touches no memory.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            Ok(())
+        })
+    }
+}
+
 /// Runs `line` in `cwd`, killing it (and its process group) after `timeout`.
 pub fn run(line: &str, cwd: &Path, timeout: Duration) -> Result<Outcome, ExecError> {
     let mut command = match Invocation::of(line) {
@@ -107,6 +121,7 @@ pub fn run(line: &str, cwd: &Path, timeout: Duration) -> Result<Outcome, ExecErr
         }
     };
     command.current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    default_signals(&mut command);
     let program = line.split_whitespace().next().unwrap_or(line).to_string();
     let mut child = command.spawn().map_err(|source| ExecError::Spawn { program, source })?;
     let stdout = capture(child.stdout.take());

@@ -633,6 +633,18 @@ mod cli {
     }
 
     #[test]
+    fn a_command_check_runs_with_sigxfsz_at_its_default() {
+        // preflight ignores SIGXFSZ for its own writes; the tools it runs
+        // must not inherit that (an ignored signal survives exec).
+        let root = Root::new();
+        let body = "[[command]]\nname = \"tool\"\nrun = \"sh -c 'grep SigIgn /proc/self/status > ignored'\"\n";
+        assert_eq!(root.cli(body, &["validate"]).code, 0);
+        let text = root.t.read("ignored");
+        let mask = u64::from_str_radix(text.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGXFSZ - 1)), 0, "{text}");
+    }
+
+    #[test]
     fn a_live_pidfile_blocks_the_launch_until_terminated() {
         let root = Root::new();
         let mut child = ChildGuard::spawn_and_wait_for_exec(Command::new("sleep").arg("62"));
