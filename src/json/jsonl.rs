@@ -366,7 +366,8 @@ pub fn check<R: Read + Send>(reader: R) -> io::Result<Summary> {
     for_each_part(reader, |_, _| Ok(()))
 }
 
-/// At most this many threads validate one chunk.
+/// At most this many threads classify: the pipeline's workers, or the
+/// pieces of one region read whole.
 const MAX_THREADS: usize = 4;
 
 /// A thread gets at least this many bytes: below, starting it costs more
