@@ -92,7 +92,8 @@ fn inspect(ctx: &CheckCtx, dir: &DirSpec) -> (Option<Finding>, bool) {
                 Phase::Dirs,
                 vec![Op::CreateDir { path: dir.path.clone(), mode: dir.mode }],
             );
-            return (Some(Finding::new(id(dir), Area::Fs, critical, "directory is missing").with_fix(fix)), false);
+            let (finding, provided) = problem(critical, "directory is missing".to_string());
+            return (finding.map(|f| f.with_fix(fix)), provided);
         }
         Err(e) => return problem(critical, format!("cannot inspect the directory: {e}")),
     };
